@@ -1,0 +1,218 @@
+"""One typed settings object for every knob: defaults, then a TOML file, then env vars, then flags.
+
+Secrets (API keys) are read from the environment only, kept as ``SecretStr`` and excluded from
+:meth:`Settings.public_dict`, which is what runs record. They never enter graph state.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+SearchBackendName = Literal["tavily", "serper", "searxng", "ddg", "local"]
+
+# field name -> environment variable. These names are a contract other tools rely on.
+ENV_VARS: dict[str, str] = {
+    "search_model_url": "FATHOM_SEARCH_MODEL_URL",
+    "synth_model_url": "FATHOM_SYNTH_MODEL_URL",
+    "query_llm": "FATHOM_QUERY_LLM",
+    "search_backend": "FATHOM_SEARCH_BACKEND",
+    "searxng_url": "SEARXNG_URL",
+    "serper_url": "SERPER_BASE_URL",
+    "tavily_url": "TAVILY_BASE_URL",
+    "allow_hosts": "FATHOM_ALLOW_HOSTS",
+    "max_rounds": "FATHOM_MAX_ROUNDS",
+    "prompt_file": "FATHOM_PROMPT_FILE",
+    "db_url": "FATHOM_DB_URL",
+    "max_wall_seconds": "FATHOM_MAX_WALL_SECONDS",
+    "max_calls_per_turn": "FATHOM_MAX_CALLS_PER_TURN",
+    "context_tokens": "FATHOM_CONTEXT_TOKENS",
+}
+SECRET_ENV_VARS: dict[str, str] = {
+    "tavily_api_key": "TAVILY_API_KEY",
+    "serper_api_key": "SERPER_API_KEY",
+    "openai_api_key": "OPENAI_API_KEY",
+    "query_llm_api_key": "FATHOM_QUERY_LLM_API_KEY",
+    "model_api_key": "FATHOM_MODEL_API_KEY",
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value Fathom cannot use; the message names the setting and says why."""
+
+
+class Settings(BaseModel):
+    """Everything a run can be configured with. Build it with :meth:`Settings.load`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # models
+    search_model_url: str = "http://127.0.0.1:8902"
+    synth_model_url: str = "http://127.0.0.1:8903"
+    query_llm: str = "none"
+    model_timeout_s: float = Field(600.0, gt=0)
+    model_retries: int = Field(3, ge=0, le=10)
+    temperature: float = Field(0.6, ge=0, le=2)
+    repetition_penalty: float = Field(1.05, gt=0, le=2)
+    max_new_tokens_per_turn: int = Field(8192, ge=64)
+    context_tokens: int = Field(40960, ge=1024)
+    answer_reserve_tokens: int = Field(2048, ge=64)
+    prompt_file: Path | None = None
+
+    # budgets
+    max_rounds: int = Field(64, ge=1, le=1000)
+    max_calls_per_turn: int = Field(8, ge=1, le=64)
+    max_wall_seconds: float = Field(3600.0, gt=0)
+
+    # tools
+    search_backend: SearchBackendName | None = None  # None: chosen from the keys present
+    search_top_k: int = Field(10, ge=1, le=50)
+    searxng_url: str | None = None
+    serper_url: str = "https://google.serper.dev"
+    tavily_url: str | None = None
+    allow_hosts: tuple[str, ...] = ()
+    fetch_timeout_s: float = Field(20.0, gt=0)
+    fetch_max_bytes: int = Field(5_000_000, ge=1024)
+    tool_timeout_s: float = Field(90.0, gt=0)
+    evidence_max_chars: int = Field(6000, ge=500)
+
+    # persistence
+    db_url: str | None = None
+
+    # secrets: environment only, never recorded
+    tavily_api_key: SecretStr | None = None
+    serper_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    query_llm_api_key: SecretStr | None = None
+    model_api_key: SecretStr | None = None
+
+    @field_validator("search_model_url", "synth_model_url", "serper_url", "searxng_url", "tavily_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+    @field_validator("query_llm")
+    @classmethod
+    def _query_llm(cls, value: str) -> str:
+        value = value.strip()
+        if value == "none" or value.startswith(("openai:", "http://", "https://")):
+            if value in ("openai:",):
+                raise ValueError("'openai:' needs a model name, e.g. openai:gpt-4.1-mini")
+            return value
+        raise ValueError(
+            f"{value!r} is not understood: use 'none', 'openai:MODEL' or an OpenAI-compatible "
+            "base URL such as http://127.0.0.1:8905/v1"
+        )
+
+    @field_validator("allow_hosts", mode="before")
+    @classmethod
+    def _allow_hosts(cls, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = value.split(",")
+        hosts = tuple(h.strip().lower() for h in value if h and h.strip())
+        for host in hosts:
+            if "/" in host or " " in host:
+                raise ValueError(f"{host!r} is not a host[:port] entry")
+        return hosts
+
+    # ---- derived -------------------------------------------------------------------------
+
+    @property
+    def resolved_search_backend(self) -> SearchBackendName:
+        """The backend to use: the one asked for, else the first whose key or URL is present."""
+        if self.search_backend:
+            return self.search_backend
+        if self.tavily_api_key:
+            return "tavily"
+        if self.serper_api_key:
+            return "serper"
+        if self.searxng_url:
+            return "searxng"
+        return "ddg"
+
+    def public_dict(self) -> dict[str, Any]:
+        """JSON-friendly settings with every secret left out (safe for logs and run records)."""
+        data = self.model_dump(mode="json", exclude=set(SECRET_ENV_VARS))
+        data["search_backend"] = self.resolved_search_backend
+        return data
+
+    # ---- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        overrides: dict[str, Any] | None = None,
+        *,
+        config_file: str | Path | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> "Settings":
+        """Merge defaults < config file < environment < ``overrides`` (flags); ``None`` values are ignored.
+
+        Raises :class:`SettingsError` with a one-line, user-facing message on any bad value.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            values.update(_read_config_file(Path(config_file)))
+        for name, var in {**ENV_VARS, **SECRET_ENV_VARS}.items():
+            raw = env.get(var)
+            if raw is not None and raw.strip() != "":
+                values[name] = raw
+        for name, value in (overrides or {}).items():
+            if value is not None and value != ():
+                values[name] = value
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    def merged(self, overrides: dict[str, Any]) -> "Settings":
+        """A copy with ``overrides`` applied (``None`` values ignored), validated again."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        try:
+            return type(self)(**data)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    data = data.get("fathom", data)
+    secrets = set(SECRET_ENV_VARS) & set(data)
+    if secrets:
+        raise SettingsError(
+            f"config file {path} holds {', '.join(sorted(secrets))}: keep API keys in the environment"
+        )
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        var = ENV_VARS.get(field)
+        flag = "--" + field.replace("_", "-")
+        where = f"{flag} / {var}" if var else flag
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known setting"
+        parts.append(f"{where}: {msg}")
+    return "invalid settings: " + "; ".join(parts)
