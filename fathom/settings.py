@@ -21,6 +21,7 @@ ENV_VARS: dict[str, str] = {
     "synth_model_url": "FATHOM_SYNTH_MODEL_URL",
     "query_llm": "FATHOM_QUERY_LLM",
     "search_backend": "FATHOM_SEARCH_BACKEND",
+    "search_protocol": "FATHOM_SEARCH_PROTOCOL",
     "searxng_url": "SEARXNG_URL",
     "serper_url": "SERPER_BASE_URL",
     "tavily_url": "TAVILY_BASE_URL",
@@ -54,6 +55,7 @@ class Settings(BaseModel):
     search_model_url: str = "http://127.0.0.1:8902"
     synth_model_url: str = "http://127.0.0.1:8903"
     query_llm: str = "none"
+    search_protocol: Literal["fathom", "chat"] = "fathom"  # raw ChatML /generate, or /v1 tool calling
     model_timeout_s: float = Field(600.0, gt=0)
     model_retries: int = Field(3, ge=0, le=10)
     temperature: float = Field(0.6, ge=0, le=2)
@@ -213,6 +215,6 @@ def _describe(exc: ValidationError) -> str:
         where = f"{flag} / {var}" if var else flag
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "is not a known setting"
+            where, msg = field, "is not a known setting"
         parts.append(f"{where}: {msg}")
     return "invalid settings: " + "; ".join(parts)

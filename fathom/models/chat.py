@@ -1,0 +1,216 @@
+"""Async OpenAI-compatible chat client (query LLM for page extraction, eval judge).
+
+It uses the raw ``openai`` SDK rather than LangChain's ``ChatOpenAI`` because the latter drops
+SGLang's ``reasoning_content``. The endpoint is named by a spec string, as in settings:
+``"none"``, ``"openai:MODEL"`` or an OpenAI-compatible base URL such as
+``http://127.0.0.1:8905/v1`` (the model is then the first one that ``GET /v1/models`` lists).
+
+Retries are done here, not by the SDK, so both clients share one policy (connection errors,
+timeouts, 408/429/5xx; backoff with jitter). Errors are one-line :mod:`fathom.models.base`
+exceptions; the API key is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Self
+
+import httpx2
+import openai
+
+from fathom.models._retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
+from fathom.models.base import ChatResult, ContextLengthError, ModelError, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+CONNECT_TIMEOUT_S = 10.0
+
+
+class ChatClient:
+    """One chat model behind an OpenAI-compatible endpoint.
+
+    ``base_url=None`` means OpenAI itself (an API key is then required). With a base URL and no
+    key, "EMPTY" is sent, as SGLang and vLLM expect. An empty ``model`` is discovered from
+    ``/v1/models`` on first use. Use ``async with`` or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        model: str | None,
+        *,
+        api_key: str | None,
+        timeout_s: float = 120,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        name: str = "query LLM",
+    ) -> None:
+        if base_url is None and not api_key:
+            raise ModelError(f"{name} openai:{model or '?'} needs an API key: set OPENAI_API_KEY")
+        self.base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        self.is_openai = base_url is None
+        self.model = model or ""
+        self.name = name
+        self.timeout_s = float(timeout_s)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_s = backoff_s
+        self._model_lock = asyncio.Lock()
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=api_key or "EMPTY",
+            timeout=httpx2.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
+            max_retries=0,  # retried below, with our own policy and messages
+        )
+
+    @classmethod
+    def from_spec(
+        cls, spec: str, *, api_key: str | None, timeout_s: float = 120, max_retries: int = 3,
+        backoff_s: float = 0.5, name: str = "query LLM",
+    ) -> ChatClient | None:
+        """Build a client from ``"none"`` (→ ``None``), ``"openai:MODEL"`` or a base URL.
+
+        Raises :class:`ModelError` for a spec it does not understand or an OpenAI spec without key.
+        """
+        spec = spec.strip()
+        common: dict[str, Any] = {"api_key": api_key, "timeout_s": timeout_s,
+                                  "max_retries": max_retries, "backoff_s": backoff_s, "name": name}
+        if spec in ("", "none"):
+            return None
+        if spec.startswith("openai:"):
+            model = spec.removeprefix("openai:").strip()
+            if not model:
+                raise ModelError(f"{name} spec 'openai:' needs a model name, e.g. openai:gpt-4.1-mini")
+            return cls(None, model, **common)
+        if spec.startswith(("http://", "https://")):
+            return cls(spec, None, **common)
+        raise ModelError(
+            f"{name} spec {spec!r} is not understood: use 'none', 'openai:MODEL' or an "
+            "OpenAI-compatible base URL such as http://127.0.0.1:8905/v1"
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"ChatClient({self.base_url!r}, model={self.model!r})"
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+        tools: list[dict[str, Any]] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> ChatResult:
+        """One non-streaming chat completion.
+
+        ``extra_body`` carries server-specific fields (SGLang: ``top_k``, ``repetition_penalty``,
+        ``chat_template_kwargs``…). Tool-call arguments are returned as raw JSON text.
+        """
+        model = await self.resolve_model()
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
+        # OpenAI's newer models reject max_tokens; OpenAI-compatible servers all accept it.
+        kwargs["max_completion_tokens" if self.is_openai else "max_tokens"] = max_tokens
+        if tools:
+            kwargs["tools"] = tools
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        resp = await self._call("chat", lambda: self._client.chat.completions.create(**kwargs))
+        if not resp.choices:
+            raise ModelError(f"{self._where()} returned no choices")
+        if resp.choices[0].finish_reason == "abort":  # SGLang's finish for a request it dropped
+            raise ModelError(f"{self._where()} aborted the completion")
+        return _to_result(resp)
+
+    async def resolve_model(self) -> str:
+        """The model name: as configured, else the first id served at ``/v1/models`` (cached)."""
+        if self.model:
+            return self.model
+        async with self._model_lock:
+            if not self.model:
+                page = await self._call("models", lambda: self._client.models.list())
+                ids = [m.id for m in page.data]
+                if not ids:
+                    raise ModelError(f"{self._where()} serves no models (GET /v1/models is empty)")
+                self.model = ids[0]
+        return self.model
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- retries and error mapping -------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"{self.name} at {self.base_url}"
+
+    async def _call(self, what: str, make: Any) -> Any:
+        attempts = self.max_retries + 1
+        last = ""
+        for attempt in range(attempts):
+            if attempt:
+                await sleep_backoff(attempt - 1, self.backoff_s)
+            try:
+                return await make()
+            except openai.APITimeoutError:
+                last = f"no answer within {self.timeout_s:g} s"
+            except openai.APIConnectionError as exc:
+                last = _connection_reason(exc)
+            except openai.APIStatusError as exc:
+                message = error_message(exc.body) if exc.body is not None else one_line(exc.message)
+                if exc.status_code not in RETRY_STATUSES:
+                    raise self._client_error(exc.status_code, message) from None
+                last = f"HTTP {exc.status_code}: {message}"
+            if attempt + 1 < attempts:
+                log.warning("%s (%s): %s (attempt %d of %d, retrying)",
+                            self._where(), what, last, attempt + 1, attempts)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        raise ModelUnavailableError(f"{self._where()} is unreachable{tries}: {last}")
+
+    def _client_error(self, status: int, message: str) -> ModelError:
+        if status in (400, 413) and is_context_error(message):
+            return ContextLengthError(f"prompt does not fit the context of the {self._where()}: {message}")
+        if status in (401, 403):
+            return ModelError(f"{self._where()} refused the request (HTTP {status}): check the API key")
+        if status == 404:
+            return ModelError(f"{self._where()}: not found (model {self.model!r}?): {message}")
+        return ModelError(f"{self._where()} rejected the request (HTTP {status}): {message}")
+
+
+def _connection_reason(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        seen = seen.__cause__ or seen.__context__
+    return f"cannot connect ({one_line(exc, 160)})"
+
+
+def _to_result(resp: Any) -> ChatResult:
+    choice = resp.choices[0]
+    msg = choice.message
+    calls = [
+        {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"}
+        for tc in (msg.tool_calls or [])
+        if getattr(tc, "function", None) is not None
+    ]
+    extra = msg.model_extra or {}
+    # SGLang and DeepSeek say reasoning_content; vLLM's newer releases say reasoning.
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+    usage = resp.usage
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return ChatResult(
+        content=msg.content or "",
+        tool_calls=calls,
+        finish_reason=choice.finish_reason or "stop",
+        prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+        completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+        cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+        reasoning=reasoning if isinstance(reasoning, str) else None,
+    )

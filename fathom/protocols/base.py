@@ -1,0 +1,131 @@
+"""What every search-model protocol produces for one turn, and how a final answer is read.
+
+A protocol speaks to one model family: it turns the canonical transcript (langchain-core
+messages) into whatever the model reads, and the model's reply into an ``AIMessage`` carrying
+valid ``tool_calls`` and ``invalid_tool_calls``, or a final answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+
+ANSWER_FALLBACK_CHARS = 200
+
+
+@dataclass(frozen=True)
+class TurnBudget:
+    """How much the model may write this turn, and whether it must answer now."""
+
+    max_new_tokens: int
+    force_answer: bool = False
+    compact: bool = False  # elide old tool results to fit the context (breaks the prefix once)
+
+
+@dataclass
+class Turn:
+    """One model turn, parsed.
+
+    ``message`` goes into the transcript as is. ``notes`` are problems the model must hear about
+    (unbalanced tags, a cut-off turn); with no calls and no answer they become its next user turn.
+    """
+
+    message: AIMessage
+    answer: str | None = None
+    boxed: bool = False
+    notes: list[str] = field(default_factory=list)
+    finish_reason: str = "stop"
+    usage: dict[str, int] = field(default_factory=dict)  # prompt/completion/cached tokens
+    context_tokens: int = 0  # prompt + completion tokens as the server counted them
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.message.tool_calls)
+
+    @property
+    def has_calls(self) -> bool:
+        return bool(self.message.tool_calls or self.message.invalid_tool_calls)
+
+
+class SearchProtocol(Protocol):
+    """One turn of a search model over the transcript."""
+
+    name: str
+
+    async def turn(self, messages: list[AnyMessage], budget: TurnBudget) -> Turn: ...
+
+    def estimate_tokens(self, text: str) -> int: ...
+
+
+# ---- answers ----------------------------------------------------------------------------------
+
+
+def find_boxed(text: str) -> str | None:
+    """The content of the last brace-matched ``\\boxed{…}`` (or ``\\fbox{…}``) in ``text``."""
+    for macro in ("\\boxed", "\\fbox"):
+        start = text.rfind(macro + "{")
+        while start != -1:
+            inner = _braced(text, start + len(macro))
+            if inner is not None:
+                return inner.strip()
+            start = text.rfind(macro + "{", 0, start)
+    return None
+
+
+def _braced(text: str, open_at: int) -> str | None:
+    depth = 0
+    for i in range(open_at, len(text)):
+        char = text[i]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1 : i]
+    return None
+
+
+def extract_answer(final_text: str, earlier_texts: list[str]) -> tuple[str, bool]:
+    """The answer of a run, read from assistant text only (never the system prompt).
+
+    Brace-matched ``\\boxed{}`` in the final turn first, then the last boxed answer in any earlier
+    assistant turn; failing both, the last 200 characters of the final turn, flagged unboxed.
+    """
+    for text in [final_text, *reversed(earlier_texts)]:
+        boxed = find_boxed(text)
+        if boxed:
+            return boxed, True
+    return final_text.strip()[-ANSWER_FALLBACK_CHARS:].strip(), False
+
+
+def split_think(text: str) -> tuple[str, str]:
+    """Split a turn into (thinking, action): the action is what follows the last ``</think>``."""
+    cut = text.rfind("</think>")
+    if cut == -1:
+        return "", text
+    return text[:cut], text[cut + len("</think>") :]
+
+
+def refused_call_responses(message: AIMessage) -> list[ToolMessage]:
+    """A tool response for every call that will not run, in the model's own call order."""
+    order = message.additional_kwargs.get("call_order", [])
+    raws = message.additional_kwargs.get("raw_calls", {})
+    errors = []
+    for position, call in enumerate(message.invalid_tool_calls):
+        call_id = call.get("id") or f"invalid-{position}"
+        errors.append(
+            ToolMessage(
+                content=f"[error] {call.get('error') or 'invalid tool call'}",
+                tool_call_id=call_id,
+                name=call.get("name") or "invalid_call",
+                status="error",
+                artifact={
+                    "index": order.index(call_id) if call_id in order else len(order) + position,
+                    "raw": raws.get(call_id, call.get("args") or ""),
+                    "ok": False,
+                },
+            )
+        )
+    return errors

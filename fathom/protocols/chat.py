@@ -1,0 +1,143 @@
+"""The search loop over OpenAI-style tool calling: an OpenAI-compatible server, or any chat model.
+
+Embedders pass their own langchain-core chat model (``bind_tools``); otherwise the search model is
+reached through its OpenAI-compatible ``/v1`` route. Tool calls arrive structured, so this protocol
+only validates them against the allow-list.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.tool import invalid_tool_call, tool_call
+
+from fathom.models.chat import ChatClient
+from fathom.protocols.base import Turn, TurnBudget, find_boxed
+from fathom.tools.specs import TOOLS, ToolCallError, validate_call
+
+
+class ChatToolsProtocol:
+    """One search turn through tool calling, with our system prompt in front of the transcript."""
+
+    name = "chat"
+
+    def __init__(self, model: ChatClient | BaseChatModel, system_prompt: str, *, temperature: float = 0.6) -> None:
+        self.model = model
+        self.system_prompt = system_prompt
+        self.temperature = temperature
+        self.tools = [spec.as_openai_tool() for spec in TOOLS.values()]
+
+    def estimate_tokens(self, text: str) -> int:
+        return len(text) // 3 + 1
+
+    async def turn(self, messages: list[AnyMessage], budget: TurnBudget) -> Turn:
+        if isinstance(self.model, BaseChatModel):
+            message = await self._langchain_turn(messages, budget)
+        else:
+            message = await self._client_turn(messages, budget)
+        return _to_turn(message, force_answer=budget.force_answer)
+
+    async def _langchain_turn(self, messages: list[AnyMessage], budget: TurnBudget) -> AIMessage:
+        model: Any = self.model if budget.force_answer else self.model.bind_tools(self.tools)
+        reply = await model.ainvoke([SystemMessage(self.system_prompt), *messages])
+        if not isinstance(reply, AIMessage):
+            reply = AIMessage(content=str(getattr(reply, "content", reply)))
+        return reply
+
+    async def _client_turn(self, messages: list[AnyMessage], budget: TurnBudget) -> AIMessage:
+        assert isinstance(self.model, ChatClient)
+        result = await self.model.complete(
+            [{"role": "system", "content": self.system_prompt}, *to_openai_messages(messages)],
+            temperature=self.temperature,
+            max_tokens=budget.max_new_tokens,
+            tools=None if budget.force_answer else self.tools,
+        )
+        calls, invalid = [], []
+        for call in result.tool_calls:
+            try:
+                args = json.loads(call["arguments"] or "{}")
+                calls.append(tool_call(name=call["name"], args=args, id=call["id"]))
+            except json.JSONDecodeError:
+                invalid.append(
+                    invalid_tool_call(name=call["name"], args=call["arguments"], id=call["id"], error="arguments are not valid JSON")
+                )
+        return AIMessage(
+            content=result.content,
+            tool_calls=calls,
+            invalid_tool_calls=invalid,
+            response_metadata={"finish_reason": result.finish_reason},
+            usage_metadata={
+                "input_tokens": result.prompt_tokens,
+                "output_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+                "input_token_details": {"cache_read": result.cached_tokens},
+            },
+        )
+
+
+def _to_turn(message: AIMessage, *, force_answer: bool) -> Turn:
+    """Validate the model's calls against the allow-list and read the answer when there are none."""
+    valid, invalid = [], list(message.invalid_tool_calls)
+    for call in [] if force_answer else message.tool_calls:
+        try:
+            valid.append({**call, "args": validate_call(call["name"], call["args"])})
+        except ToolCallError as exc:
+            invalid.append(invalid_tool_call(name=call["name"], args=json.dumps(call["args"]), id=call["id"], error=str(exc)))
+    if force_answer:
+        invalid = []
+    ids = [c["id"] for c in message.tool_calls if c["id"]] + [c["id"] for c in message.invalid_tool_calls if c["id"]]
+    message = message.model_copy(
+        update={
+            "tool_calls": valid,
+            "invalid_tool_calls": invalid,
+            "additional_kwargs": {**message.additional_kwargs, "call_order": ids},
+        }
+    )
+    usage = message.usage_metadata or {}
+    prompt_tokens = int(usage.get("input_tokens", 0))
+    completion_tokens = int(usage.get("output_tokens", 0))
+    turn = Turn(
+        message,
+        finish_reason=str(message.response_metadata.get("finish_reason", "stop")),
+        usage={
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": int((usage.get("input_token_details") or {}).get("cache_read", 0)),
+        },
+        context_tokens=prompt_tokens + completion_tokens,
+    )
+    text = message.text if isinstance(message.content, list) else str(message.content)
+    if not valid and not invalid:
+        if text.strip():
+            boxed = find_boxed(text)
+            turn.answer, turn.boxed = (boxed, True) if boxed else (text.strip(), False)
+        else:
+            turn.notes.append("Your last turn was empty. Continue: call a tool or give your final answer.")
+    return turn
+
+
+def to_openai_messages(messages: list[AnyMessage]) -> list[dict[str, Any]]:
+    """The transcript in OpenAI chat format; invalid calls are kept so every tool reply has its call."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, AIMessage):
+            calls = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["args"])}}
+                for c in message.tool_calls
+            ] + [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"] or "invalid_call", "arguments": c["args"] or ""}}
+                for c in message.invalid_tool_calls
+            ]
+            entry: dict[str, Any] = {"role": "assistant", "content": str(message.content)}
+            if calls:
+                entry["tool_calls"] = calls
+            out.append(entry)
+        elif isinstance(message, ToolMessage):
+            label = "error" if message.status == "error" else "result"
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": f"{label}: {message.content}"})
+        elif isinstance(message, HumanMessage):
+            out.append({"role": "user", "content": str(message.content)})
+    return out
