@@ -1,0 +1,137 @@
+"""The runtime context of a research run: settings and the live clients the nodes use.
+
+Context is never checkpointed, so clients and secrets live here, not in state. The CLI builds one
+:class:`Services` per invocation; LangGraph Studio and embedders may pass nothing, in which case
+the nodes build services from the environment once per event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from fathom.models.chat import ChatClient
+from fathom.models.sglang import SGLangClient
+from fathom.protocols.base import SearchProtocol
+from fathom.protocols.chat import ChatToolsProtocol
+from fathom.protocols.fathom import FathomProtocol
+from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
+from fathom.settings import Settings
+from fathom.tools.toolbox import Toolbox
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+@dataclass
+class Services:
+    """Everything a node needs to act: settings, the search protocol and the toolbox."""
+
+    settings: Settings
+    protocol: SearchProtocol
+    toolbox: Toolbox
+    prompt: Prompt
+    clients: list[Any] = field(default_factory=list)  # closed by aclose()
+    deadlines: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, chat_model: BaseChatModel | None = None) -> "Services":
+        """Build clients for ``settings``; ``chat_model`` switches the search loop to tool calling."""
+        prompt = search_prompt(settings.prompt_file)
+        clients: list[Any] = []
+        protocol: SearchProtocol
+        if chat_model is not None:
+            protocol = ChatToolsProtocol(chat_model, _chat_prompt(prompt), temperature=settings.temperature)
+        elif settings.search_protocol == "chat":
+            client = ChatClient.from_spec(
+                settings.search_model_url + "/v1",
+                api_key=_secret(settings.model_api_key),
+                timeout_s=settings.model_timeout_s,
+                max_retries=settings.model_retries,
+                name="search model",
+            )
+            assert client is not None
+            clients.append(client)
+            protocol = ChatToolsProtocol(client, _chat_prompt(prompt), temperature=settings.temperature)
+        else:
+            sglang = SGLangClient(
+                settings.search_model_url,
+                timeout_s=settings.model_timeout_s,
+                max_retries=settings.model_retries,
+                api_key=_secret(settings.model_api_key),
+                name="search model",
+            )
+            clients.append(sglang)
+            protocol = FathomProtocol(
+                sglang, prompt, temperature=settings.temperature, repetition_penalty=settings.repetition_penalty
+            )
+        query_llm = ChatClient.from_spec(
+            settings.query_llm,
+            api_key=_secret(settings.query_llm_api_key) or _secret(settings.openai_api_key),
+            timeout_s=settings.tool_timeout_s,
+        )
+        if query_llm is not None:
+            clients.append(query_llm)
+        toolbox = Toolbox.from_settings(settings, query_llm=query_llm)
+        clients.append(toolbox)
+        return cls(settings, protocol, toolbox, prompt, clients)
+
+    def deadline(self, run_key: str) -> float:
+        """The wall-clock deadline of one run in this process (a resumed run gets a fresh budget)."""
+        return self.deadlines.setdefault(run_key, time.monotonic() + self.settings.max_wall_seconds)
+
+    async def aclose(self) -> None:
+        for client in reversed(self.clients):
+            await client.aclose()
+
+    async def __aenter__(self) -> "Services":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _chat_prompt(prompt: Prompt) -> str:
+    # A user's prompt file is written for the raw Fathom protocol; chat models get ours unless
+    # the file has no schema slot (then it is a plain system prompt and fits either protocol).
+    return CHAT_SYSTEM_PROMPT if prompt.source == "builtin" or "{func_schemas}" in prompt.text else prompt.text
+
+
+@dataclass
+class FathomContext:
+    """Runtime context of the research graph. Every field is optional.
+
+    ``settings``: overrides the environment (a dict of setting names is accepted too, as LangGraph
+    Studio sends JSON); ``services``: prebuilt clients (the CLI and tests pass these);
+    ``chat_model``: any langchain-core chat model to research with instead of SGLang.
+    """
+
+    settings: Settings | dict[str, Any] | None = None
+    services: Services | None = None
+    chat_model: BaseChatModel | None = None
+
+
+_cached: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Services]]" = weakref.WeakKeyDictionary()
+
+
+def get_services(context: FathomContext | dict[str, Any] | None) -> Services:
+    """The services for this run: the context's own, or ones built from settings and cached per loop."""
+    if isinstance(context, dict):
+        context = FathomContext(**context)
+    context = context or FathomContext()
+    if context.services is not None:
+        return context.services
+    settings = context.settings
+    if not isinstance(settings, Settings):
+        settings = Settings.load(settings or {})
+    per_loop = _cached.setdefault(asyncio.get_running_loop(), {})
+    key = (settings.model_dump_json(), id(context.chat_model))
+    if key not in per_loop:
+        per_loop[key] = Services.from_settings(settings, chat_model=context.chat_model)
+    return per_loop[key]

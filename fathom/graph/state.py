@@ -1,0 +1,85 @@
+"""The research graph's state: JSON-primitive values plus langchain-core messages.
+
+``messages`` is the canonical transcript (the question, every model turn, every tool result and
+every note to the model); protocols render it. Everything else is small bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+Status = Literal["researching", "answered", "failed"]
+
+
+class Source(TypedDict):
+    url: str
+    title: str
+
+
+class Usage(TypedDict, total=False):
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+
+def merge_sources(current: list[Source] | None, new: list[Source] | None) -> list[Source]:
+    """Append sources not seen before (by URL), keeping first-seen order."""
+    merged = list(current or [])
+    seen = {s["url"] for s in merged}
+    for source in new or []:
+        if source["url"] not in seen:
+            seen.add(source["url"])
+            merged.append(source)
+    return merged
+
+
+def add_usage(current: Usage | None, new: Usage | None) -> Usage:
+    """Sum token counts."""
+    total: dict[str, int] = dict(current or {})
+    for key, value in (new or {}).items():
+        total[key] = total.get(key, 0) + int(value)
+    return total  # type: ignore[return-value]
+
+
+class InputState(TypedDict):
+    """What a caller gives: the question."""
+
+    question: str
+
+
+class OutputState(TypedDict, total=False):
+    """What a caller gets back."""
+
+    question: str
+    answer: str
+    boxed: bool
+    status: Status
+    sources: list[Source]
+    rounds: int
+    error: str | None
+
+
+class ResearchState(TypedDict, total=False):
+    question: str
+    messages: Annotated[list[AnyMessage], add_messages]
+    status: Status
+    answer: str
+    boxed: bool  # the answer was found in \boxed{} rather than taken from the turn's tail
+    rounds: int  # model turns taken
+    forced: str | None  # why the last turn was forced to answer (budget reason), if it was
+    context_tokens: int  # prompt + completion tokens of the latest turn, as the server counted
+    usage: Annotated[Usage, add_usage]
+    sources: Annotated[list[Source], merge_sources]  # pages read successfully
+    verification: dict[str, Any]  # verdict of the verify node: {"checks", "notes"}
+    error: str | None
+
+
+class ReadTask(TypedDict):
+    """One tool call handed to the read node (one Send per call)."""
+
+    call: dict[str, Any]  # a langchain ToolCall: {"name", "args", "id"}
+    raw: str  # the call as the model wrote it, echoed in its tool response
+    index: int  # position in the model's turn: tool responses go back in this order

@@ -1,0 +1,56 @@
+"""How much the search model may write this turn, and when it must stop researching and answer.
+
+Token use is tracked from the server's own counts: the latest turn's prompt + completion tokens,
+plus a conservative estimate of what was appended since. Nothing re-tokenizes the transcript.
+"""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.messages import AIMessage, AnyMessage
+
+from fathom.protocols.base import SearchProtocol, TurnBudget
+from fathom.settings import Settings
+
+SAFETY_MARGIN = 100  # tokens kept free of both prompt and completion, as upstream does
+MIN_TURN = 512  # a research turn with less room than this is not worth taking
+SYSTEM_ESTIMATE = 1500  # the system prompt before the server has counted it once
+
+
+def tokens_since_last_turn(messages: list[AnyMessage], protocol: SearchProtocol) -> int:
+    """Estimated tokens appended after the latest model turn (tool results, notes)."""
+    total = 0
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            break
+        total += protocol.estimate_tokens(str(message.content)) + 16  # + turn and tag overhead
+    return total
+
+
+def plan_turn(
+    *,
+    rounds: int,
+    context_tokens: int,
+    messages: list[AnyMessage],
+    settings: Settings,
+    protocol: SearchProtocol,
+    deadline: float,
+) -> tuple[TurnBudget, str | None]:
+    """The budget of the next turn and, when a budget ran out, the reason the turn must answer."""
+    known = context_tokens or SYSTEM_ESTIMATE
+    prompt_estimate = known + tokens_since_last_turn(messages, protocol)
+    room = settings.context_tokens - prompt_estimate - SAFETY_MARGIN
+    reason: str | None = None
+    if rounds + 1 >= settings.max_rounds:
+        reason = f"the limit of {settings.max_rounds} turns"
+    elif time.monotonic() >= deadline:
+        reason = f"the time limit of {settings.max_wall_seconds:.0f} s"
+    elif room - settings.answer_reserve_tokens < MIN_TURN:
+        reason = f"the context window of {settings.context_tokens} tokens"
+    if reason is None:
+        return TurnBudget(min(settings.max_new_tokens_per_turn, room - settings.answer_reserve_tokens)), None
+    if room < settings.answer_reserve_tokens // 2:
+        # Not even room for an answer: elide old tool results (the prefix cache is lost once).
+        return TurnBudget(settings.answer_reserve_tokens, force_answer=True, compact=True), reason
+    return TurnBudget(max(64, min(room, settings.max_new_tokens_per_turn)), force_answer=True), reason

@@ -1,0 +1,59 @@
+"""read: run one tool call of the model's turn.
+
+Each call is its own task (one ``Send`` per call), so the calls of a turn run concurrently and each
+finished call is checkpointed on its own: after a crash only unfinished calls run again. A tool
+never raises into the graph; every failure becomes text the model can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+from langgraph.runtime import Runtime
+
+from fathom.graph.context import FathomContext, Services, get_services
+from fathom.graph.state import ReadTask
+from fathom.nodes.progress import emit
+from fathom.tools.base import ToolOutcome
+
+log = logging.getLogger(__name__)
+
+
+async def read(task: ReadTask, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+    """Execute one validated tool call and record its result in the transcript."""
+    services = get_services(runtime.context)
+    call = task["call"]
+    emit("tool_start", name=call["name"], args=call["args"], index=task["index"])
+    outcome = await _run(services, call["name"], call["args"])
+    urls = [s["url"] for s in outcome.sources]
+    emit("tool_end", name=call["name"], args=call["args"], ok=outcome.ok, urls=urls, index=task["index"])
+    message = ToolMessage(
+        content=outcome.text,
+        tool_call_id=call["id"],
+        name=call["name"],
+        status="success" if outcome.ok else "error",
+        artifact={
+            "index": task["index"],
+            "raw": task["raw"],
+            "args": call["args"],
+            "ok": outcome.ok,
+            "sources": [dict(s) for s in outcome.sources],
+        },
+    )
+    pages = [dict(s) for s in outcome.sources] if call["name"] == "query_url" and outcome.ok else []
+    return {"messages": [message], "sources": pages}
+
+
+async def _run(services: Services, name: str, args: dict[str, Any]) -> ToolOutcome:
+    toolbox = services.toolbox
+    try:
+        if name == "search_urls":
+            return await toolbox.search_urls(args["query"], args.get("top_k", services.settings.search_top_k))
+        if name == "query_url":
+            return await toolbox.query_url(args["url"], args["goal"])
+    except Exception as exc:  # a tool bug must not end a run the model can continue
+        log.exception("tool %s failed", name)
+        return ToolOutcome(f"[error] {name} failed unexpectedly: {type(exc).__name__}: {exc}", ok=False)
+    return ToolOutcome(f"[error] unknown tool {name!r}", ok=False)

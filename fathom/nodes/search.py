@@ -1,0 +1,133 @@
+"""search: one turn of the search model, and what follows from it.
+
+The turn either calls tools (the read node runs them), answers (verify checks it), or goes wrong in
+a way the model is told about in its next turn (bad calls, cut-off or empty turns). When a budget
+runs out the model gets one last turn, told to answer with what it has.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages.tool import invalid_tool_call
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from fathom.graph.context import FathomContext, get_services
+from fathom.graph.state import ResearchState
+from fathom.models.base import ContextLengthError
+from fathom.nodes.budget import plan_turn
+from fathom.nodes.progress import emit
+from fathom.protocols.base import Turn, TurnBudget, refused_call_responses
+from fathom.protocols.prompts import FORCE_ANSWER_NOTE
+
+
+async def search(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+    """Run one search-model turn over the transcript."""
+    services = get_services(runtime.context)
+    settings = services.settings
+    new: list[AnyMessage] = []
+    messages = list(state.get("messages") or [])
+    if not messages:
+        new.append(HumanMessage(state["question"]))
+    rounds = state.get("rounds", 0)
+    budget, reason = plan_turn(
+        rounds=rounds,
+        context_tokens=state.get("context_tokens", 0),
+        messages=messages + new,
+        settings=settings,
+        protocol=services.protocol,
+        deadline=services.deadline(_run_key(state)),
+    )
+    if reason:
+        new.append(HumanMessage(FORCE_ANSWER_NOTE.format(reason=reason)))
+    emit("turn", round=rounds + 1, forced=reason, context_tokens=state.get("context_tokens", 0))
+    try:
+        turn = await services.protocol.turn(messages + new, budget)
+    except ContextLengthError:
+        if budget.compact:
+            raise
+        # Our estimate was short of the server's count: answer now, in a compacted prompt.
+        reason = reason or f"the context window of {settings.context_tokens} tokens"
+        if not budget.force_answer:
+            new.append(HumanMessage(FORCE_ANSWER_NOTE.format(reason=reason)))
+        budget = TurnBudget(settings.answer_reserve_tokens, force_answer=True, compact=True)
+        turn = await services.protocol.turn(messages + new, budget)
+    turn = _cap_calls(turn, settings.max_calls_per_turn)
+    new.append(turn.message)
+    new.extend(refused_call_responses(turn.message))
+    if turn.notes and not turn.has_calls and turn.answer is None:
+        new.append(HumanMessage("\n".join(turn.notes)))
+    emit(
+        "model",
+        round=rounds + 1,
+        calls=[{"name": c["name"], "args": c["args"]} for c in turn.message.tool_calls],
+        invalid=[c.get("error") for c in turn.message.invalid_tool_calls],
+        answer=turn.answer,
+        finish_reason=turn.finish_reason,
+        usage=turn.usage,
+    )
+    update: dict[str, Any] = {
+        "messages": new,
+        "rounds": rounds + 1,
+        "usage": turn.usage,
+        "context_tokens": turn.context_tokens or state.get("context_tokens", 0),
+        "forced": reason,
+    }
+    if turn.answer is not None:
+        update.update(answer=turn.answer, boxed=turn.boxed)
+    return update
+
+
+def _run_key(state: ResearchState) -> str:
+    """One wall-clock budget per run (thread) per process."""
+    try:
+        thread = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:
+        thread = None
+    return str(thread or state.get("question", ""))
+
+
+def _cap_calls(turn: Turn, limit: int) -> Turn:
+    """Run at most ``limit`` calls of one turn; the rest get an error the model can read."""
+    calls = turn.message.tool_calls
+    if len(calls) <= limit:
+        return turn
+    error = f"not run: at most {limit} tool calls are run per turn; call it again in your next turn"
+    refused = [invalid_tool_call(name=c["name"], args=str(c["args"]), id=c["id"], error=error) for c in calls[limit:]]
+    turn.message = turn.message.model_copy(
+        update={"tool_calls": calls[:limit], "invalid_tool_calls": [*turn.message.invalid_tool_calls, *refused]}
+    )
+    return turn
+
+
+def route_after_search(state: ResearchState) -> Any:
+    """Tool calls go to read (one Send each), an answer goes to verify, anything else back to search."""
+    messages = state.get("messages") or []
+    last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    if last_ai is None:
+        return "search"
+    if last_ai.tool_calls:
+        order = last_ai.additional_kwargs.get("call_order") or [c["id"] for c in last_ai.tool_calls]
+        raws = last_ai.additional_kwargs.get("raw_calls", {})
+        return [
+            Send(
+                "read",
+                {
+                    "call": dict(call),
+                    "raw": raws.get(call["id"]) or _default_raw(call),
+                    "index": order.index(call["id"]) if call["id"] in order else position,
+                },
+            )
+            for position, call in enumerate(last_ai.tool_calls)
+        ]
+    if isinstance(messages[-1], AIMessage):
+        return "verify"
+    return "search"
+
+
+def _default_raw(call: dict[str, Any]) -> str:
+    return json.dumps({"name": call["name"], "arguments": call["args"]}, ensure_ascii=False)

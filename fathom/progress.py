@@ -1,0 +1,74 @@
+"""Live progress of a run on stderr: rounds, tool calls, URLs read, tokens used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from fathom.settings import Settings
+
+ARG_PREVIEW = 90
+
+
+def _preview(args: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return text if len(text) <= ARG_PREVIEW else text[: ARG_PREVIEW - 1] + "…"
+
+
+class ProgressPrinter:
+    """Turns the graph's progress events into readable lines; silent when disabled."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.tokens = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
+
+    def print(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False)
+
+    def start(self, run_id: str, question: str, settings: Settings) -> None:
+        self.print(f"[bold]run[/] {run_id}  ·  {escape(question)}")
+        self.print(
+            f"[dim]search model {settings.search_model_url} ({settings.search_protocol}) · "
+            f"search {settings.resolved_search_backend} · max {settings.max_rounds} rounds[/]"
+        )
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "turn":
+            forced = f" [yellow](final answer forced: {escape(event['forced'])})[/]" if event.get("forced") else ""
+            self.print(f"[bold cyan]round {event['round']}[/]{forced}")
+        elif kind == "model":
+            for key in self.tokens:
+                self.tokens[key] += int((event.get("usage") or {}).get(key, 0))
+            usage = event.get("usage") or {}
+            self.print(
+                f"  [dim]model: {usage.get('completion_tokens', 0)} tokens written, "
+                f"{usage.get('prompt_tokens', 0)} read ({usage.get('cached_tokens', 0)} cached)"
+                f"{', cut off' if event.get('finish_reason') == 'length' else ''}[/]"
+            )
+            for error in event.get("invalid") or []:
+                self.print(f"  [red]✗ bad tool call:[/] {escape(str(error))}")
+            if event.get("answer") is not None:
+                self.print(f"  [green]answer:[/] {escape(str(event['answer']))[:200]}")
+        elif kind == "tool_start":
+            self.print(f"  → {event['name']}({escape(_preview(event.get('args') or {}))})")
+        elif kind == "tool_end":
+            mark = "[green]✓[/]" if event.get("ok") else "[red]✗[/]"
+            urls = event.get("urls") or []
+            detail = f"{len(urls)} results" if event["name"] == "search_urls" else ", ".join(urls[:1])
+            self.print(f"  {mark} {event['name']} {escape(detail)}")
+        elif kind == "verify":
+            if not event.get("accepted"):
+                self.print(f"  [yellow]verify: sent back[/] {escape(event.get('note', ''))}")
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        usage = summary["usage"]
+        self.print(
+            f"[bold]{summary['status']}[/] after {summary['rounds']} rounds, "
+            f"{len(summary['tool_calls'])} tool calls · tokens: {usage['prompt_tokens']} prompt "
+            f"({usage['cached_tokens']} cached), {usage['completion_tokens']} completion"
+        )

@@ -1,0 +1,251 @@
+"""Goal-conditioned evidence: what in a page serves the research goal, in the layout the model reads.
+
+Two paths, one result type:
+
+* extractive (no query LLM, or whenever the LLM path fails): the passages that best match the goal
+  (BM25, see :mod:`fathom.tools.passages`), in document order, up to a character budget, saying
+  plainly when the page was not shown whole;
+* query LLM: the best passages go to a chat model with our own instructions; its Rationale /
+  Evidence / Summary reply is parsed and checked, and anything unusable falls back to the
+  extractive path. The model never sees an extraction error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from fathom.tools.extract import Document
+from fathom.tools.passages import Passage, rank_passages, split_passages
+
+log = logging.getLogger(__name__)
+
+HEADER = "The useful information in {url} for goal \u201c{goal}\u201d:\n\n"
+LLM_INPUT_CHARS = 15_000  # what the extractor reads of a page (upstream clip, but best passages)
+LLM_MAX_TOKENS = 1024
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You read web pages for a research agent and report what a page says about the agent's goal. "
+    "Be exact and complete: keep every relevant fact, number, date and name, quote the page word "
+    "for word with enough surrounding context to be understood on its own, and never add anything "
+    "the page does not say. Stay focused on what the goal asks for."
+)
+DEFAULT_USER_PROMPT = (
+    "Below are the contents of a web page and a goal. Report what the page offers for the goal.\n\n"
+    "## Page\n{webpage_content}\n\n"
+    "## Goal\n{goal}\n\n"
+    "## Instructions\n"
+    "1. Rationale: in a few sentences, say which parts of the page bear on the goal and why "
+    "(or that none do).\n"
+    "2. Evidence: copy the relevant passages verbatim, one per line, each line starting with \"- \". "
+    "Include the surrounding words needed to understand each quote.\n"
+    "3. Summary: a short, well-organised summary of what the page establishes about the goal.\n\n"
+    "## Reply format\n"
+    "Write exactly three sections, each starting with its label on its own line, and nothing else:\n"
+    "Rationale:\n...\n\nEvidence:\n- ...\n\nSummary:\n...\n"
+)
+
+
+class QueryLLM(Protocol):
+    """Anything with ``ChatClient.complete``'s shape; the result needs a ``content`` string."""
+
+    async def complete(
+        self, messages: list[dict[str, Any]], temperature: float = 0.0, max_tokens: int = 1024
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The text the model reads, which path made it and, after a fallback, why."""
+
+    text: str
+    method: Literal["llm", "extractive"]
+    fallback_reason: str | None = None
+
+
+class EvidenceExtractor:
+    """Makes :class:`Evidence` for a document and a goal (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        max_chars: int = 6000,
+        llm: QueryLLM | None = None,
+        llm_input_chars: int = LLM_INPUT_CHARS,
+        llm_max_tokens: int = LLM_MAX_TOKENS,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        user_prompt: str = DEFAULT_USER_PROMPT,
+    ) -> None:
+        self.max_chars = max_chars
+        self.llm = llm
+        self.llm_input_chars = llm_input_chars
+        self.llm_max_tokens = llm_max_tokens
+        self.system_prompt = system_prompt
+        self.user_prompt = user_prompt
+
+    async def extract(self, doc: Document, goal: str, *, url: str, timeout_s: float | None = None) -> Evidence:
+        """Evidence for ``goal`` from ``doc``; ``url`` is the one shown in the header (as asked for).
+
+        ``timeout_s`` bounds the query-LLM call; when it runs out the extractive path answers.
+        """
+        if self.llm is None:
+            return Evidence(self.extractive(doc, goal, url=url), "extractive")
+        try:
+            async with asyncio.timeout(timeout_s):
+                reply = await self.llm.complete(self._messages(doc, goal), temperature=0.0,
+                                                max_tokens=self.llm_max_tokens)
+            sections = parse_sections(_content(reply))
+            problem = validate_sections(sections)
+        except TimeoutError:
+            problem = "the query LLM did not answer in time" + (f" ({timeout_s:.0f} s)" if timeout_s else "")
+        except Exception as exc:  # any client failure: the page is still worth reading
+            problem = f"the query LLM failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        if problem:
+            log.warning("evidence for %s: %s; using extractive passages", url, problem)
+            return Evidence(self.extractive(doc, goal, url=url), "extractive", problem)
+        return Evidence(format_llm_evidence(url, goal, sections), "llm")
+
+    def _messages(self, doc: Document, goal: str) -> list[dict[str, Any]]:
+        body, _ = select_passages(doc, goal, self.llm_input_chars)
+        # One pass over the template, so braces inside the page or the goal are never expanded.
+        values = {"webpage_content": body, "goal": goal}
+        user = re.sub(r"\{(webpage_content|goal)\}", lambda m: values[m.group(1)], self.user_prompt)
+        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
+
+    def extractive(self, doc: Document, goal: str, *, url: str) -> str:
+        """The extractive layout: header, ``Evidence (extracted passages):``, passages, and any note."""
+        body, note = select_passages(doc, goal, self.max_chars)
+        text = HEADER.format(url=url, goal=goal) + "Evidence (extracted passages):\n" + body
+        return text + (f"\n\n{note}" if note else "")
+
+
+# ---- passage selection ----------------------------------------------------------------------
+
+GAP = "\n\n[\u2026]\n\n"
+
+
+def select_passages(doc: Document, goal: str, max_chars: int) -> tuple[str, str | None]:
+    """The best passages for ``goal`` in document order within ``max_chars``, and a truncation note.
+
+    The note is ``None`` only when the whole page is shown; otherwise it says what was left out.
+    """
+    passages = split_passages(doc.text, target_chars=min(800, max_chars // 3),
+                              max_chars=max(200, min(1200, max_chars // 2)))
+    cut_note = "the page was larger than the download limit, so only its beginning was read"
+    if not passages:
+        return "", None
+    if sum(len(_render(p)) + len(GAP) for p in passages) <= max_chars:
+        return _join(passages), (f"[note: {cut_note}]" if doc.truncated else None)
+
+    scores = rank_passages(passages, goal)
+    matched = any(s > 0 for s in scores)
+    order = sorted(range(len(passages)), key=lambda i: (-scores[i], i)) if matched else range(len(passages))
+    chosen: list[Passage] = []
+    used = 0
+    for i in order:
+        if matched and scores[i] <= 0:
+            break  # unrelated passages would only crowd the context
+        cost = len(_render(passages[i])) + len(GAP)
+        if used + cost <= max_chars:
+            chosen.append(passages[i])
+            used += cost
+    if not chosen:  # even the best passage is over budget: show its beginning
+        best = passages[order[0] if matched else 0]
+        chosen = [Passage(best.index, best.heading, best.text[: max(0, max_chars - 100)] + " \u2026")]
+    chosen.sort(key=lambda p: p.index)
+    shown = sum(len(p.text) for p in chosen)
+    why = "chosen for relevance to the goal" if matched else "no passage matched the goal, so the start of the page is shown"
+    note = (f"[truncated: {len(chosen)} of {len(passages)} passages shown ({shown:,} of "
+            f"{len(doc.text):,} characters), {why}")
+    note += f"; {cut_note}]" if doc.truncated else "]"
+    return _join(chosen), note
+
+
+def _render(p: Passage) -> str:
+    return f"[Section: {p.heading}]\n{p.text}" if p.heading else p.text
+
+
+def _join(passages: list[Passage]) -> str:
+    parts: list[str] = []
+    previous: Passage | None = None
+    for p in passages:
+        if previous is not None:
+            parts.append(GAP if p.index != previous.index + 1 else "\n\n")
+        same_section = previous is not None and previous.heading == p.heading and p.index == previous.index + 1
+        parts.append(p.text if same_section or not p.heading else _render(p))
+        previous = p
+    return "".join(parts)
+
+
+# ---- the query-LLM reply --------------------------------------------------------------------
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\s*(?:\d+[.)]\s*)?[#>*_\s-]*(rationale|rational|evidence|summary)[*_\s]*(:)?[*_]*\s*(.*)$",
+    re.IGNORECASE,
+)
+_NOTHING = frozenset(
+    {"", "none", "n/a", "na", "null", "nil", "nothing", "not found", "(not found)", "none found",
+     "no evidence", "no relevant evidence", "no relevant information", "not applicable", "unknown",
+     "...", "…", "-"}
+)
+
+
+def _content(reply: Any) -> str:
+    content = getattr(reply, "content", reply)
+    return content if isinstance(content, str) else ""
+
+
+def parse_sections(reply: str) -> dict[str, str]:
+    """``{"rationale", "evidence", "summary"}`` found in a reply (bold labels, ``Rational``, any case).
+
+    Only our three labels start a section, so a ``Source:`` line inside one does not cut it short.
+    """
+    reply = _THINK.sub("", reply)
+    if "</think>" in reply.lower():  # a reasoning preamble without its opening tag
+        reply = reply[reply.lower().rfind("</think>") + len("</think>"):]
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in reply.splitlines():
+        match = _LABEL.match(line)
+        if match and (match.group(2) or not match.group(3).strip()):
+            label = match.group(1).lower()
+            label = "rationale" if label.startswith("rational") else label
+            current = sections.setdefault(label, [])
+            rest = match.group(3).strip()
+            if rest:
+                current.append(rest)
+        elif current is not None:
+            current.append(line)
+    return {k: "\n".join(v).strip().strip("*").strip() for k, v in sections.items()}
+
+
+def _says_something(text: str) -> bool:
+    core = re.sub(r"^[\s\-*•\d.)]+", "", text).strip().strip(".").strip().lower()
+    return core not in _NOTHING and len(core) >= 3
+
+
+def validate_sections(sections: dict[str, str]) -> str | None:
+    """Why the reply is unusable (``None`` if usable): it must carry evidence or a summary."""
+    if not sections:
+        return "the query LLM's reply had no Rationale/Evidence/Summary sections"
+    if not (_says_something(sections.get("evidence", "")) or _says_something(sections.get("summary", ""))):
+        return "the query LLM's reply had neither evidence nor a summary"
+    return None
+
+
+def format_llm_evidence(url: str, goal: str, sections: dict[str, str]) -> str:
+    """The query-LLM layout: header, then Rationale, Evidence and Summary sections."""
+    def part(name: str, empty: str) -> str:
+        value = sections.get(name, "")
+        return value if _says_something(value) else empty
+
+    return (
+        HEADER.format(url=url, goal=goal)
+        + f"Rationale:\n{part('rationale', '(none given)')}\n\n"
+        + f"Evidence:\n{part('evidence', '(none quoted)')}\n\n"
+        + f"Summary:\n{part('summary', '(none given)')}"
+    )

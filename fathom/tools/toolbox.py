@@ -1,0 +1,221 @@
+"""The research tools the search model calls: ``search_urls`` and ``query_url``.
+
+:class:`Toolbox` ties a search backend, the page fetcher, text extraction and evidence selection
+together, and turns every failure into one clear ``[error] …`` line for the model (never the
+duplicated ``result:``/``error:`` text of upstream, bug T15). Each call runs under a deadline
+(``tool_timeout_s``) that really cancels the work in flight (bug T2), and fetches are limited
+per host and overall, so one turn's parallel calls cannot hammer a site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from fathom.settings import Settings
+from fathom.tools.base import SearchBackend, Source, ToolError, ToolOutcome
+from fathom.tools.evidence import EvidenceExtractor, QueryLLM
+from fathom.tools.extract import extract
+from fathom.tools.fetch import Fetcher
+from fathom.tools.search import dedupe_hits, format_search_results, make_search_backend
+
+log = logging.getLogger(__name__)
+
+INVALID_URL = "[error] invalid URL \u2013 must start with http:// or https://"
+PER_HOST_FETCHES = 4
+MAX_FETCHES = 32
+MAX_TOP_K = 50
+
+
+class Toolbox:
+    """The tools of one research run. Use as ``async with Toolbox.from_settings(s) as tools:``."""
+
+    def __init__(
+        self,
+        *,
+        search_backend: SearchBackend,
+        fetcher: Fetcher,
+        extractor: EvidenceExtractor,
+        tool_timeout_s: float = 90.0,
+        default_top_k: int = 10,
+        per_host_fetches: int = PER_HOST_FETCHES,
+        max_fetches: int = MAX_FETCHES,
+        owned: tuple[Any, ...] = (),
+    ) -> None:
+        self.search_backend = search_backend
+        self.fetcher = fetcher
+        self.extractor = extractor
+        self.tool_timeout_s = tool_timeout_s
+        self.default_top_k = default_top_k
+        self._per_host_fetches = per_host_fetches
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._all_slots = asyncio.Semaphore(max_fetches)
+        self._owned = owned  # what from_settings built, closed by aclose (injected objects are not)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        query_llm: QueryLLM | None = None,
+        search_backend: SearchBackend | None = None,
+    ) -> "Toolbox":
+        """Build the tools ``settings`` describe; ``query_llm``/``search_backend`` override them.
+
+        Raises :class:`ToolError` when the configuration cannot work (missing API key, ddgs not
+        installed, a query LLM that cannot be built), so a run fails at start, not mid-way.
+        """
+        owned: list[Any] = []
+        if query_llm is None:
+            query_llm = make_query_llm(settings)
+            if query_llm is not None:
+                owned.append(query_llm)
+        if search_backend is None:
+            search_backend = make_search_backend(settings)
+            owned.append(search_backend)
+        fetcher = Fetcher(
+            allow_hosts=settings.allow_hosts,
+            timeout_s=settings.fetch_timeout_s,
+            max_bytes=settings.fetch_max_bytes,
+        )
+        owned.append(fetcher)
+        return cls(
+            search_backend=search_backend,
+            fetcher=fetcher,
+            extractor=EvidenceExtractor(max_chars=settings.evidence_max_chars, llm=query_llm),
+            tool_timeout_s=settings.tool_timeout_s,
+            default_top_k=settings.search_top_k,
+            owned=tuple(owned),
+        )
+
+    # ---- tools ------------------------------------------------------------------------------
+
+    async def search_urls(self, query: str, top_k: int | None = None) -> ToolOutcome:
+        """Web search: hits as markdown (upstream layout); ``sources`` are the hits' URLs and titles."""
+        query = " ".join(str(query or "").split())
+        if not query:
+            return _error("search_urls needs a non-empty query")
+        k = _clamp_top_k(top_k, self.default_top_k)
+        try:
+            async with asyncio.timeout(self.tool_timeout_s):
+                hits = await self.search_backend.search(query, k)
+        except TimeoutError:
+            return _error(f"search timed out after {self.tool_timeout_s:g} s")
+        except ToolError as exc:
+            return _error(f"search failed: {exc}")
+        except Exception as exc:  # a backend bug must not end the research run
+            log.exception("search backend %s failed", getattr(self.search_backend, "name", "?"))
+            return _error(f"search failed: {type(exc).__name__}: {exc}")
+        hits = dedupe_hits(hits, k)
+        return ToolOutcome(
+            text=format_search_results(hits, query),
+            ok=True,
+            sources=[Source(url=h["url"], title=h["title"]) for h in hits],
+        )
+
+    async def query_url(self, url: str, goal: str) -> ToolOutcome:
+        """Read ``url`` and return what it says about ``goal`` (see :mod:`fathom.tools.evidence`)."""
+        url = str(url or "").strip()
+        host = _http_host(url)
+        if host is None:
+            return ToolOutcome(text=INVALID_URL, ok=False)
+        goal = " ".join(str(goal or "").split())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.tool_timeout_s
+        stage = "fetch"
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self._fetch_slot(host):
+                    page = await self.fetcher.fetch(url)
+                stage = "read"
+                # Parsing a multi-megabyte page is CPU work: keep the event loop free for the
+                # other calls of this turn.
+                doc = await asyncio.to_thread(extract, page)
+                stage = "evidence"
+                # Leave the extractive fallback time to run if the query LLM is slow.
+                llm_budget = deadline - loop.time() - min(5.0, 0.1 * self.tool_timeout_s)
+                evidence = await self.extractor.extract(doc, goal, url=url, timeout_s=max(0.1, llm_budget))
+        except TimeoutError:
+            return _error(f"query_url timed out after {self.tool_timeout_s:g} s for {url}")
+        except ToolError as exc:
+            verb = "could not fetch" if stage == "fetch" else "could not read"
+            return _error(f"{verb} {url}: {exc}")
+        except Exception as exc:  # a bug in one page's handling must not end the run
+            log.exception("query_url %s failed at %s", url, stage)
+            return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
+        sources = [Source(url=url, title=doc.title or url)]
+        if page.final_url != url:
+            sources.append(Source(url=page.final_url, title=doc.title or page.final_url))
+        return ToolOutcome(text=evidence.text, ok=True, sources=sources)
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _fetch_slot(self, host: str) -> AsyncIterator[None]:
+        slot = self._host_slots.setdefault(host, asyncio.Semaphore(self._per_host_fetches))
+        async with self._all_slots, slot:
+            yield
+
+    async def aclose(self) -> None:
+        """Close what :meth:`from_settings` built (clients, connection pools)."""
+        for resource in reversed(self._owned):
+            close = getattr(resource, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    async def __aenter__(self) -> "Toolbox":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def make_query_llm(settings: Settings) -> QueryLLM | None:
+    """The query LLM ``settings.query_llm`` names, or ``None`` for ``"none"`` (extractive evidence)."""
+    spec = settings.query_llm
+    if spec == "none":
+        return None
+    try:
+        from fathom.models.chat import ChatClient
+    except ImportError as exc:
+        raise ToolError(f"query LLM {spec!r} is configured but the chat client is unavailable ({exc})") from None
+    key = settings.query_llm_api_key or (settings.openai_api_key if spec.startswith("openai:") else None)
+    try:
+        return ChatClient.from_spec(
+            spec,
+            api_key=key.get_secret_value() if key else None,
+            timeout_s=min(60.0, settings.tool_timeout_s),
+        )
+    except ToolError:
+        raise
+    except Exception as exc:  # e.g. ModelError: an OpenAI spec without OPENAI_API_KEY
+        raise ToolError(f"query LLM {spec!r} cannot be used: {exc}") from None
+
+
+def _error(message: str) -> ToolOutcome:
+    return ToolOutcome(text=f"[error] {message}", ok=False)
+
+
+def _http_host(url: str) -> str | None:
+    """The lower-cased host of an http(s) URL, or ``None`` if ``url`` is not one."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.hostname
+
+
+def _clamp_top_k(top_k: Any, default: int) -> int:
+    try:
+        k = int(top_k) if top_k is not None else default
+    except (TypeError, ValueError):
+        k = default
+    return max(1, min(MAX_TOP_K, k))

@@ -1,0 +1,78 @@
+"""Shared fixtures: fake model, web and search servers on 127.0.0.1, and settings that use them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fathom.settings import Settings
+from tests.fakes.search_apis import FakeSearxng
+from tests.fakes.sglang import FakeSGLang
+from tests.fakes.web import FakeWeb
+
+
+@pytest.fixture
+def web() -> Iterator[FakeWeb]:
+    with FakeWeb(slow_s=5.0) as fake:
+        yield fake
+
+
+@pytest.fixture
+def searxng(web: FakeWeb) -> Iterator[FakeSearxng]:
+    results = [
+        {"title": "Kestrel Bridge – History", "url": web.url("/article"), "snippet": "Opened in 1897."},
+        {"title": "Kestrel Bridge news", "url": web.url("/news/tram"), "snippet": "Tram news."},
+    ]
+    with FakeSearxng(results, api_key=None) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sglang() -> Iterator[FakeSGLang]:
+    with FakeSGLang() as fake:
+        yield fake
+
+
+def fake_settings(sglang: FakeSGLang, searxng: FakeSearxng, web: FakeWeb, **overrides: Any) -> Settings:
+    """Settings pointing every service at the loopback fakes, isolated from the user's environment."""
+    values: dict[str, Any] = {
+        "search_model_url": sglang.url,
+        "search_backend": "searxng",
+        "searxng_url": searxng.url,
+        "allow_hosts": [web.hostport],
+        "model_retries": 1,
+        "tool_timeout_s": 10,
+        "fetch_timeout_s": 5,
+    }
+    values.update(overrides)
+    return Settings.load(values, environ={})
+
+
+def fake_env(sglang: FakeSGLang, searxng: FakeSearxng, web: FakeWeb) -> dict[str, str]:
+    """The same wiring as environment variables, for subprocesses (CLI, langgraph dev)."""
+    return {
+        "FATHOM_SEARCH_MODEL_URL": sglang.url,
+        "FATHOM_SEARCH_BACKEND": "searxng",
+        "SEARXNG_URL": searxng.url,
+        "FATHOM_ALLOW_HOSTS": web.hostport,
+    }
+
+
+def call(name: str, **arguments: Any) -> str:
+    """A tool call as the search model writes it."""
+    return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+
+
+def research_script(web: FakeWeb) -> list[str]:
+    """Three rounds: search, two parallel reads, a boxed answer."""
+    return [
+        "I need sources on the bridge.</think>\n\n" + call("search_urls", query="Kestrel Bridge opening"),
+        "Two results look useful; read both.</think>\n\n"
+        + call("query_url", url=web.url("/article"), goal="When did the Kestrel Bridge open?")
+        + "\n"
+        + call("query_url", url=web.url("/news/tram"), goal="Anything about the Kestrel Bridge opening?"),
+        "The heritage page says it opened on 14 June 1897.</think>\n\nThe Kestrel Bridge opened in \\boxed{1897}.",
+    ]

@@ -1,0 +1,270 @@
+"""Goal-conditioned evidence: passages, BM25, the extractive layout and the query-LLM path with its
+fallbacks. The query LLM is any object with an async ``complete`` (or, when the chat client
+exists, a real client against a fake OpenAI-compatible server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from fathom.tools.evidence import (
+    HEADER,
+    EvidenceExtractor,
+    format_llm_evidence,
+    parse_sections,
+    select_passages,
+    validate_sections,
+)
+from fathom.tools.extract import Document, html_to_text
+from fathom.tools.passages import BM25, rank_passages, split_passages, tokenize
+from tests.fakes.web import ARTICLE_HTML, ENCYCLOPEDIA_HTML, FakeChatLLM
+
+URL = "https://rivertown.example/kestrel"
+GOAL = "When was the Kestrel Bridge opened and by whom?"
+GOOD_REPLY = (
+    "**Rationale:** The History section states the opening date.\n\n"
+    "**Evidence:**\n- \"The Kestrel Bridge was officially opened on 14 June 1897 by the mayor\"\n\n"
+    "**Summary:** Opened 14 June 1897 by Alderman Thomas Pryce.\nSource: the History section."
+)
+
+
+def doc_of(html: str, url: str = URL, truncated: bool = False) -> Document:
+    title, text = html_to_text(html)
+    return Document(url=url, title=title, text=text, truncated=truncated)
+
+
+def long_doc() -> Document:
+    """A page much longer than the evidence budget, with the answer deep inside."""
+    sections = [f"## Topic {i}\n\n" + f"Unrelated paragraph number {i} about gardening and soil. " * 12
+                for i in range(40)]
+    sections.insert(27, "## Opening\n\nThe Kestrel Bridge was officially opened on 14 June 1897 by the mayor.")
+    return Document(url=URL, title="Long", text="# Long page\n\n" + "\n\n".join(sections))
+
+
+@dataclass
+class Reply:
+    content: str
+
+
+class ScriptedLLM:
+    def __init__(self, reply: str | Exception, delay_s: float = 0.0) -> None:
+        self.reply, self.delay_s = reply, delay_s
+        self.calls: list[dict[str, Any]] = []
+
+    async def complete(self, messages: list[dict[str, Any]], temperature: float = 0.0,
+                       max_tokens: int = 1024) -> Reply:
+        self.calls.append({"messages": messages, "temperature": temperature, "max_tokens": max_tokens})
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return Reply(self.reply)
+
+
+# ---- passages and ranking -------------------------------------------------------------------------
+
+
+def test_passages_carry_their_heading_path() -> None:
+    passages = split_passages(doc_of(ARTICLE_HTML).text)
+    by_text = {p.text.split("\n")[0][:30]: p for p in passages}
+    history = next(p for p in passages if "officially opened" in p.text)
+    assert history.heading == "Kestrel Bridge > History"
+    restoration = next(p for p in passages if "rivets" in p.text)
+    assert restoration.heading == "Kestrel Bridge > Design > Restoration"
+    assert [p.index for p in passages] == list(range(len(passages)))
+    assert by_text
+
+
+def test_long_blocks_are_cut_and_tables_repeat_their_header() -> None:
+    table = "Name | Year\n" + "\n".join(f"Row {i} | {1900 + i}" for i in range(200))
+    passages = split_passages(table, target_chars=300, max_chars=400)
+    assert len(passages) > 5
+    assert all(len(p.text) <= 400 for p in passages)
+    assert all(p.text.startswith("Name | Year\n") for p in passages)
+    sentence_block = "This is a sentence. " * 200
+    assert all(len(p.text) <= 400 for p in split_passages(sentence_block, target_chars=300, max_chars=400))
+
+
+def test_tokenize_drops_stopwords_and_stems() -> None:
+    assert tokenize("When were the Bridges opened?") == ["bridge", "open"]
+    assert tokenize("Find information about cities") == ["city"]
+
+
+def test_bm25_prefers_the_matching_document() -> None:
+    docs = [tokenize("the river flows east"), tokenize("the bridge opened in 1897"), tokenize("bridge bridge")]
+    scores = BM25(docs).scores(tokenize("when did the bridge open"))
+    assert scores[1] > scores[2] > scores[0] == 0.0
+
+
+def test_heading_boost_breaks_ties() -> None:
+    passages = split_passages("## Ecology\n\nFish live here.\n\n## Misc\n\nFish live here.")
+    scores = rank_passages(passages, "ecology of fish")
+    assert scores[0] > scores[1] > 0
+
+
+# ---- extractive evidence ---------------------------------------------------------------------------
+
+
+def test_extractive_whole_page_fits_without_note() -> None:
+    text = EvidenceExtractor(max_chars=6000).extractive(doc_of(ARTICLE_HTML), GOAL, url=URL)
+    assert text.startswith(f"The useful information in {URL} for goal \u201c{GOAL}\u201d:\n\n"
+                           "Evidence (extracted passages):\n")
+    assert "officially opened on 14 June 1897" in text
+    assert "truncated" not in text
+
+
+def test_extractive_picks_the_answer_passage_and_says_it_truncated() -> None:
+    doc = long_doc()
+    text = EvidenceExtractor(max_chars=1500).extractive(doc, GOAL, url=URL)
+    assert "[Section: Long page > Opening]\nThe Kestrel Bridge was officially opened on 14 June 1897" in text
+    assert "[truncated: " in text and "chosen for relevance to the goal]" in text
+    body = text.split("Evidence (extracted passages):\n", 1)[1]
+    assert len(body) <= 1500 + 200  # the budget, plus the one-line note
+
+
+def test_extractive_keeps_document_order_and_marks_gaps() -> None:
+    doc = Document(url=URL, title="t", text="\n\n".join(
+        ["Alpha bridge facts."] + [f"Filler {i} " * 40 for i in range(10)] + ["Omega bridge facts."]))
+    body, note = select_passages(doc, "bridge facts", 600)
+    assert body.index("Alpha") < body.index("Omega")
+    assert "[\u2026]" in body and note is not None
+
+
+def test_extractive_without_any_match_shows_the_start_and_says_so() -> None:
+    body, note = select_passages(long_doc(), "quantum chromodynamics", 800)
+    assert body.startswith("[Section: Long page > Topic 0]")
+    assert note is not None and "no passage matched the goal" in note
+
+
+def test_extractive_reports_a_page_cut_at_the_download_limit() -> None:
+    _, note = select_passages(doc_of(ARTICLE_HTML, truncated=True), GOAL, 6000)
+    assert note is not None and "larger than the download limit" in note
+
+
+async def test_extract_without_llm_is_extractive() -> None:
+    evidence = await EvidenceExtractor().extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
+    assert evidence.method == "extractive" and evidence.fallback_reason is None
+
+
+# ---- query-LLM path --------------------------------------------------------------------------------
+
+
+async def test_llm_success_layout() -> None:
+    llm = ScriptedLLM(GOOD_REPLY)
+    evidence = await EvidenceExtractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL, timeout_s=5)
+    assert evidence.method == "llm"
+    assert evidence.text == (
+        f"The useful information in {URL} for goal \u201c{GOAL}\u201d:\n\n"
+        "Rationale:\nThe History section states the opening date.\n\n"
+        "Evidence:\n- \"The Kestrel Bridge was officially opened on 14 June 1897 by the mayor\"\n\n"
+        "Summary:\nOpened 14 June 1897 by Alderman Thomas Pryce.\nSource: the History section."
+    )
+    call = llm.calls[0]
+    assert call["temperature"] == 0.0 and call["max_tokens"] == 1024
+    system, user = call["messages"]
+    assert system["role"] == "system" and user["role"] == "user"
+    assert "officially opened on 14 June 1897" in user["content"] and GOAL in user["content"]
+    for label in ("Rationale:", "Evidence:", "Summary:"):
+        assert label in user["content"]
+
+
+async def test_llm_input_is_the_best_passages_of_a_long_page() -> None:
+    llm = ScriptedLLM(GOOD_REPLY)
+    await EvidenceExtractor(llm=llm, llm_input_chars=2000).extract(long_doc(), GOAL, url=URL)
+    user = llm.calls[0]["messages"][1]["content"]
+    assert "officially opened on 14 June 1897" in user
+    assert len(user) < 2000 + 2000  # the page part is clipped to its budget
+
+
+async def test_braces_in_page_or_goal_are_not_template_fields() -> None:
+    llm = ScriptedLLM(GOOD_REPLY)
+    doc = Document(url=URL, title="t", text="Code sample: {goal} and {webpage_content} literally.")
+    await EvidenceExtractor(llm=llm).extract(doc, "what is {x}?", url=URL)
+    user = llm.calls[0]["messages"][1]["content"]
+    assert "Code sample: {goal} and {webpage_content} literally." in user
+    assert "what is {x}?" in user
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I cannot help with that.",
+        "Rationale: none\nEvidence: none\nSummary: N/A",
+        "Rationale:\nThe page is about bridges.\nEvidence:\n(not found)\nSummary:\n",
+        "",
+    ],
+)
+async def test_llm_garbage_falls_back_to_extractive(reply: str) -> None:
+    evidence = await EvidenceExtractor(llm=ScriptedLLM(reply)).extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
+    assert evidence.method == "extractive"
+    assert evidence.fallback_reason and "reply" in evidence.fallback_reason
+    assert "Evidence (extracted passages):" in evidence.text
+    assert "officially opened on 14 June 1897" in evidence.text
+
+
+async def test_llm_error_falls_back_to_extractive() -> None:
+    llm = ScriptedLLM(RuntimeError("HTTP 500 from the extractor"))
+    evidence = await EvidenceExtractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
+    assert evidence.method == "extractive"
+    assert "RuntimeError: HTTP 500 from the extractor" in (evidence.fallback_reason or "")
+    assert not evidence.text.startswith("[error")
+
+
+async def test_llm_timeout_falls_back_to_extractive() -> None:
+    llm = ScriptedLLM(GOOD_REPLY, delay_s=30)
+    evidence = await EvidenceExtractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL, timeout_s=0.2)
+    assert evidence.method == "extractive"
+    assert "did not answer in time" in (evidence.fallback_reason or "")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Rationale: r\nEvidence: e1\nSummary: s",
+        "Rational: r\nEvidence:\ne1\nSummary:\ns",
+        "**Rationale**: r\n**Evidence**:\ne1\n**Summary**: s",
+        "## Rationale\nr\n## Evidence\ne1\n## Summary\ns",
+        "RATIONALE: r\nEVIDENCE: e1\nSUMMARY: s",
+        "<think>Let me think. Evidence: x</think>\n1. Rationale: r\n2. Evidence: e1\n3. Summary: s",
+    ],
+)
+def test_parse_sections_variants(reply: str) -> None:
+    assert parse_sections(reply) == {"rationale": "r", "evidence": "e1", "summary": "s"}
+
+
+def test_parse_sections_keeps_word_colon_lines_inside_a_section() -> None:
+    sections = parse_sections("Evidence:\n- Date: 1897\nSource: p.3\nSummary: done\nEvidence shows more")
+    assert sections["evidence"] == "- Date: 1897\nSource: p.3"
+    assert sections["summary"] == "done\nEvidence shows more"
+
+
+def test_validate_and_format_missing_sections() -> None:
+    assert validate_sections({}) is not None
+    assert validate_sections({"summary": "Opened in 1897."}) is None
+    text = format_llm_evidence(URL, GOAL, {"summary": "Opened in 1897."})
+    assert text == HEADER.format(url=URL, goal=GOAL) + (
+        "Rationale:\n(none given)\n\nEvidence:\n(none quoted)\n\nSummary:\nOpened in 1897.")
+
+
+# ---- through the real chat client, when it exists ------------------------------------------------------
+
+
+async def test_query_llm_through_chat_client_and_fake_openai_server() -> None:
+    chat = pytest.importorskip("fathom.models.chat", reason="fathom.models.chat is not written yet")
+    with FakeChatLLM([GOOD_REPLY, 400]) as server:  # 400: an error not worth retrying
+        client = chat.ChatClient.from_spec(server.base_url, api_key=None, timeout_s=5)
+        extractor = EvidenceExtractor(llm=client)
+        doc = doc_of(ENCYCLOPEDIA_HTML)
+        try:
+            first = await extractor.extract(doc, "How deep is Lake Vostrand?", url=URL, timeout_s=10)
+            second = await extractor.extract(doc, "How deep is Lake Vostrand?", url=URL, timeout_s=10)
+        finally:
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+    assert first.method == "llm" and "Rationale:\n" in first.text
+    assert second.method == "extractive" and "221" in second.text
+    assert server.requests[0]["messages"][1]["role"] == "user"
