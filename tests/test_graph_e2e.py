@@ -171,3 +171,14 @@ async def test_transcript_holds_results_in_call_order_even_when_reads_finish_out
     await run(fake_settings(sglang, searxng, web))
     prompt = sglang.prompts[1]
     assert prompt.index(web.url("/late")) < prompt.index(web.url("/article"))
+
+
+async def test_chat_protocol_runs_the_same_loop_over_tool_calling(sglang, searxng, web):
+    sglang.add(*research_script(web))
+    summary = await run(fake_settings(sglang, searxng, web, search_protocol="chat"))
+    assert summary["status"] == "answered" and summary["answer"] == "1897"
+    assert [c["name"] for c in summary["tool_calls"]] == ["search_urls", "query_url", "query_url"]
+    chat_requests = [r for r in sglang.requests if r["path"] == "/v1/chat/completions"]
+    assert len(chat_requests) == 3
+    last = chat_requests[-1]["json"]["messages"]
+    assert [m["role"] for m in last].count("tool") == 3
