@@ -182,3 +182,11 @@ async def test_chat_protocol_runs_the_same_loop_over_tool_calling(sglang, searxn
     assert len(chat_requests) == 3
     last = chat_requests[-1]["json"]["messages"]
     assert [m["role"] for m in last].count("tool") == 3
+
+
+async def test_wall_clock_budget_forces_a_final_answer(sglang, searxng, web):
+    sglang.add(Reply("slow thinking</think>\n" + call("search_urls", query="kestrel"), delay_s=0.6))
+    sglang.add("time is up</think>\n\\boxed{1897}")
+    summary = await run(fake_settings(sglang, searxng, web, max_wall_seconds=0.3))
+    assert summary["answer"] == "1897" and summary["rounds"] == 2
+    assert "budget is used up (the time limit" in sglang.prompts[-1]
