@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from fathom import runner
+from fathom.checkpoints import RUN_STATUSES, CheckpointStoreError, RunRecord, Store, UnknownRunError, open_store
 from fathom.models.base import ModelError
 from fathom.progress import ProgressPrinter
-from fathom.runner import new_run_id, run_question
+from fathom.runner import new_run_id
 from fathom.settings import Settings, SettingsError
+from fathom.summary import export_json, export_markdown, run_summary, tool_results
+from fathom.tools.base import ToolError
 
 app = typer.Typer(
     name="fathom",
@@ -29,6 +39,7 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_NO_ANSWER = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
+EXIT_STORE = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -52,6 +63,7 @@ MaxRounds = Annotated[Optional[int], typer.Option("--max-rounds", help="Model tu
 MaxCalls = Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="Tool calls run per turn [default 8]")]
 MaxWall = Annotated[Optional[float], typer.Option("--max-wall-seconds", help="Wall-clock budget of one invocation [default 3600]")]
 PromptFile = Annotated[Optional[Path], typer.Option("--prompt-file", help="Search system prompt file, used byte for byte; {func_schemas} is replaced [env FATHOM_PROMPT_FILE]")]
+DbUrl = Annotated[Optional[str], typer.Option("--db", help="Run database: sqlite:///PATH, postgresql://…, mysql://… [env FATHOM_DB_URL; default: a SQLite file in the user data dir]")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings (a [fathom] table or top-level keys)")]
 
 
@@ -83,6 +95,7 @@ def research(
     max_wall_seconds: MaxWall = None,
     prompt_file: PromptFile = None,
     config: ConfigFile = None,
+    db: DbUrl = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Id of the run (default: a new one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
@@ -104,6 +117,7 @@ def research(
         max_calls_per_turn=max_calls_per_turn,
         max_wall_seconds=max_wall_seconds,
         prompt_file=prompt_file,
+        db_url=db,
     )
     if prompt_file is not None and not prompt_file.is_file():
         fail(f"--prompt-file {prompt_file} does not exist", EXIT_USAGE)
@@ -112,16 +126,29 @@ def research(
         logging.getLogger("fathom").setLevel(logging.ERROR)
     progress = ProgressPrinter(stderr, enabled=not quiet)
     progress.start(run_id, question, settings)
+    summary = run_and_report(
+        lambda: runner.research(question.strip(), settings, run_id=run_id, on_event=progress.handle), run_id
+    )
+    print_result(summary, progress, as_json=as_json)
+
+
+def run_and_report(make: Any, run_id: str) -> dict[str, Any]:
+    """Run a research coroutine, mapping every failure to one line and an exit code."""
     try:
-        summary = asyncio.run(
-            run_question(question.strip(), settings, run_id=run_id, on_event=progress.handle)
-        )
+        return asyncio.run(make())
     except KeyboardInterrupt:
-        fail(f"interrupted; run {run_id} stopped", EXIT_INTERRUPTED)
-    except ModelError as exc:
-        fail(str(exc), EXIT_MODEL)
-    except (ValueError, OSError) as exc:
+        fail(f"interrupted: run {run_id} can be continued with 'fathom resume {run_id}'", EXIT_INTERRUPTED)
+    except UnknownRunError as exc:
         fail(str(exc), EXIT_USAGE)
+    except CheckpointStoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    except ModelError as exc:
+        fail(f"{exc} (run {run_id} can be continued with 'fathom resume {run_id}')", EXIT_MODEL)
+    except (SettingsError, ToolError, ValueError, OSError) as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def print_result(summary: dict[str, Any], progress: ProgressPrinter, *, as_json: bool) -> None:
     progress.finish(summary)
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
@@ -129,6 +156,203 @@ def research(
         sys.stdout.write(summary["answer"] + "\n")
     if summary["status"] != "answered":
         fail(summary.get("error") or "the run ended without an answer", EXIT_NO_ANSWER)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue (see 'fathom runs list').")],
+    db: DbUrl = None,
+    search_model_url: SearchModelUrl = None,
+    synth_model_url: SynthModelUrl = None,
+    query_llm: QueryLlm = None,
+    search_backend: SearchBackend = None,
+    searxng_url: SearxngUrl = None,
+    serper_url: SerperUrl = None,
+    allow_host: AllowHost = None,
+    max_rounds: MaxRounds = None,
+    max_wall_seconds: MaxWall = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
+) -> None:
+    """Continue an interrupted run from its last checkpoint, with its original options.
+
+    Flags given here override the run's options (for example a new --search-model-url).
+    Tool calls that finished before the interruption are not run again.
+    """
+    if quiet:
+        logging.getLogger("fathom").setLevel(logging.ERROR)
+    flags = {
+        "search_model_url": search_model_url,
+        "synth_model_url": synth_model_url,
+        "query_llm": query_llm,
+        "search_backend": search_backend,
+        "searxng_url": searxng_url,
+        "serper_url": serper_url,
+        "allow_hosts": tuple(allow_host) if allow_host else None,
+        "max_rounds": max_rounds,
+        "max_wall_seconds": max_wall_seconds,
+    }
+    progress = ProgressPrinter(stderr, enabled=not quiet)
+    progress.print(f"[bold]resuming run[/] {run_id}")
+    summary = run_and_report(
+        lambda: runner.resume(run_id, flags, db_url=db_url_of(db), on_event=progress.handle), run_id
+    )
+    print_result(summary, progress, as_json=as_json)
+
+
+def db_url_of(flag: str | None) -> str | None:
+    """The database: --db, else FATHOM_DB_URL, else the default file (None)."""
+    return flag or os.environ.get("FATHOM_DB_URL") or None
+
+
+runs_app = typer.Typer(help="List, show, export and delete recorded runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+def with_store(work: Any) -> Any:
+    """Open the run database, run ``work(store)``, and map store errors to one line."""
+
+    async def go(db: str | None) -> Any:
+        async with open_store(db) as store:
+            return await work(store)
+
+    def call(db: str | None) -> Any:
+        try:
+            return asyncio.run(go(db_url_of(db)))
+        except UnknownRunError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except CheckpointStoreError as exc:
+            fail(str(exc), EXIT_STORE)
+
+    return call
+
+
+async def _record_or_fail(store: Store, run_id: str) -> RunRecord:
+    record = await store.runs.get(run_id)
+    if record is None:
+        raise UnknownRunError(f"no run {run_id!r} in {store.db.url}")
+    return record
+
+
+def _age(when: datetime) -> str:
+    seconds = max(0, int((datetime.now(timezone.utc) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _record_json(record: RunRecord, status: str) -> dict[str, Any]:
+    data = dataclasses.asdict(record)
+    data.update(status=status, created_at=record.created_at.isoformat(), updated_at=record.updated_at.isoformat())
+    return data
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[Optional[str], typer.Option("--status", help="running, interrupted, failed or done")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    db: DbUrl = None,
+) -> None:
+    """List runs, newest first."""
+    if status is not None and status not in RUN_STATUSES:
+        fail(f"--status must be one of {', '.join(RUN_STATUSES)}", EXIT_USAGE)
+
+    async def work(store: Store) -> list[tuple[RunRecord, str]]:
+        records = await store.runs.list(limit=limit if status is None else 10_000)
+        rows = [(r, await runner.honest_status(store, r)) for r in records]
+        return [(r, st) for r, st in rows if status is None or st == status][:limit]
+
+    rows = with_store(work)(db)
+    if as_json:
+        for record, state in rows:
+            sys.stdout.write(json.dumps(_record_json(record, state), ensure_ascii=False) + "\n")
+        return
+    if not rows:
+        stderr.print("no runs yet" if status is None else f"no {status} runs")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("id", "status", "question", "rounds", "age"):
+        table.add_column(column, no_wrap=column != "question")
+    for record, state in rows:
+        table.add_row(record.run_id, state, escape(record.question), str(record.rounds), _age(record.created_at))
+    Console(soft_wrap=False).print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+    db: DbUrl = None,
+) -> None:
+    """Show a run: answer, sources, rounds, tool calls with their results, errors."""
+
+    async def work(store: Store) -> tuple[RunRecord, str, dict[str, Any]]:
+        record = await _record_or_fail(store, run_id)
+        return record, await runner.honest_status(store, record), await runner.load_state(store, run_id)
+
+    record, state, values = with_store(work)(db)
+    summary = run_summary(run_id, values)
+    results = tool_results(values.get("messages") or [], max_chars=300)
+    if as_json:
+        out = {**summary, "status": state, "tool_calls": results, "record": _record_json(record, state)}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return
+    console = Console(soft_wrap=True, highlight=False)
+    console.print(f"[bold]{escape(record.question)}[/]")
+    console.print(f"run {run_id} · {state} · {summary['rounds']} rounds · started {_age(record.created_at)} ago")
+    console.print(f"[bold]answer:[/] {escape(summary['answer'] or '—')}")
+    if record.error or summary["error"]:
+        console.print(f"[red]error:[/] {escape(record.error or summary['error'])}")
+    for index, call in enumerate(results, 1):
+        mark = "[green]✓[/]" if call["ok"] else "[red]✗[/]"
+        console.print(f"{index:>3}. {mark} {call['name']} {escape(json.dumps(call['arguments'], ensure_ascii=False))}")
+        console.print(f"       [dim]{escape(' '.join(call['result'].split()))}[/]")
+    for source in summary["sources"]:
+        console.print(f"  source: {escape(source['url'])}  {escape(source['title'])}")
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: Annotated[str, typer.Argument(help="The run to export.")],
+    fmt: Annotated[str, typer.Option("--format", help="json or md")] = "json",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout")] = None,
+    db: DbUrl = None,
+) -> None:
+    """Export a run's full trace as JSON or Markdown."""
+    if fmt not in ("json", "md"):
+        fail("--format must be json or md", EXIT_USAGE)
+
+    async def work(store: Store) -> tuple[RunRecord, dict[str, Any]]:
+        record = await _record_or_fail(store, run_id)
+        return record, await runner.load_state(store, run_id)
+
+    record, values = with_store(work)(db)
+    if fmt == "json":
+        text = json.dumps(export_json(run_id, values, _record_json(record, record.status)), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = export_markdown(run_id, {"question": record.question, **values})
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        stderr.print(f"wrote {out}")
+
+
+@runs_app.command("delete")
+def runs_delete(
+    run_id: Annotated[str, typer.Argument(help="The run to delete, with all its checkpoints.")],
+    db: DbUrl = None,
+) -> None:
+    """Delete a run and its checkpoints."""
+
+    async def work(store: Store) -> bool:
+        return await store.runs.delete(run_id)
+
+    if not with_store(work)(db):
+        fail(f"no run {run_id!r}", EXIT_USAGE)
+    stderr.print(f"deleted run {run_id}")
 
 
 def main() -> None:

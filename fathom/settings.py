@@ -145,7 +145,8 @@ class Settings(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         """JSON-friendly settings with every secret left out (safe for logs and run records)."""
-        data = self.model_dump(mode="json", exclude=set(SECRET_ENV_VARS))
+        # db_url may hold a password, and a run record lives in that database anyway.
+        data = self.model_dump(mode="json", exclude={*SECRET_ENV_VARS, "db_url"})
         data["search_backend"] = self.resolved_search_backend
         return data
 

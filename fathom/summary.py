@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -9,27 +10,12 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 def tool_calls(messages: list[Any]) -> list[dict[str, Any]]:
     """Every tool call of the run, in the order the model made them, with whether it succeeded."""
-    calls: list[dict[str, Any]] = []
-    turn: list[ToolMessage] = []
-
-    def flush() -> None:
-        for message in sorted(turn, key=lambda m: (m.artifact or {}).get("index", 0)):
-            artifact = message.artifact or {}
-            calls.append(
-                {
-                    "name": message.name,
-                    "arguments": artifact.get("args", artifact.get("raw")),
-                    "ok": message.status != "error",
-                }
-            )
-        turn.clear()
-
-    for message in messages:
-        if isinstance(message, AIMessage):
-            flush()
-        elif isinstance(message, ToolMessage):
-            turn.append(message)
-    flush()
+    calls = []
+    for message in _tool_messages(messages):
+        artifact = message.artifact or {}
+        calls.append(
+            {"name": message.name, "arguments": artifact.get("args", artifact.get("raw")), "ok": message.status != "error"}
+        )
     return calls
 
 
@@ -52,3 +38,75 @@ def run_summary(run_id: str, values: dict[str, Any]) -> dict[str, Any]:
         },
         "error": values.get("error"),
     }
+
+
+def _message_view(message: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {"type": message.type, "content": message.content}
+    if isinstance(message, AIMessage):
+        if message.tool_calls:
+            view["tool_calls"] = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+        if message.invalid_tool_calls:
+            view["invalid_tool_calls"] = [
+                {"id": c.get("id"), "name": c.get("name"), "args": c.get("args"), "error": c.get("error")}
+                for c in message.invalid_tool_calls
+            ]
+    elif isinstance(message, ToolMessage):
+        view.update(name=message.name, tool_call_id=message.tool_call_id, ok=message.status != "error")
+    return view
+
+
+def tool_results(messages: list[Any], *, max_chars: int | None = None) -> list[dict[str, Any]]:
+    """Each tool call with its result text (cut to ``max_chars`` when given)."""
+    results = []
+    for call, message in zip(tool_calls(messages), _tool_messages(messages)):
+        text = str(message.content)
+        if max_chars is not None and len(text) > max_chars:
+            text = text[:max_chars] + f" … [{len(text) - max_chars} more characters]"
+        results.append({**call, "result": text})
+    return results
+
+
+def _tool_messages(messages: list[Any]) -> list[ToolMessage]:
+    """Tool results in call order: by turn, then by the call's position in its turn."""
+    ordered: list[ToolMessage] = []
+    turn: list[ToolMessage] = []
+    for message in [*messages, AIMessage("")]:
+        if isinstance(message, AIMessage):
+            ordered.extend(sorted(turn, key=lambda m: (m.artifact or {}).get("index", 0)))
+            turn = []
+        elif isinstance(message, ToolMessage):
+            turn.append(message)
+    return ordered
+
+
+def export_json(run_id: str, values: dict[str, Any], record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full trace of a run: summary, registry record, verification and every message."""
+    return {
+        **run_summary(run_id, values),
+        "record": record or {},
+        "verification": values.get("verification"),
+        "tool_results": tool_results(values.get("messages") or []),
+        "transcript": [_message_view(m) for m in values.get("messages") or []],
+    }
+
+
+def export_markdown(run_id: str, values: dict[str, Any]) -> str:
+    """The full trace of a run as a readable Markdown document."""
+    summary = run_summary(run_id, values)
+    lines = [f"# {summary['question']}", "", f"- run: `{run_id}`", f"- status: {summary['status']}"]
+    lines += [f"- rounds: {summary['rounds']}", f"- answer: {summary['answer'] or '—'}", ""]
+    round_no = 0
+    for message in values.get("messages") or []:
+        if isinstance(message, AIMessage):
+            round_no += 1
+            lines += [f"## Round {round_no}", "", "```text", str(message.content).strip(), "```", ""]
+        elif isinstance(message, ToolMessage):
+            args = (message.artifact or {}).get("args", {})
+            mark = "ok" if message.status != "error" else "error"
+            lines += [f"### {message.name} ({mark})", "", f"`{json.dumps(args, ensure_ascii=False)}`", ""]
+            lines += ["```text", str(message.content).strip(), "```", ""]
+        elif round_no:
+            lines += ["> " + str(message.content).replace("\n", "\n> "), ""]
+    if summary["sources"]:
+        lines += ["## Sources", ""] + [f"- [{s['title'] or s['url']}]({s['url']})" for s in summary["sources"]]
+    return "\n".join(lines).rstrip() + "\n"

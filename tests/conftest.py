@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,3 +80,35 @@ def research_script(web: FakeWeb) -> list[str]:
         + call("query_url", url=web.url("/news/tram"), goal="Anything about the Kestrel Bridge opening?"),
         "The heritage page says it opened on 14 June 1897.</think>\n\nThe Kestrel Bridge opened in \\boxed{1897}.",
     ]
+
+
+SECRET_VARS = ("TAVILY_API_KEY", "SERPER_API_KEY", "OPENAI_API_KEY", "SEARXNG_URL")
+CLI = Callable[..., subprocess.CompletedProcess]
+
+
+def cli_env(db_url: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI subprocess: the developer's own settings removed, a test database."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_") and k not in SECRET_VARS}
+    return {**base, "FATHOM_DB_URL": db_url, **(env or {})}
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A throw-away SQLite run database: tests never touch the user's own."""
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+@pytest.fixture
+def cli(db_url: str) -> CLI:
+    """Run ``fathom ARGS…`` as a user would, in a subprocess, recording into ``db_url``."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "fathom", *args],
+            env=cli_env(db_url, env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

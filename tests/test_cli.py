@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import fake_env, research_script
 from tests.fakes.server import free_port
 
-SECRET_VARS = ("TAVILY_API_KEY", "SERPER_API_KEY", "OPENAI_API_KEY", "SEARXNG_URL")
-
-
-def fathom(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_") and k not in SECRET_VARS}
-    return subprocess.run(
-        [sys.executable, "-m", "fathom", *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def test_research_prints_the_answer_and_progress(sglang, searxng, web):
+def test_research_prints_the_answer_and_progress(cli, sglang, searxng, web):
     sglang.add(*research_script(web))
-    result = fathom("research", "When did the Kestrel Bridge open?", env=fake_env(sglang, searxng, web))
+    result = cli("research", "When did the Kestrel Bridge open?", env=fake_env(sglang, searxng, web))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1897\n"
     assert "round 1" in result.stderr and "round 3" in result.stderr
@@ -36,10 +19,10 @@ def test_research_prints_the_answer_and_progress(sglang, searxng, web):
     assert "cached" in result.stderr
 
 
-def test_research_json_output(sglang, searxng, web):
+def test_research_json_output(cli, sglang, searxng, web):
     sglang.add(*research_script(web))
     env = fake_env(sglang, searxng, web)
-    result = fathom("research", "--json", "--run-id", "run42", "When did the Kestrel Bridge open?", env=env)
+    result = cli("research", "--json", "--run-id", "run42", "When did the Kestrel Bridge open?", env=env)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert set(out) >= {"run_id", "question", "status", "answer", "rounds", "tool_calls", "sources", "usage"}
@@ -51,18 +34,18 @@ def test_research_json_output(sglang, searxng, web):
     assert out["usage"]["cached_tokens"] > 0
 
 
-def test_flags_override_environment(sglang, searxng, web):
+def test_flags_override_environment(cli, sglang, searxng, web):
     sglang.add(*research_script(web))
     env = {**fake_env(sglang, searxng, web), "FATHOM_SEARCH_MODEL_URL": f"http://127.0.0.1:{free_port()}"}
-    result = fathom("research", "-q", "--search-model-url", sglang.url, "When?", env=env)
+    result = cli("research", "-q", "--search-model-url", sglang.url, "When?", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1897\n"
 
 
-def test_unreachable_model_server_is_one_line_and_nonzero(searxng, web):
+def test_unreachable_model_server_is_one_line_and_nonzero(cli, searxng, web):
     dead = f"http://127.0.0.1:{free_port()}"
     env = {"FATHOM_SEARCH_BACKEND": "searxng", "SEARXNG_URL": searxng.url}
-    result = fathom("research", "--quiet", "--search-model-url", dead, "q?", env=env)
+    result = cli("research", "--quiet", "--search-model-url", dead, "q?", env=env)
     assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -80,21 +63,21 @@ def test_unreachable_model_server_is_one_line_and_nonzero(searxng, web):
         (["--prompt-file", "/nonexistent/prompt.txt"], "prompt"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(args, fragment):
-    result = fathom("research", *args, "q?")
+def test_bad_flags_are_one_line_and_exit_2(cli, args, fragment):
+    result = cli("research", *args, "q?")
     assert result.returncode == 2
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("fathom: error:") and fragment in lines[0], result.stderr
 
 
-def test_empty_question_is_refused():
-    result = fathom("research", "   ")
+def test_empty_question_is_refused(cli):
+    result = cli("research", "   ")
     assert result.returncode == 2 and "question is empty" in result.stderr
 
 
-def test_run_without_answer_exits_nonzero(sglang, searxng, web):
+def test_run_without_answer_exits_nonzero(cli, sglang, searxng, web):
     sglang.add("</think>\n", "", "")  # nothing but empty turns until the forced final one
-    result = fathom("research", "--quiet", "--json", "--max-rounds", "3", "q?", env=fake_env(sglang, searxng, web))
+    result = cli("research", "--quiet", "--json", "--max-rounds", "3", "q?", env=fake_env(sglang, searxng, web))
     assert result.returncode == 1
     out = json.loads(result.stdout)
     assert out["status"] == "failed" and out["answer"] is None

@@ -68,6 +68,11 @@ def test_hidden_elements_and_comments_are_dropped() -> None:
     assert text == "Visible.\n\nAlso linked text."
 
 
+def test_absurdly_deep_nesting_keeps_the_words() -> None:
+    _, text = html_to_text("<div>" * 5000 + "<p>deep text</p>" + "</div>" * 5000)
+    assert text == "deep text"
+
+
 def test_pre_blocks_keep_their_lines() -> None:
     _, text = html_to_text("<body><p>Code:</p><pre>def f():\n    return 1\n</pre></body>")
     assert text == "Code:\n\ndef f():\n    return 1"

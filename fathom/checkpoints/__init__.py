@@ -1,0 +1,39 @@
+"""Durable state for Fathom: a SQLAlchemy LangGraph checkpointer and the run registry.
+
+One database (SQLite by default, PostgreSQL, or MySQL/MariaDB) holds every run's checkpoints and
+its registry row. Typical use from the CLI::
+
+    from fathom.checkpoints import open_store
+
+    async with open_store(settings.db_url) as store:        # None -> default_db_url()
+        graph = builder.compile(checkpointer=store.saver)
+        await store.runs.create(run_id, question, options=settings.public_dict())
+        config = {"configurable": {"thread_id": run_id}, "metadata": {"run_id": run_id}}
+        await graph.ainvoke(inputs, config, durability="sync")
+        await store.runs.update(run_id, status="done", answer=answer)
+"""
+
+from fathom.checkpoints.engine import Database
+from fathom.checkpoints.errors import CheckpointStoreError, UnknownRunError
+from fathom.checkpoints.runs import RunRecord, RunRegistry, Store, open_store
+from fathom.checkpoints.saver import SQLSaver
+from fathom.checkpoints.schema import RUN_STATUSES, SCHEMA_VERSION, RunStatus
+from fathom.checkpoints.urls import DatabaseURL, default_db_path, default_db_url, resolve_url
+
+__all__ = [
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "CheckpointStoreError",
+    "Database",
+    "DatabaseURL",
+    "RunRecord",
+    "RunRegistry",
+    "RunStatus",
+    "SQLSaver",
+    "Store",
+    "UnknownRunError",
+    "default_db_path",
+    "default_db_url",
+    "open_store",
+    "resolve_url",
+]

@@ -86,24 +86,34 @@ def html_to_text(html: str) -> tuple[str, str]:
     title = _collapse(soup.title.get_text()) if soup.title else ""
     _strip_boilerplate(soup)
     renderer = _Renderer()
-    renderer.walk(soup)
-    text = "\n\n".join(renderer.finish())
-    return title, text
+    try:
+        renderer.walk(soup)
+        blocks = renderer.finish()
+    except RecursionError:  # absurdly deep nesting: keep the words, lose the structure
+        blocks = [line for line in map(_collapse, soup.get_text("\n").split("\n")) if line]
+    return title, "\n\n".join(blocks)
 
 
 def _strip_boilerplate(soup: BeautifulSoup) -> None:
-    for tag in soup.find_all(True):
-        if tag.decomposed:  # inside something removed already
-            continue
-        if _is_boilerplate(tag):
-            tag.decompose()
+    # Top-down with an explicit stack: a removed subtree is never visited, and deep pages cannot
+    # exhaust the recursion limit. The flag says whether we are inside the article itself.
+    stack: list[tuple[Tag, bool]] = [(soup, False)]
+    while stack:
+        node, in_article = stack.pop()
+        for child in list(node.children):
+            if not isinstance(child, Tag):
+                continue
+            if _is_boilerplate(child, in_article):
+                child.decompose()
+            else:
+                stack.append((child, in_article or child.name in ("article", "main")))
 
 
-def _is_boilerplate(tag: Tag) -> bool:
+def _is_boilerplate(tag: Tag, in_article: bool) -> bool:
     name = tag.name
     if name in _DROP_TAGS:
         return True
-    if name in _PAGE_CHROME and tag.find_parent(["article", "main"]) is None:
+    if name in _PAGE_CHROME and not in_article:
         return True
     attrs = tag.attrs or {}
     if "hidden" in attrs or str(attrs.get("aria-hidden", "")).lower() == "true":
@@ -139,7 +149,10 @@ class _Renderer:
                 continue
             name = child.name
             if name in _HEADINGS:
-                self._block("#" * _HEADINGS[name] + " " + _collapse(child.get_text(" ")), child)
+                self._flush()
+                heading = _collapse(child.get_text(" "))
+                if heading:
+                    self.blocks.append("#" * _HEADINGS[name] + " " + heading)
             elif name == "table":
                 self._flush()
                 self.blocks.extend(_render_table(child))
@@ -168,11 +181,6 @@ class _Renderer:
                     self._flush()
             else:  # inline element: its text joins the current paragraph
                 self.walk(child)
-
-    def _block(self, text: str, _tag: Tag) -> None:
-        self._flush()
-        if text.strip("# "):
-            self.blocks.append(text)
 
     def _flush(self) -> None:
         if not self._inline:

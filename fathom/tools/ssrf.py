@@ -255,7 +255,7 @@ class SSRFGuard:
 
     async def check_url(self, url: str | httpx.URL) -> list[IPAddress]:
         """Vet a URL: http(s) only, a host, and only allowed addresses. Returns the vetted addresses."""
-        scheme, host, port = split_url(str(url))
+        _, host, port = split_url(str(url))
         return await self.resolve(host, port)
 
 

@@ -2,7 +2,7 @@
 
 Each fake serves configurable results (``set_results([{"title", "url", "snippet"}, ...])``),
 records every request (``requests``: method, path, headers, query params, JSON body) and fails on
-demand: ``fail_next(kind, times=1, retry_after=None)`` with kind one of ``"unauthorized"`` (401),
+demand: ``fail_next(kind, times=1, retry_after=None, after=0)`` with kind one of ``"unauthorized"`` (401),
 ``"forbidden"`` (403), ``"rate_limit"`` (429, optional ``Retry-After``), ``"server_error"``
 (500), ``"slow"`` (answers after ``slow_s``) or ``"malformed"`` (200 with a broken JSON body).
 """
@@ -49,7 +49,7 @@ class _FakeSearchApi:
         self.api_key = api_key
         self.slow_s = slow_s
         self.requests: list[dict[str, Any]] = []
-        self._failures: list[_Failure] = []
+        self._failures: list[_Failure | None] = []  # None: answer that request normally
         self._lock = threading.Lock()
         self._server = LoopbackServer(Starlette(routes=self._routes()))
 
@@ -58,11 +58,14 @@ class _FakeSearchApi:
     def set_results(self, results: list[Hit]) -> None:
         self.results = list(results)
 
-    def fail_next(self, kind: str, times: int = 1, *, retry_after: float | str | None = None) -> None:
-        """Make the next ``times`` requests fail as ``kind`` (see the module docstring)."""
+    def fail_next(self, kind: str, times: int = 1, *, retry_after: float | str | None = None,
+                  after: int = 0) -> None:
+        """Make ``times`` requests fail as ``kind`` (see the module docstring), once ``after``
+        requests have been answered normally."""
         if kind not in FAILURE_KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; use one of {FAILURE_KINDS}")
         with self._lock:
+            self._failures.extend([None] * after)
             self._failures.extend(
                 _Failure(kind, None if retry_after is None else str(retry_after)) for _ in range(times)
             )

@@ -3,6 +3,8 @@ in the instance's ``search.formats``)."""
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 
 from fathom.tools.base import SearchHit, ToolError
@@ -40,7 +42,12 @@ class SearxngBackend:
     async def search(self, query: str, top_k: int) -> list[SearchHit]:
         hits: list[SearchHit] = []
         for page in range(1, MAX_PAGES + 1):
-            results = await with_retries(lambda: self._page(query, page), self._retry)
+            try:
+                results = await with_retries(functools.partial(self._page, query, page), self._retry)
+            except ToolError:
+                if page == 1:
+                    raise
+                break  # a later page failing still leaves the hits we have
             before = len(hits)
             hits = dedupe_hits(hits + results, top_k)
             if len(hits) >= top_k or len(hits) == before:

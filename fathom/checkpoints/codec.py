@@ -1,0 +1,214 @@
+"""Incremental storage of growing list channels, such as the ``messages`` transcript.
+
+A research run appends to ``messages`` every round, and LangGraph hands the saver the whole list
+each time. Stored whole, round ``k`` costs ``O(k)`` bytes and a run costs ``O(k²)``. Instead, each
+element is serialized on its own with the saver's serde, and a list version is stored as
+
+- a *snapshot*: every element, or
+- a *tail*: only the elements after the prefix that equals an earlier stored version of the same
+  channel in the same thread and namespace (its ``base_version``).
+
+Prefixes are compared on content, so any earlier version is a valid base, whatever branch (fork,
+time travel) it came from. In the common case the saver still holds the elements of the version
+it stored last and compares bytes; otherwise each stored version carries a chained digest of its
+elements (``d_k = H(d_{k-1} + element_k)``), which a new value's prefix must reproduce. Chaining
+lets a tail's digest be computed from its base's digest and the tail alone. A chain is cut by a
+new snapshot after ``max_depth`` tails, so a load reads at most that many rows and a recursive
+query stays within MySQL's default recursion limit of 1000.
+
+A serializer that does not encode equal values to equal bytes (an ``EncryptedSerializer`` with
+random nonces) never finds a matching prefix: every version is then a snapshot, which is still
+correct, just not incremental.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ormsgpack
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+LIST_TYPE = "fathom.list"
+"""Blob type of a list version: ``blob`` holds framed ``(type, bytes)`` elements."""
+EMPTY_TYPE = "empty"
+"""Blob type of a channel that has a version but no value (as in the official savers)."""
+
+_FRAME = struct.Struct("<HQ")  # element type length, element byte length
+
+
+@dataclass(frozen=True, slots=True)
+class ListHead:
+    """What the store knows about one stored version of a list channel."""
+
+    version: str
+    length: int
+    digest: str
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """The blob-row fields of one list version, as a snapshot or as a tail of ``base_version``."""
+
+    blob: bytes
+    base_version: str | None
+    length: int
+    digest: str
+    depth: int
+
+    def head(self, version: str) -> ListHead:
+        return ListHead(version, self.length, self.digest, self.depth)
+
+
+class EncodedList:
+    """A list value as serde-typed elements; digests of its prefixes are computed on demand."""
+
+    __slots__ = ("items", "_digests")
+
+    def __init__(self, items: list[tuple[str, bytes]]) -> None:
+        self.items = items
+        self._digests: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def digest(self, length: int) -> str:
+        """The chained digest of the first ``length`` elements."""
+        if self._digests is None:
+            self._digests = _chain(EMPTY_DIGEST, self.items)
+        return self._digests[length]
+
+    def starts_with(self, items: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether this list begins with ``items`` (a non-empty prefix), compared bytewise."""
+        return 0 < len(items) <= len(self.items) and self.items[: len(items)] == items
+
+    def extends(self, head: ListHead) -> bool:
+        """Whether ``head``'s value is a non-empty prefix of this list, by digest."""
+        return 0 < head.length <= len(self.items) and self.digest(head.length) == head.digest
+
+    def row(self, base: ListHead | None) -> ListRow:
+        """The row storing this list: the tail after ``base``, or a snapshot when ``base`` is None.
+
+        ``base`` must be a verified prefix (:meth:`starts_with` or :meth:`extends`).
+        """
+        start = base.length if base is not None else 0
+        if self._digests is not None:
+            digest = self._digests[-1]
+        else:  # hash only the tail: the base's digest already covers the prefix
+            digest = _chain(base.digest if base is not None else EMPTY_DIGEST, self.items[start:])[-1]
+        return ListRow(
+            blob=pack(self.items[start:]),
+            base_version=base.version if base is not None else None,
+            length=len(self.items),
+            digest=digest,
+            depth=base.depth + 1 if base is not None else 0,
+        )
+
+
+EMPTY_DIGEST = hashlib.blake2b(digest_size=16).hexdigest()
+
+
+def _chain(start: str, items: Iterable[tuple[str, bytes]]) -> list[str]:
+    """``[start, d_1, d_2, …]`` with ``d_k = H(d_{k-1}, type_k, bytes_k)``."""
+    digests = [start]
+    previous = bytes.fromhex(start)
+    for type_, data in items:
+        name = type_.encode()
+        hasher = hashlib.blake2b(previous, digest_size=16)
+        hasher.update(_FRAME.pack(len(name), len(data)))
+        hasher.update(name)
+        hasher.update(data)
+        previous = hasher.digest()
+        digests.append(previous.hex())
+    return digests
+
+
+def is_incremental(value: Any) -> bool:
+    """Lists (exactly ``list``, not subclasses a serde may treat specially) go element-wise."""
+    return type(value) is list
+
+
+def encode_list(serde: SerializerProtocol, value: list[Any]) -> EncodedList:
+    """Serialize each element with ``serde`` (``dumps_typed``)."""
+    return EncodedList([serde.dumps_typed(item) for item in value])
+
+
+def choose_base(
+    encoded: EncodedList, candidates: Iterable[ListHead], max_depth: int
+) -> tuple[ListHead | None, bool]:
+    """Pick the base for ``encoded`` among ``candidates`` (best first).
+
+    Returns ``(base, found)``: ``found`` says a candidate matched at all; ``base`` is None when
+    none matched or when the longest match already ends a ``max_depth`` chain, in which case a
+    snapshot restarts the chain. A shorter match is deliberately not used then: every later
+    version would be stored as an ever longer tail of it.
+    """
+    for head in candidates:
+        if encoded.extends(head):
+            return (head if head.depth < max_depth else None), True
+    return None, False
+
+
+def pack(items: Sequence[tuple[str, bytes]]) -> bytes:
+    """Frame serde-typed elements into one blob."""
+    return ormsgpack.packb(items)
+
+
+def unpack(blob: bytes) -> list[tuple[str, bytes]]:
+    """Inverse of :func:`pack`."""
+    return [(type_, data) for type_, data in ormsgpack.unpackb(blob)]
+
+
+def decode_list(serde: SerializerProtocol, chunks: Iterable[bytes]) -> list[Any]:
+    """Rebuild a list from its blobs, snapshot first, then each tail in order."""
+    return [serde.loads_typed(item) for chunk in chunks for item in unpack(chunk)]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedList:
+    """A stored list version and its elements, as this process wrote them."""
+
+    head: ListHead
+    items: list[tuple[str, bytes]]
+
+
+class HeadCache:
+    """The last list version this process stored per ``(thread, ns, channel)``, with its elements.
+
+    It spares a query and a full re-hash per checkpoint: the next version of a growing list
+    almost always extends the last one, which a bytewise prefix comparison confirms. It is only
+    a hint; the saver checks in the write transaction that the base row still exists with the
+    same digest, so a deletion by another process cannot leave a tail without its base. The
+    elements make entries heavy, hence the small default size (one entry per running thread).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str, str], CachedList] = OrderedDict()
+        self._lock = threading.Lock()  # the sync path runs in LangGraph's worker threads
+
+    def get(self, key: tuple[str, str, str]) -> CachedList | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[str, str, str], entry: CachedList) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def forget_threads(self, thread_ids: Iterable[str]) -> None:
+        doomed = set(thread_ids)
+        with self._lock:
+            for key in [k for k in self._entries if k[0] in doomed]:
+                del self._entries[key]

@@ -1,0 +1,43 @@
+"""The one error type the checkpoint store raises, and the translation of driver errors into it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+
+class CheckpointStoreError(RuntimeError):
+    """The checkpoint database cannot be used: unreachable, not a Fathom database, too new, or a
+    statement failed. The message is one line, names the database (password hidden) and says why."""
+
+
+class UnknownRunError(CheckpointStoreError, KeyError):
+    """A run registry operation named a run id that is not recorded."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of its argument
+        return str(self.args[0]) if self.args else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first meaningful line of a driver error, without SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    # SQLAlchemy appends "[SQL: ...]" and a background link on later lines; drivers sometimes
+    # wrap their message in a tuple repr such as (2003, "Can't connect ...").
+    first = text.splitlines()[0].strip()
+    if first.startswith("(") and first.endswith(")") and ", " in first:
+        first = first[1:-1].split(", ", 1)[1].strip("'\"")
+    return first
+
+
+@contextmanager
+def translated(where: str) -> Iterator[None]:
+    """Re-raise database and filesystem errors as :class:`CheckpointStoreError` naming ``where``."""
+    try:
+        yield
+    except CheckpointStoreError:
+        raise
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
+        raise CheckpointStoreError(f"{where}: {one_line(exc)}") from exc

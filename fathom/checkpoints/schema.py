@@ -1,0 +1,259 @@
+"""Tables of a Fathom database and the ordered migrations that create them.
+
+Layout (all tables prefixed ``fathom_``):
+
+- ``fathom_checkpoints``: one row per checkpoint. ``checkpoint`` is the serde-encoded checkpoint
+  without the channel values that live in blobs; ``metadata`` is JSON (filterable); ``run_id`` is
+  copied out of the metadata so ``delete_for_runs`` can use an index.
+- ``fathom_blobs``: channel values keyed by ``(thread, ns, channel, version)``, written only when
+  a checkpoint's ``new_versions`` names the channel, as the official Postgres saver does. A list
+  value is stored as framed elements (type ``fathom.list``): either all of them, or only the tail
+  appended since ``base_version`` (see :mod:`fathom.checkpoints.codec`).
+- ``fathom_writes``: pending writes, keyed like LangGraph's own savers.
+- ``fathom_runs``: the run registry (:mod:`fathom.checkpoints.runs`).
+- ``fathom_migrations``: one row per applied migration. ``MIGRATIONS[i]`` brings the schema to
+  version ``i + 1``; a database is upgraded in order on open, so a newer Fathom opens an older
+  database, and a database newer than this code is refused.
+
+Identifier columns compare and sort bytewise everywhere: ``TEXT COLLATE "C"`` on PostgreSQL,
+UTF-8 in ``VARBINARY`` on MySQL/MariaDB (whose collations ignore case or trailing spaces), and
+plain text on SQLite. Their MySQL widths keep each primary key under InnoDB's 3072 bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from fathom.checkpoints.errors import CheckpointStoreError
+
+RunStatus = Literal["running", "interrupted", "failed", "done"]
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+
+_MYSQL = ("mysql", "mariadb")
+_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+
+class _Utf8Bytes(TypeDecorator[str]):
+    """A string stored as its UTF-8 bytes in ``VARBINARY``: compared and sorted bytewise.
+
+    MySQL/MariaDB's binary collations still ignore trailing spaces (``'run' = 'run '``) on
+    MariaDB and MySQL 5.7, and the default ones ignore case too; thread ids must not collide.
+    """
+
+    impl = mysql.VARBINARY
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return value.encode() if isinstance(value, str) else value
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
+        return value.decode() if isinstance(value, (bytes, bytearray)) else value
+
+
+def _key(length: int) -> TypeEngine[str]:
+    """An identifier column of up to ``length`` characters, compared bytewise on every backend."""
+    return (
+        String(length)
+        .with_variant(postgresql.TEXT(collation="C"), "postgresql")
+        .with_variant(_Utf8Bytes(4 * length), *_MYSQL)
+    )
+
+
+_BLOB = LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL)
+_LONG_TEXT = Text().with_variant(mysql.LONGTEXT(), *_MYSQL)
+_JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite and MySQL store naive values, and PostgreSQL would read a naive value in the session
+    time zone, so values are normalized to UTC on the way in and tagged UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in _MYSQL:  # DATETIME keeps whole seconds unless asked; runs sort by time
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware datetime (UTC)")
+        value = value.astimezone(timezone.utc)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+migrations = Table(
+    "fathom_migrations",
+    metadata,
+    Column("v", Integer, primary_key=True, autoincrement=False),
+    **_TABLE_OPTIONS,
+)
+
+# Key widths: thread + ns + channel + version = 765 chars = 3060 bytes on MySQL (limit 3072).
+checkpoints = Table(
+    "fathom_checkpoints",
+    metadata,
+    Column("thread_id", _key(255), primary_key=True),
+    Column("checkpoint_ns", _key(255), primary_key=True),
+    Column("checkpoint_id", _key(64), primary_key=True),
+    Column("parent_checkpoint_id", _key(64), nullable=True),
+    Column("run_id", _key(255), nullable=True),
+    Column("type", String(64), nullable=False),
+    Column("checkpoint", _BLOB, nullable=False),
+    Column("metadata", _JSON, nullable=False),
+    Index("fathom_checkpoints_run_id_idx", "run_id"),
+    **_TABLE_OPTIONS,
+)
+
+blobs = Table(
+    "fathom_blobs",
+    metadata,
+    Column("thread_id", _key(255), primary_key=True),
+    Column("checkpoint_ns", _key(255), primary_key=True),
+    Column("channel", _key(191), primary_key=True),
+    Column("version", _key(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("blob", _BLOB, nullable=True),
+    # incremental lists only (NULL otherwise): the version this tail extends, the element
+    # count and prefix digest of the full value, and the number of links back to a snapshot
+    Column("base_version", _key(64), nullable=True),
+    Column("length", Integer, nullable=True),
+    Column("digest", String(32), nullable=True),
+    Column("depth", Integer, nullable=True),
+    **_TABLE_OPTIONS,
+)
+
+writes = Table(
+    "fathom_writes",
+    metadata,
+    Column("thread_id", _key(255), primary_key=True),
+    Column("checkpoint_ns", _key(255), primary_key=True),
+    Column("checkpoint_id", _key(64), primary_key=True),
+    Column("task_id", _key(128), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("channel", _key(191), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("blob", _BLOB, nullable=False),
+    Column("task_path", Text, nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+runs = Table(
+    "fathom_runs",
+    metadata,
+    Column("run_id", _key(255), primary_key=True),
+    Column("question", _LONG_TEXT, nullable=False),
+    Column("options", _JSON, nullable=True),
+    Column("endpoints", _JSON, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("rounds", Integer, nullable=False),
+    Column("answer", _LONG_TEXT, nullable=True),
+    Column("report", _LONG_TEXT, nullable=True),
+    Column("error", _LONG_TEXT, nullable=True),
+    CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + ")", name="fathom_runs_status_ck"
+    ),
+    Index("fathom_runs_created_at_idx", "created_at"),
+    **_TABLE_OPTIONS,
+)
+
+Migration = Callable[[Connection], None]
+
+
+# Migrations create tables with checkfirst: MySQL commits DDL as it goes, so a migration that
+# died half way is re-run from the top. When a later migration changes one of these tables,
+# freeze the definition this migration created here instead of reusing the live Table object.
+def _v1_checkpoint_tables(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[checkpoints, blobs, writes], checkfirst=True)
+
+
+def _v2_run_registry(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[runs], checkfirst=True)
+
+
+MIGRATIONS: Sequence[Migration] = (_v1_checkpoint_tables, _v2_run_registry)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: Connection, migrations_to_apply: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the database to the newest schema inside the caller's transaction; return its version.
+
+    Concurrent openers are serialized (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+    PostgreSQL, ``GET_LOCK`` on MySQL), so two processes opening a fresh database do not race.
+
+    Raises:
+        CheckpointStoreError: the database has ``fathom_`` tables but no migrations table, or
+            was migrated by a newer Fathom than this one.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(1717662824)"))  # b"fath"
+    elif dialect in _MYSQL:
+        conn.execute(text("SELECT GET_LOCK('fathom_migrations', 60)"))
+    try:
+        return _apply(conn, migrations_to_apply)
+    finally:
+        if dialect in _MYSQL:
+            conn.execute(text("SELECT RELEASE_LOCK('fathom_migrations')"))
+
+
+def _apply(conn: Connection, migrations_to_apply: Sequence[Migration]) -> int:
+    tables = set(inspect(conn).get_table_names())
+    if migrations.name in tables:
+        current = conn.scalar(select(func.max(migrations.c.v))) or 0
+    else:
+        strays = sorted(name for name in tables if name.startswith("fathom_"))
+        if strays:
+            raise CheckpointStoreError(
+                f"not a Fathom database: it has {', '.join(strays)} but no {migrations.name} table"
+            )
+        migrations.create(conn)
+        current = 0
+    if current > len(MIGRATIONS):
+        raise CheckpointStoreError(
+            f"database schema is version {current}, newer than this Fathom supports "
+            f"({len(MIGRATIONS)}): upgrade Fathom"
+        )
+    for version in range(current, len(migrations_to_apply)):
+        migrations_to_apply[version](conn)
+        conn.execute(migrations.insert().values(v=version + 1))
+    return max(current, len(migrations_to_apply))

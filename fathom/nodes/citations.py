@@ -1,0 +1,278 @@
+"""Mechanical citation check of a report: only URLs actually retrieved in the run survive.
+
+The synthesizer cites with the full URL in square brackets right after a sentence
+(``… in 2003. [https://example.com/page]``), sometimes several in one bracket, sometimes as a
+markdown link. Each cited URL is looked up among the URLs the run retrieved: an exact match is
+kept; a near miss (another spelling of the same page) is rewritten to the retrieved spelling; an
+unknown URL is removed from the text. The model's own source list is never trusted: it is dropped
+and rebuilt from the citations that remain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fathom.tools.search.results import normalize_url
+
+SOURCES_HEADING = "## Sources used"
+NO_SOURCES = "No sources were cited."
+
+# Titles of a model-written source list (compared lower-cased, numbering and emphasis removed).
+_SOURCES_TITLES = frozenset(
+    {"sources used", "sources", "sources cited", "references", "reference list", "bibliography", "works cited", "citations"}
+)
+_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})(?:[ \t]+(.*))?$")
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
+_URLISH_LINE = re.compile(r"^\s*$|https?://", re.IGNORECASE)
+
+# Fenced code blocks and inline code spans: citations inside them are literal text, not citations.
+_CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[ \t]*$|``[^\n]+?``|`[^`\n]+`")
+
+# Link text with one level of nested brackets. Lengths are bounded so that a degenerate line (a
+# small model repeating "[https://…" thousands of times) cannot make the scan quadratic.
+_LABEL = r"(?:[^\[\]\n]|\[[^\[\]\n]{0,500}\]){0,500}"
+_HREF = r"<[^<>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*"  # balanced parens, as in wiki URLs
+_CITATION = re.compile(
+    rf"(?P<bang>!?)\[(?P<label>{_LABEL})\]\((?P<href>{_HREF})(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'))?\)"
+    r"|<(?P<auto>https?://[^\s<>]+)>"
+    r"|\[[ \t]*(?P<group>https?://[^\]\n]{0,2000}?)[ \t]*\]",
+    re.IGNORECASE,
+)
+_GROUP_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORECASE)
+_HTTP = re.compile(r"^https?://", re.IGNORECASE)
+
+
+@dataclass
+class CitationResult:
+    """The outcome of :func:`check_citations`.
+
+    ``text`` is the cleaned report ending with a rebuilt ``## Sources used`` list; ``kept`` the cited
+    URLs that remain (first-cited order, as retrieved); ``removed`` the unknown URLs taken out;
+    ``normalized`` maps each near-miss spelling to the retrieved URL it became; ``unused`` the
+    retrieved URLs the report never cites.
+    """
+
+    text: str
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    normalized: dict[str, str] = field(default_factory=dict)
+    unused: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-primitive form, for graph state and run records."""
+        return asdict(self)
+
+
+class _Resolver:
+    """Looks cited URLs up among the retrieved ones and records what happened to each."""
+
+    def __init__(self, retrieved: list[str]) -> None:
+        self.exact = set(retrieved)
+        self.by_key: dict[str, str] = {}
+        for url in retrieved:  # the first retrieved spelling of a page wins
+            self.by_key.setdefault(normalize_url(url), url)
+        self.kept: dict[str, None] = {}
+        self.removed: dict[str, None] = {}
+        self.normalized: dict[str, str] = {}
+
+    def resolve(self, url: str) -> str | None:
+        url = url.strip()
+        found = self._lookup(url)
+        if found is None:
+            self.removed.setdefault(url)
+            return None
+        if found != url:
+            self.normalized[url] = found
+        self.kept.setdefault(found)
+        return found
+
+    def _lookup(self, url: str) -> str | None:
+        if url in self.exact:
+            return url
+        if not _HTTP.match(url):
+            return None  # javascript:, mailto:, relative links: never a retrieved page
+        # Trailing punctuation sometimes sticks to a URL the model copied out of a sentence.
+        for candidate in (url, url.rstrip(".,;:!?")):
+            found = self.by_key.get(normalize_url(candidate))
+            if found is not None:
+                return found
+        return None
+
+
+def check_citations(report: str, retrieved: list[str]) -> CitationResult:
+    """Keep citations of retrieved URLs, repair near misses, remove the rest, rebuild the sources.
+
+    Citations are ``[url]``, ``[url1, url2]`` / ``[url1; url2]``, markdown links ``[text](url)``
+    (an unknown link keeps its text) and autolinks ``<url>``. Images become their alt text.
+    Citations inside code are left alone.
+    """
+    resolver = _Resolver(retrieved)
+    body = strip_sources_section(report)
+    parts: list[str] = []
+    for segment, is_prose in _code_split(body):
+        if is_prose:
+            at_line_start = not parts or parts[-1].endswith("\n")
+            segment = _replace(segment, lambda m: _rewrite(m, resolver), at_line_start=at_line_start)
+        parts.append(segment)
+    body = "".join(parts).rstrip()
+    kept = list(resolver.kept)
+    text = f"{body}\n\n{sources_section(kept)}\n" if body else f"{sources_section(kept)}\n"
+    return CitationResult(
+        text=text,
+        kept=kept,
+        removed=list(resolver.removed),
+        normalized=resolver.normalized,
+        unused=[u for u in dict.fromkeys(retrieved) if u not in resolver.kept],
+    )
+
+
+def _rewrite(match: re.Match[str], resolver: _Resolver) -> str:
+    """The replacement for one citation-like match ("" removes it)."""
+    if match.group("group") is not None:
+        pieces = _GROUP_SPLIT.split(match.group("group"))
+        if any(re.search(r"\s", p) or not _HTTP.match(p) for p in pieces):
+            return match.group(0)  # prose in brackets that happens to start with a URL
+        kept = dict.fromkeys(u for u in map(resolver.resolve, pieces) if u)
+        return " ".join(f"[{url}]" for url in kept)
+    if match.group("auto") is not None:
+        url = resolver.resolve(match.group("auto"))
+        return f"<{url}>" if url else ""
+    # A link's text can itself hold citations ("[see [url]](url)"): check those too.
+    label = _replace(match.group("label"), lambda m: _rewrite(m, resolver), at_line_start=False)
+    if match.group("bang"):
+        return label  # images: the report is text; a remote image is not a citation
+    href = match.group("href").strip()
+    if href.startswith("<") and href.endswith(">"):
+        href = href[1:-1].strip()
+    url = resolver.resolve(href)
+    if url is None:
+        # Keep what the reader was told, unless the text is the unknown URL itself.
+        return "" if _HTTP.match(label.strip()) else label
+    return f"[{label}]({url})" if label.strip() else f"[{url}]"
+
+
+def _replace(text: str, rewrite: Callable[[re.Match[str]], str], *, at_line_start: bool = True) -> str:
+    """``re.sub`` that also tidies the space a removed citation leaves behind.
+
+    ``Fact [bad].`` becomes ``Fact.``, ``A [bad] B`` becomes ``A B``, ``(see [bad])`` becomes
+    ``(see)``, ``([bad])`` disappears, ``Fact. [bad].`` keeps one full stop, and a citation alone
+    on its line takes the line with it. ``at_line_start`` says whether ``text`` begins a line
+    (it does not when it follows a code span).
+    """
+    out: list[str] = []
+    pos = 0
+    for match in _CITATION.finditer(text):
+        out.append(text[pos : match.start()])
+        pos = match.end()
+        replacement = rewrite(match)
+        if replacement:
+            out.append(replacement)
+            continue
+        _rstrip_spaces(out)
+        if _last_char(out) == "(" and text[pos : pos + 1] == ")":
+            _drop_last_char(out)
+            pos += 1
+            _rstrip_spaces(out)
+        if _last_char(out) in ".!?" and _last_char(out) and text[pos : pos + 1] == ".":
+            pos += 1  # "Fact. [bad]." must not become "Fact.."
+        last = _last_char(out)
+        if last == "\n" or (last == "" and at_line_start):  # line start: no leading space or empty line
+            while pos < len(text) and text[pos] in " \t":
+                pos += 1
+            if text[pos : pos + 1] == "\n" and _last_char(out) == "\n":
+                pos += 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _last_char(out: list[str]) -> str:
+    for piece in reversed(out):
+        if piece:
+            return piece[-1]
+    return ""
+
+
+def _rstrip_spaces(out: list[str]) -> None:
+    for i in range(len(out) - 1, -1, -1):
+        out[i] = out[i].rstrip(" \t")
+        if out[i]:
+            return
+
+
+def _drop_last_char(out: list[str]) -> None:
+    for i in range(len(out) - 1, -1, -1):
+        if out[i]:
+            out[i] = out[i][:-1]
+            return
+
+
+def _code_split(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into (segment, is_prose) pieces around code blocks and code spans."""
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for match in _CODE.finditer(text):
+        if match.start() > pos:
+            pieces.append((text[pos : match.start()], True))
+        pieces.append((match.group(0), False))
+        pos = match.end()
+    if pos < len(text):
+        pieces.append((text[pos:], True))
+    return pieces
+
+
+# ---- the source list -----------------------------------------------------------------------------
+
+
+def _title_key(title: str) -> str:
+    title = re.sub(r"[*_`:]", "", title).strip().lower()
+    return re.sub(r"^(?:\d+[.)]?|[ivx]+\.)\s*", "", title)  # "7. Sources", "IV. References"
+
+
+def strip_sources_section(text: str) -> str:
+    """``text`` without a model-written source list at its end.
+
+    A ``#`` heading named Sources / Sources used / References (and similar) is cut with everything
+    after it, provided only deeper headings or other source lists follow. A bold or colon-ended
+    line such as ``**Sources:**`` counts as well when only URL lines follow it.
+    """
+    lines = text.split("\n")
+    headings: list[tuple[int, int, bool]] = []  # (line, level, is a source list)
+    fence: str | None = None
+    for number, line in enumerate(lines):
+        opener = _FENCE.match(line)
+        if opener:
+            marker = opener.group(1)
+            if fence is None:
+                fence = marker[0] * len(marker)
+            elif marker.startswith(fence):
+                fence = None
+            continue
+        if fence is not None:
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            title = (heading.group(2) or "").rstrip(" \t#")  # closing "##" of an ATX heading
+            headings.append((number, len(heading.group(1)), _title_key(title) in _SOURCES_TITLES))
+        elif _is_pseudo_heading(line) and all(_URLISH_LINE.search(rest) for rest in lines[number + 1 :]):
+            headings.append((number, 7, True))
+    for k, (number, level, is_sources) in enumerate(headings):
+        if is_sources and all(lvl > level or src for _, lvl, src in headings[k + 1 :]):
+            return "\n".join(lines[:number]).rstrip()
+    return text
+
+
+def _is_pseudo_heading(line: str) -> bool:
+    stripped = line.strip()
+    styled = stripped.startswith(("**", "__")) or stripped.endswith(":")
+    return styled and _title_key(stripped) in _SOURCES_TITLES
+
+
+def sources_section(urls: list[str]) -> str:
+    """``## Sources used`` followed by the URLs, deduplicated, one numbered line each."""
+    unique = list(dict.fromkeys(urls))
+    if not unique:
+        return f"{SOURCES_HEADING}\n\n{NO_SOURCES}"
+    return f"{SOURCES_HEADING}\n\n" + "\n".join(f"{i}. {url}" for i, url in enumerate(unique, start=1))

@@ -1,0 +1,193 @@
+"""Opening databases: automatic versioned schema, clear errors, URL handling."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, insert, select
+
+from fathom.checkpoints import SCHEMA_VERSION, CheckpointStoreError, Database, SQLSaver, default_db_url, resolve_url
+from fathom.checkpoints.schema import MIGRATIONS, migrate, migrations
+from tests.test_checkpoint_support import backend_url
+
+__all__ = ["backend_url"]  # fixture
+
+FATHOM_TABLES = {"fathom_migrations", "fathom_checkpoints", "fathom_blobs", "fathom_writes", "fathom_runs"}
+
+
+def tables_and_version(url: str) -> tuple[set[str], int | None]:
+    engine = create_engine(resolve_url(url).sync_url)
+    try:
+        with engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+            version = conn.scalar(select(migrations.c.v).order_by(migrations.c.v.desc())) if names else None
+        return names, version
+    finally:
+        engine.dispose()
+
+
+async def test_first_use_creates_the_schema(backend_url: str) -> None:
+    async with SQLSaver.from_url(backend_url) as saver:
+        assert await saver.aget_tuple({"configurable": {"thread_id": "none"}}) is None
+    names, version = tables_and_version(backend_url)
+    assert FATHOM_TABLES <= names and version == SCHEMA_VERSION
+
+
+async def test_sync_first_use_creates_the_schema(backend_url: str) -> None:
+    with SQLSaver.from_url(backend_url) as saver:
+        assert list(saver.list(None)) == []
+    assert tables_and_version(backend_url)[1] == SCHEMA_VERSION
+
+
+async def test_an_older_database_is_upgraded(backend_url: str) -> None:
+    """A database made by a Fathom that knew only the first migration opens and gains the rest."""
+    engine = create_engine(resolve_url(backend_url).sync_url)
+    with engine.begin() as conn:
+        migrate(conn, MIGRATIONS[:1])
+    engine.dispose()
+    assert "fathom_runs" not in tables_and_version(backend_url)[0]
+
+    db = Database(backend_url)
+    await db.setup()
+    await db.aclose()
+    names, version = tables_and_version(backend_url)
+    assert "fathom_runs" in names and version == SCHEMA_VERSION
+
+
+async def test_a_newer_database_is_refused(backend_url: str) -> None:
+    async with SQLSaver.from_url(backend_url):
+        pass
+    engine = create_engine(resolve_url(backend_url).sync_url)
+    with engine.begin() as conn:
+        conn.execute(insert(migrations).values(v=SCHEMA_VERSION + 1))
+    engine.dispose()
+
+    with pytest.raises(CheckpointStoreError, match=r"newer than this Fathom supports") as caught:
+        async with SQLSaver.from_url(backend_url):
+            pass
+    assert "\n" not in str(caught.value)
+
+
+async def test_setup_is_safe_when_two_processes_open_a_fresh_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    savers = [SQLSaver.from_url(url) for _ in range(4)]
+    await asyncio.gather(*(s.setup() for s in savers), *(asyncio.to_thread(s.db.setup_sync) for s in savers))
+    for s in savers:
+        await s.aclose()
+    assert tables_and_version(url)[1] == SCHEMA_VERSION
+
+
+# ---- errors a user sees ------------------------------------------------------------------------
+
+
+async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(CheckpointStoreError) as caught:
+        async with SQLSaver.from_url(f"sqlite:///{notes}"):
+            pass
+    assert "notes.txt" in str(caught.value) and "not a database" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert notes.read_text().startswith("these are my notes")
+
+
+async def test_fathom_tables_without_migrations_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE fathom_checkpoints (x INTEGER)")
+    with pytest.raises(CheckpointStoreError, match="not a Fathom database"):
+        async with SQLSaver.from_url(f"sqlite:///{path}"):
+            pass
+
+
+async def test_another_applications_sqlite_file_is_shared_politely(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE cache (k TEXT PRIMARY KEY, v BLOB)")
+    async with SQLSaver.from_url(f"sqlite:///{path}"):
+        pass
+    assert {"cache"} | FATHOM_TABLES <= tables_and_version(f"sqlite:///{path}")[0]
+
+
+async def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointStoreError, match="does not exist"):
+        async with SQLSaver.from_url(f"sqlite:///{tmp_path}/no/such/dir/x.db"):
+            pass
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:1/test", "mysql://root@127.0.0.1:1/test"])
+async def test_unreachable_server(url: str) -> None:
+    with pytest.raises(CheckpointStoreError) as caught:
+        async with SQLSaver.from_url(url):
+            pass
+    message = str(caught.value)
+    assert message.startswith("cannot open ") and "127.0.0.1:1" in message and "\n" not in message
+
+
+def test_unreachable_server_on_the_sync_path() -> None:
+    with pytest.raises(CheckpointStoreError, match="cannot open"):
+        with SQLSaver.from_url("postgresql://postgres:secret@127.0.0.1:1/test") as saver:
+            saver.get_tuple({"configurable": {"thread_id": "x"}})
+
+
+def test_passwords_stay_out_of_messages() -> None:
+    with pytest.raises(CheckpointStoreError) as caught:
+        with SQLSaver.from_url("postgresql://postgres:hunter2@127.0.0.1:1/test"):
+            pass
+    assert "hunter2" not in str(caught.value) and "***" in str(caught.value)
+
+
+# ---- URLs --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "async_driver", "sync_driver"),
+    [
+        ("sqlite:///runs.db", "sqlite+aiosqlite", "sqlite+pysqlite"),
+        ("runs.db", "sqlite+aiosqlite", "sqlite+pysqlite"),
+        ("postgresql://u@h/db", "postgresql+psycopg", "postgresql+psycopg"),
+        ("postgres://u@h/db", "postgresql+psycopg", "postgresql+psycopg"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg", "postgresql+psycopg"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg", "postgresql+psycopg2"),
+        ("mysql://u@h/db", "mysql+aiomysql", "mysql+pymysql"),
+        ("mariadb://u@h/db", "mysql+aiomysql", "mysql+pymysql"),
+        ("mysql+pymysql://u@h/db", "mysql+aiomysql", "mysql+pymysql"),
+    ],
+)
+def test_user_urls_map_to_async_and_sync_drivers(url: str, async_driver: str, sync_driver: str) -> None:
+    resolved = resolve_url(url)
+    assert resolved.async_url.drivername == async_driver
+    assert resolved.sync_url.drivername == sync_driver
+
+
+def test_mysql_urls_talk_utf8mb4() -> None:
+    assert resolve_url("mysql://u@h/db").async_url.query["charset"] == "utf8mb4"
+    assert resolve_url("mysql://u@h/db?charset=latin1").async_url.query["charset"] == "latin1"
+
+
+def test_sqlite_paths_expand_the_home_directory() -> None:
+    assert resolve_url("sqlite:///~/runs.db").sync_url.database == str(Path.home() / "runs.db")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "oracle://u@h/db", "", "://nothing", "postgresql://u:pw@h:port/db"]
+)
+def test_unusable_urls_are_refused(url: str) -> None:
+    with pytest.raises(CheckpointStoreError):
+        resolve_url(url)
+
+
+def test_malformed_urls_do_not_echo_passwords() -> None:
+    with pytest.raises(CheckpointStoreError) as caught:
+        resolve_url("postgresql://user:hunter2@host:port/db")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_default_database_lives_in_the_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    url = default_db_url()
+    assert url == f"sqlite:///{tmp_path}/data/fathom/checkpoints.db"
+    assert (tmp_path / "data" / "fathom").is_dir()

@@ -1,0 +1,221 @@
+"""Incremental storage of the growing transcript, and that every checkpoint still loads whole."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from sqlalchemy import func, select
+
+from fathom.checkpoints import SQLSaver
+from fathom.checkpoints.schema import blobs, checkpoints
+from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config, saver
+
+__all__ = ["backend_url", "saver"]  # fixtures
+
+
+async def history(graph: Any, thread_id: str) -> list[tuple[int, dict[str, Any], tuple[str, ...]]]:
+    """(step, values, next) of every checkpoint of the thread, newest first."""
+    return [
+        (s.metadata["step"], s.values, s.next) async for s in graph.aget_state_history(run_config(thread_id))
+    ]
+
+
+async def message_rows(saver: SQLSaver, thread_id: str) -> list[dict[str, Any]]:
+    """The stored rows of the ``messages`` channel, oldest (shortest) first."""
+    stmt = (
+        select(blobs.c.version, blobs.c.base_version, blobs.c.depth, blobs.c.length, func.length(blobs.c.blob))
+        .where(blobs.c.thread_id == thread_id, blobs.c.channel == "messages")
+        .order_by(blobs.c.length, blobs.c.version)
+    )
+    async with saver.db.engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [dict(zip(("version", "base", "depth", "length", "bytes"), row, strict=True)) for row in rows]
+
+
+async def test_every_checkpoint_loads_the_same_state_as_in_memory(saver: SQLSaver) -> None:
+    """Time travel: each of the run's checkpoints has exactly the state InMemorySaver has."""
+    ours = research_graph().compile(checkpointer=saver)
+    reference = research_graph().compile(checkpointer=InMemorySaver())
+    for graph in (ours, reference):
+        await graph.ainvoke(research_input(budget=12), run_config("run-1"), durability="sync")
+
+    assert await history(ours, "run-1") == await history(reference, "run-1")
+    state = await ours.aget_state(run_config("run-1"))
+    assert len(state.values["messages"]) == 1 + 2 * 12
+    assert state.values["messages"][-1].id == "tool-12"
+
+
+async def test_sync_invoke_from_a_worker_thread(saver: SQLSaver) -> None:
+    """``graph.invoke`` in a thread (the sync path) stores what ``ainvoke`` would."""
+    graph = research_graph().compile(checkpointer=saver)
+    reference = research_graph().compile(checkpointer=InMemorySaver())
+    await asyncio.to_thread(graph.invoke, research_input(budget=6), run_config("sync-run"), durability="sync")
+    await reference.ainvoke(research_input(budget=6), run_config("sync-run"), durability="sync")
+
+    assert await history(graph, "sync-run") == await history(reference, "sync-run")
+    # and the sync read path sees the async writes' data the same way
+    assert [s.values for s in graph.get_state_history(run_config("sync-run"))] == [
+        values for _, values, _ in await history(reference, "sync-run")
+    ]
+
+
+async def test_transcript_is_stored_as_tails_not_rewritten(saver: SQLSaver) -> None:
+    """Each round stores only its new messages, so storage grows linearly with rounds."""
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=10), run_config("short"), durability="sync")
+    await graph.ainvoke(research_input(budget=40), run_config("long"), durability="sync")
+
+    rows = await message_rows(saver, "long")
+    assert rows[0]["base"] is None  # the first version is a snapshot ...
+    assert all(r["base"] is not None for r in rows[1:])  # ... every later one a tail of it
+    stored_short = sum(r["bytes"] for r in await message_rows(saver, "short"))
+    stored_long = sum(r["bytes"] for r in rows)
+    # four times the rounds costs about four times the bytes (rewriting would cost ~16x)
+    assert stored_long < 4.5 * stored_short
+    one_round = max(r["bytes"] for r in rows)
+    assert one_round < 2 * min(r["bytes"] for r in rows[1:])  # tails do not grow with the transcript
+
+
+async def test_fork_from_an_old_checkpoint(saver: SQLSaver) -> None:
+    """Editing state at an earlier checkpoint branches off; both branches load correctly."""
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=8), run_config("fork"), durability="sync")
+    snapshots = [s async for s in graph.aget_state_history(run_config("fork"))]
+    round_3 = next(s for s in snapshots if s.values.get("rounds") == 3)
+
+    hint = HumanMessage("focus on 2024", id="hint")
+    forked = await graph.aupdate_state(round_3.config, {"messages": [hint], "budget": 5})
+    await graph.ainvoke(None, forked, durability="sync")
+
+    latest = (await graph.aget_state(run_config("fork"))).values
+    assert [m.id for m in latest["messages"]][:8] == ["q", "ai-1", "tool-1", "ai-2", "tool-2", "ai-3", "tool-3", "hint"]
+    assert latest["rounds"] == 5 and len(latest["messages"]) == 1 + 2 * 5 + 1
+    original = await graph.aget_state(round_3.config)
+    assert [m.id for m in original.values["messages"]][-1] == "tool-3"
+    # the abandoned branch is intact too
+    everything = [s.values async for s in graph.aget_state_history(run_config("fork"))]
+    old_end = next(values for values in everything if values.get("rounds") == 8)
+    assert [m.id for m in old_end["messages"]][-2:] == ["ai-8", "tool-8"] and len(old_end["messages"]) == 17
+
+
+async def test_edited_transcript_loads_and_reuses_the_shared_prefix(saver: SQLSaver) -> None:
+    """Removing a message mid-transcript: stored as a tail of the longest unchanged prefix."""
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=4), run_config("edit"), durability="sync")
+    await graph.aupdate_state(run_config("edit"), {"messages": [RemoveMessage(id="tool-2")]})
+
+    ids = [m.id for m in (await graph.aget_state(run_config("edit"))).values["messages"]]
+    assert ids == ["q", "ai-1", "tool-1", "ai-2", "ai-3", "tool-3", "ai-4", "tool-4"]
+    rows = await message_rows(saver, "edit")
+    edited = next(r for r in rows if r["length"] == 8)
+    assert next(r for r in rows if r["version"] == edited["base"])["length"] == 3  # [q, ai-1, tool-1]
+
+
+async def test_rewritten_transcript_is_stored_whole(saver: SQLSaver) -> None:
+    """A transcript that shares no prefix with any stored version becomes a new snapshot."""
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=2), run_config("rewrite"), durability="sync")
+    state = await graph.aget_state(run_config("rewrite"))
+    removals = [RemoveMessage(id=m.id) for m in state.values["messages"]]
+    await graph.aupdate_state(run_config("rewrite"), {"messages": [*removals, HumanMessage("new", id="n")]})
+
+    assert [m.id for m in (await graph.aget_state(run_config("rewrite"))).values["messages"]] == ["n"]
+    singles = [r for r in await message_rows(saver, "rewrite") if r["length"] == 1]  # [q] and [n]
+    assert len(singles) == 2 and all(r["base"] is None for r in singles)
+
+
+async def test_copy_thread_survives_deleting_the_source(saver: SQLSaver) -> None:
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=6), run_config("source"), durability="sync")
+    expected = await history(graph, "source")
+
+    await saver.acopy_thread("source", "copy")
+    await saver.adelete_thread("source")
+
+    assert await history(graph, "source") == []
+    assert await history(graph, "copy") == expected
+    await graph.ainvoke({"budget": 8, "status": "running"}, run_config("copy", "more"), durability="sync")
+    assert (await graph.aget_state(run_config("copy"))).values["rounds"] == 8
+
+
+async def test_prune_keeps_what_the_latest_checkpoint_needs(saver: SQLSaver) -> None:
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=6), run_config("pruned"), durability="sync")
+    before = (await graph.aget_state(run_config("pruned"))).values
+
+    await saver.aprune(["pruned"], strategy="keep_latest")
+
+    assert len(await history(graph, "pruned")) == 1
+    assert (await graph.aget_state(run_config("pruned"))).values == before
+    # the run can go on from the pruned thread
+    await graph.ainvoke({"budget": 9, "status": "running"}, run_config("pruned", "more"), durability="sync")
+    assert len((await graph.aget_state(run_config("pruned"))).values["messages"]) == 1 + 2 * 9
+    async with saver.db.engine.connect() as conn:
+        orphans = await conn.scalar(
+            select(func.count()).select_from(blobs).where(blobs.c.thread_id == "pruned", blobs.c.channel != "messages")
+        )
+    assert orphans <= 8  # only the latest versions of the small channels remain
+
+
+async def test_delete_for_runs_keeps_later_runs_loadable(saver: SQLSaver) -> None:
+    """Deleting the first run of a thread must not break the chains the second run builds on."""
+    graph = research_graph().compile(checkpointer=saver)
+    await graph.ainvoke(research_input(budget=3), run_config("thread", "run-a"), durability="sync")
+    await graph.ainvoke({"budget": 6, "status": "running"}, run_config("thread", "run-b"), durability="sync")
+    expected = [h for h in await history(graph, "thread")]
+
+    await saver.adelete_for_runs(["run-a"])
+
+    remaining = await history(graph, "thread")
+    assert remaining == [h for h in expected if h[0] > 3]  # run-b's steps 4..7, parent-linked
+    assert remaining[0][1]["rounds"] == 6 and len(remaining[0][1]["messages"]) == 13
+
+
+async def test_a_new_saver_extends_the_stored_chain(backend_url: str) -> None:
+    """After a restart (empty cache), resuming a run still stores only the new tail."""
+    async with SQLSaver.from_url(backend_url) as first:
+        await research_graph().compile(checkpointer=first).ainvoke(
+            research_input(budget=3), run_config("resumed"), durability="sync"
+        )
+    async with SQLSaver.from_url(backend_url) as second:
+        graph = research_graph().compile(checkpointer=second)
+        await graph.ainvoke({"budget": 5, "status": "running"}, run_config("resumed", "more"), durability="sync")
+        rows = await message_rows(second, "resumed")
+        assert len((await graph.aget_state(run_config("resumed"))).values["messages"]) == 11
+    assert [r["base"] is None for r in rows] == [True] + [False] * (len(rows) - 1)
+
+
+async def test_chain_depth_is_bounded(backend_url: str) -> None:
+    async with SQLSaver.from_url(backend_url, max_chain_depth=4) as saver:
+        graph = research_graph().compile(checkpointer=saver)
+        reference = research_graph().compile(checkpointer=InMemorySaver())
+        for g in (graph, reference):
+            await g.ainvoke(research_input(budget=14), run_config("deep"), durability="sync")
+        rows = await message_rows(saver, "deep")
+        assert max(r["depth"] for r in rows) == 4
+        assert sum(r["depth"] == 0 for r in rows) == 3  # snapshots restart the chain
+        assert await history(graph, "deep") == await history(reference, "deep")
+
+
+@pytest.mark.parametrize("value", [[], [None, 1, "two", {"three": [3]}], ["x" * 2000], [AIMessage("hi", id="m")]])
+async def test_list_values_round_trip(saver: SQLSaver, value: list[Any]) -> None:
+    """Lists of any element type go through the element-wise path unchanged."""
+    config = {"configurable": {"thread_id": "lists", "checkpoint_ns": ""}}
+    checkpoint = {
+        "v": 4,
+        "id": "1f0a0000-0000-6000-8000-000000000001",
+        "ts": "2026-01-01T00:00:00+00:00",
+        "channel_values": {"items": value},
+        "channel_versions": {"items": saver.get_next_version(None, None)},
+        "versions_seen": {},
+        "updated_channels": ["items"],
+    }
+    stored = await saver.aput(config, checkpoint, {"source": "input", "step": -1}, checkpoint["channel_versions"])
+    loaded = await saver.aget_tuple(stored)
+    assert loaded is not None and loaded.checkpoint["channel_values"] == {"items": value}
+    async with saver.db.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(checkpoints)) == 1

@@ -1,0 +1,202 @@
+"""Mechanical citation check: keep retrieved URLs, repair near misses, drop the rest."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from fathom.nodes.citations import check_citations, sources_section, strip_sources_section
+
+A = "https://a.com/x"
+B = "https://www.b.org/page/"
+C = "http://c.net/doc?id=7"
+RETRIEVED = [A, B, C, "https://unused.io/"]
+
+
+def body(text: str) -> str:
+    """The report without the rebuilt source list."""
+    return text.split("\n\n## Sources used")[0]
+
+
+def test_valid_citations_kept_and_sources_rebuilt():
+    result = check_citations(f"Fact one. [{A}]\n\nFact two. [{C}] Fact three. [{A}]", RETRIEVED)
+    assert body(result.text) == f"Fact one. [{A}]\n\nFact two. [{C}] Fact three. [{A}]"
+    assert result.kept == [A, C]
+    assert result.removed == [] and result.normalized == {}
+    assert result.unused == [B, "https://unused.io/"]
+    assert result.text.endswith(f"## Sources used\n\n1. {A}\n2. {C}\n")
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        ("Fact one [https://evil.com/a]. Next.", "Fact one. Next."),
+        ("Fact one. [https://evil.com/a] Next.", "Fact one. Next."),
+        ("A [https://evil.com/a] B", "A B"),
+        ("A [https://evil.com/a], B", "A, B"),
+        ("Claim (see [https://evil.com/a]).", "Claim (see)."),
+        ("Claim ([https://evil.com/a]).", "Claim."),
+        ("Line one.\n[https://evil.com/a]\nLine two.", "Line one.\nLine two."),
+        ("[https://evil.com/a] Starts here.", "Starts here."),
+        ("Two bad [https://evil.com/a] [https://evil.com/b].", "Two bad."),
+        ("Fact. [https://evil.com/a].", "Fact."),
+    ],
+)
+def test_invalid_citations_removed_cleanly(report, expected):
+    result = check_citations(report, RETRIEVED)
+    assert body(result.text) == expected
+    assert result.removed and all(u.startswith("https://evil.com/") for u in result.removed)
+    assert "[]" not in result.text
+    assert not re.search(r"[ \t][.,;:!?)]", body(result.text))
+
+
+def test_removed_urls_are_counted_once_each():
+    result = check_citations("x [https://evil.com/a]. y [https://evil.com/a]. z [https://evil.com/b].", RETRIEVED)
+    assert result.removed == ["https://evil.com/a", "https://evil.com/b"]
+    assert result.kept == []
+    assert result.text.endswith("## Sources used\n\nNo sources were cited.\n")
+
+
+@pytest.mark.parametrize(
+    ("cited", "target"),
+    [
+        ("https://a.com/x#section-2", A),  # fragment
+        ("https://a.com/x/", A),  # trailing slash
+        ("http://a.com/x", A),  # http <-> https
+        ("https://www.a.com/x", A),  # www.
+        ("https://a.com:443/x", A),  # default port
+        ("HTTPS://A.COM/x", A),  # case of scheme and host
+        ("https://a.com/x?utm_source=news&utm_medium=email", A),  # tracking parameters
+        ("https://b.org/page", B),  # www. and trailing slash the other way
+        ("https://c.net/doc?id=7&utm_campaign=z", C),
+        ("https://a.com/x.", A),  # a full stop stuck to the URL
+    ],
+)
+def test_near_misses_normalized_to_the_retrieved_url(cited, target):
+    result = check_citations(f"Fact. [{cited}]", RETRIEVED)
+    assert body(result.text) == f"Fact. [{target}]"
+    assert result.normalized == {cited: target}
+    assert result.kept == [target] and result.removed == []
+
+
+def test_different_page_is_not_a_near_miss():
+    result = check_citations("Fact. [https://a.com/y] [https://c.net/doc?id=8] [https://a.com/X]", RETRIEVED)
+    assert result.kept == []
+    assert len(result.removed) == 3
+
+
+def test_grouped_citations():
+    report = f"One. [{A}, https://evil.com/z, {C}] Two. [{B}; {A}] Three. [https://evil.com/1,https://evil.com/2]."
+    result = check_citations(report, RETRIEVED)
+    assert body(result.text) == f"One. [{A}] [{C}] Two. [{B}] [{A}] Three."
+    assert result.kept == [A, C, B]
+    assert result.removed == ["https://evil.com/z", "https://evil.com/1", "https://evil.com/2"]
+
+
+def test_group_duplicates_collapse():
+    assert body(check_citations(f"X. [{A}, http://a.com/x/]", RETRIEVED).text) == f"X. [{A}]"
+
+
+def test_prose_in_brackets_is_left_alone():
+    report = "See [https://evil.com/a is a mirror] for context."
+    assert body(check_citations(report, RETRIEVED).text) == report
+
+
+def test_markdown_links():
+    report = (
+        f"Known [the A page]({A}), near [B](https://b.org/page#top), unknown [a blog](https://evil.com/p), "
+        "script [click](javascript:alert(1)), relative [doc](/local), bare [https://evil.com/q](https://evil.com/q), "
+        f"empty [](http://c.net/doc?id=7) end."
+    )
+    result = check_citations(report, RETRIEVED)
+    assert body(result.text) == (
+        f"Known [the A page]({A}), near [B]({B}), unknown a blog, script click, relative doc, bare, "
+        f"empty [{C}] end."
+    )
+    assert result.kept == [A, B, C]
+    assert "javascript:alert(1)" in result.removed and "/local" in result.removed
+    assert result.normalized == {"https://b.org/page#top": B}
+
+
+def test_wikipedia_style_parentheses_in_links():
+    wiki = "https://en.wikipedia.org/wiki/Mercury_(planet)"
+    result = check_citations(f"See [Mercury]({wiki}) and [{wiki}].", [wiki])
+    assert body(result.text) == f"See [Mercury]({wiki}) and [{wiki}]."
+    assert result.kept == [wiki]
+
+
+def test_images_become_alt_text_and_autolinks_are_checked():
+    result = check_citations(f"![chart](https://evil.com/i.png) <{A}> <https://evil.com/x>.", RETRIEVED)
+    assert body(result.text) == f"chart <{A}>."
+    assert result.kept == [A]
+
+
+def test_code_is_left_alone():
+    report = f"Text [https://evil.com/a].\n\n```\ncurl [https://evil.com/b]\n```\n\nInline `[https://evil.com/c]` [{A}]"
+    result = check_citations(report, RETRIEVED)
+    assert "curl [https://evil.com/b]" in result.text and "`[https://evil.com/c]`" in result.text
+    assert result.removed == ["https://evil.com/a"]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "## Sources used\nhttps://evil.com/listed\nhttps://a.com/x",
+        "## 7. Sources used:\n- https://evil.com/listed",
+        "# References\n1. [Evil](https://evil.com/listed)\n### Extra\nhttps://evil.com/more",
+        "**Sources:**\n- https://evil.com/listed\n\n- https://a.com/x",
+        "Sources used:\nhttps://evil.com/listed",
+        "## Sources\n- https://evil.com/listed\n\n## References\n- https://evil.com/more",
+    ],
+)
+def test_model_source_list_replaced(tail):
+    result = check_citations(f"# Executive Summary\n- Fact. [{A}]\n\n## Conclusion\nDone.\n\n{tail}\n", RETRIEVED)
+    assert "evil.com" not in result.text
+    assert result.text.endswith(f"## Conclusion\nDone.\n\n## Sources used\n\n1. {A}\n")
+    assert result.text.count("Sources used") == 1
+    assert result.kept == [A] and result.removed == []  # a listed URL is not a citation
+
+
+def test_sources_heading_in_the_middle_is_kept():
+    report = "## Sources\nWe used three kinds of sources.\n\n## Conclusion\nDone."
+    assert strip_sources_section(report) == report
+    # a "Sources:" line followed by prose is not a source list either
+    prose = "## Conclusion\nSources: the ministry and two newspapers agree on the figure."
+    assert strip_sources_section(prose) == prose
+
+
+def test_sources_heading_inside_code_is_ignored():
+    report = "Intro\n```\n## Sources used\n```\nMore"
+    assert strip_sources_section(report) == report
+
+
+def test_sources_section_helper_dedupes():
+    assert sources_section([A, C, A]) == f"## Sources used\n\n1. {A}\n2. {C}"
+
+
+def test_result_is_json_primitive():
+    result = check_citations(f"x [{A}] [https://evil.com/] [http://a.com/x/]", RETRIEVED)
+    data = json.loads(json.dumps(result.as_dict()))
+    assert set(data) == {"text", "kept", "removed", "normalized", "unused"}
+    assert data["kept"] == [A]
+
+
+def test_citations_inside_link_text_are_checked():
+    result = check_citations(f"[see [https://evil.com/a] here]({A})", RETRIEVED)
+    assert body(result.text) == f"[see here]({A})"
+    assert result.removed == ["https://evil.com/a"]
+    after_code = check_citations("Run `ls` [https://evil.com/x] now.", RETRIEVED)
+    assert body(after_code.text) == "Run `ls` now."
+
+
+def test_check_is_idempotent():
+    report = (
+        f"# Executive Summary\n- One [{A}, https://evil.com/]. Two [B](https://b.org/page#x).\n"
+        f"- <{C}> and [https://a.com/x/] and [prose https://a.com]\n\n## Sources\n- {A}\n"
+    )
+    once = check_citations(report, RETRIEVED)
+    twice = check_citations(once.text, RETRIEVED)
+    assert twice.text == once.text
+    assert twice.kept == once.kept and twice.removed == [] and twice.normalized == {}
