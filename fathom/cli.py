@@ -19,6 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from fathom import runner
+from fathom.cli_report import plan_decision, render_report, save_report
+from fathom.cli_tools import index_with_progress, print_cache_sizes, print_corpus_stats, print_index_report
 from fathom.checkpoints import RUN_STATUSES, CheckpointStoreError, RunRecord, Store, UnknownRunError, open_store
 from fathom.models.base import ModelError
 from fathom.progress import ProgressPrinter
@@ -26,6 +28,8 @@ from fathom.runner import new_run_id
 from fathom.settings import Settings, SettingsError
 from fathom.summary import export_json, export_markdown, run_summary, tool_results
 from fathom.tools.base import ToolError
+from fathom.tools.cache import ToolCache
+from fathom.tools.corpus import Corpus
 
 app = typer.Typer(
     name="fathom",
@@ -40,6 +44,7 @@ EXIT_NO_ANSWER = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
 EXIT_STORE = 4
+EXIT_REVIEW = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -64,7 +69,13 @@ MaxCalls = Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="T
 MaxWall = Annotated[Optional[float], typer.Option("--max-wall-seconds", help="Wall-clock budget of one invocation [default 3600]")]
 PromptFile = Annotated[Optional[Path], typer.Option("--prompt-file", help="Search system prompt file, used byte for byte; {func_schemas} is replaced [env FATHOM_PROMPT_FILE]")]
 DbUrl = Annotated[Optional[str], typer.Option("--db", help="Run database: sqlite:///PATH, postgresql://…, mysql://… [env FATHOM_DB_URL; default: a SQLite file in the user data dir]")]
+ReviewPlan = Annotated[bool, typer.Option("--review-plan", help="Pause after the report plan to accept, edit or abort it (implies --deepresearch)")]
+PlanAction = Annotated[Optional[str], typer.Option("--plan-action", help="Answer the plan review without asking: accept or abort")]
+PlanFile = Annotated[Optional[Path], typer.Option("--plan-file", help="Answer the plan review with this edited plan")]
+ReportOut = Annotated[Optional[Path], typer.Option("--out", help="Report file (default <run_id>.md or .html here)")]
+ReportFormatOpt = Annotated[str, typer.Option("--format", help="Report format: md or html")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings (a [fathom] table or top-level keys)")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE]")]
 
 
 @app.callback()
@@ -96,11 +107,21 @@ def research(
     prompt_file: PromptFile = None,
     config: ConfigFile = None,
     db: DbUrl = None,
+    no_cache: NoCache = False,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Id of the run (default: a new one)")] = None,
+    deepresearch: Annotated[bool, typer.Option("--deepresearch", help="Also write a cited report with Fathom-Synthesizer")] = False,
+    review_plan: ReviewPlan = False,
+    plan_action: PlanAction = None,
+    plan_file: PlanFile = None,
+    out: ReportOut = None,
+    report_format: ReportFormatOpt = "md",
+    language: Annotated[Optional[str], typer.Option("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Accept the model's answer without checking it")] = False,
+    synth_prompt_file: Annotated[Optional[Path], typer.Option("--synth-prompt-file", help="Synthesizer system prompt file, used byte for byte [env FATHOM_SYNTH_PROMPT_FILE]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
 ) -> None:
-    """Research QUESTION with the search model and print the answer."""
+    """Research QUESTION with the search model and print the answer (and write a report with --deepresearch)."""
     if not question.strip():
         fail("the question is empty", EXIT_USAGE)
     settings = load_settings(
@@ -118,17 +139,58 @@ def research(
         max_wall_seconds=max_wall_seconds,
         prompt_file=prompt_file,
         db_url=db,
+        no_cache=True if no_cache else None,
+        language=language,
+        verify=False if no_verify else None,
+        synth_prompt_file=synth_prompt_file,
     )
-    if prompt_file is not None and not prompt_file.is_file():
-        fail(f"--prompt-file {prompt_file} does not exist", EXIT_USAGE)
+    for flag, path in (("--prompt-file", prompt_file), ("--synth-prompt-file", synth_prompt_file), ("--plan-file", plan_file)):
+        if path is not None and not path.is_file():
+            fail(f"{flag} {path} does not exist", EXIT_USAGE)
+    if report_format not in ("md", "html"):
+        fail("--format must be md or html", EXIT_USAGE)
     run_id = run_id or new_run_id()
     if quiet:
         logging.getLogger("fathom").setLevel(logging.ERROR)
     progress = ProgressPrinter(stderr, enabled=not quiet)
     progress.start(run_id, question, settings)
     summary = run_and_report(
-        lambda: runner.research(question.strip(), settings, run_id=run_id, on_event=progress.handle), run_id
+        lambda: runner.research(
+            question.strip(),
+            settings,
+            run_id=run_id,
+            deepresearch=deepresearch or review_plan,
+            review_plan=review_plan,
+            on_event=progress.handle,
+        ),
+        run_id,
     )
+    summary = review_until_decided(summary, settings.db_url, progress, plan_action=plan_action, plan_file=plan_file)
+    finish(summary, progress, as_json=as_json, out=out, report_format=report_format)
+
+
+def review_until_decided(
+    summary: dict[str, Any], db: str | None, progress: ProgressPrinter, *, plan_action: str | None, plan_file: Path | None
+) -> dict[str, Any]:
+    """While the run waits at its plan review, ask for a decision and resume with it."""
+    run_id = summary["run_id"]
+    while "review" in summary:
+        decision = plan_decision(summary["review"], action=plan_action, plan_file=plan_file, console=stderr)
+        if decision is None:
+            fail(f"run {run_id} is waiting for its plan to be reviewed: continue with 'fathom resume {run_id}'", EXIT_REVIEW)
+        summary = run_and_report(
+            lambda: runner.resume(run_id, {}, db_url=db, decision=decision, on_event=progress.handle), run_id
+        )
+        plan_action = plan_file = None  # a flag answers once; a rejected answer asks again
+    return summary
+
+
+def finish(summary: dict[str, Any], progress: ProgressPrinter, *, as_json: bool, out: Path | None, report_format: str) -> None:
+    """Save the report (if any), then print the answer or JSON and exit with the run's code."""
+    if summary.get("report"):
+        path = save_report(summary, out, report_format)  # type: ignore[arg-type]
+        summary = {**summary, "report_path": str(path)}
+        progress.print(f"report written to {escape(str(path))}")
     print_result(summary, progress, as_json=as_json)
 
 
@@ -171,6 +233,11 @@ def resume(
     allow_host: AllowHost = None,
     max_rounds: MaxRounds = None,
     max_wall_seconds: MaxWall = None,
+    no_cache: NoCache = False,
+    plan_action: PlanAction = None,
+    plan_file: PlanFile = None,
+    out: ReportOut = None,
+    report_format: ReportFormatOpt = "md",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
 ) -> None:
@@ -191,13 +258,15 @@ def resume(
         "allow_hosts": tuple(allow_host) if allow_host else None,
         "max_rounds": max_rounds,
         "max_wall_seconds": max_wall_seconds,
+        "no_cache": True if no_cache else None,
     }
     progress = ProgressPrinter(stderr, enabled=not quiet)
     progress.print(f"[bold]resuming run[/] {run_id}")
     summary = run_and_report(
         lambda: runner.resume(run_id, flags, db_url=db_url_of(db), on_event=progress.handle), run_id
     )
-    print_result(summary, progress, as_json=as_json)
+    summary = review_until_decided(summary, db_url_of(db), progress, plan_action=plan_action, plan_file=plan_file)
+    finish(summary, progress, as_json=as_json, out=out, report_format=report_format)
 
 
 def db_url_of(flag: str | None) -> str | None:
@@ -303,6 +372,17 @@ def runs_show(
     console.print(f"[bold]{escape(record.question)}[/]")
     console.print(f"run {run_id} · {state} · {summary['rounds']} rounds · started {_age(record.created_at)} ago")
     console.print(f"[bold]answer:[/] {escape(summary['answer'] or '—')}")
+    verification = summary.get("verification") or {}
+    if verification.get("verdict"):
+        console.print(f"[bold]verification:[/] {verification['verdict']} {escape(verification.get('reason') or '')}")
+        for url in verification.get("urls") or []:
+            console.print(f"  supported by {escape(url)}")
+    if summary.get("report"):
+        citations = summary.get("citations") or {}
+        console.print(
+            f"[bold]report:[/] {len(summary['report'].split())} words, {citations.get('kept', 0)} citations kept, "
+            f"{citations.get('removed', 0)} removed, {citations.get('unused', 0)} sources unused"
+        )
     if record.error or summary["error"]:
         console.print(f"[red]error:[/] {escape(record.error or summary['error'])}")
     for index, call in enumerate(results, 1):
@@ -316,23 +396,30 @@ def runs_show(
 @runs_app.command("export")
 def runs_export(
     run_id: Annotated[str, typer.Argument(help="The run to export.")],
-    fmt: Annotated[str, typer.Option("--format", help="json or md")] = "json",
+    fmt: Annotated[str, typer.Option("--format", help="json, md or html")] = "json",
     out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout")] = None,
     db: DbUrl = None,
 ) -> None:
-    """Export a run's full trace as JSON or Markdown."""
-    if fmt not in ("json", "md"):
-        fail("--format must be json or md", EXIT_USAGE)
+    """Export a run: its full trace as JSON, or as Markdown after its report; html: the report page."""
+    if fmt not in ("json", "md", "html"):
+        fail("--format must be json, md or html", EXIT_USAGE)
 
     async def work(store: Store) -> tuple[RunRecord, dict[str, Any]]:
         record = await _record_or_fail(store, run_id)
         return record, await runner.load_state(store, run_id)
 
     record, values = with_store(work)(db)
+    values = {"question": record.question, **values}
+    summary = run_summary(run_id, values)
     if fmt == "json":
         text = json.dumps(export_json(run_id, values, _record_json(record, record.status)), ensure_ascii=False, indent=2) + "\n"
-    else:
-        text = export_markdown(run_id, {"question": record.question, **values})
+    elif fmt == "html":
+        if not summary["report"]:
+            fail(f"run {run_id} has no report (it was not run with --deepresearch)", EXIT_USAGE)
+        text = render_report(summary, "html")
+    else:  # the report (when there is one), then the full research trace
+        report = render_report(summary, "md") + "\n---\n\n" if summary["report"] else ""
+        text = report + export_markdown(run_id, values)
     if out is None:
         sys.stdout.write(text)
     else:
@@ -353,6 +440,81 @@ def runs_delete(
     if not with_store(work)(db):
         fail(f"no run {run_id!r}", EXIT_USAGE)
     stderr.print(f"deleted run {run_id}")
+
+
+cache_app = typer.Typer(help="The cache of searches, pages and evidence, kept in the run database.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("clear")
+def cache_clear(db: DbUrl = None) -> None:
+    """Delete every cached search, page and evidence entry."""
+
+    async def work(store: Store) -> dict[str, int]:
+        return await ToolCache(store.db).clear()
+
+    print_cache_sizes(with_store(work)(db), verb="cleared the cache", console=stderr)
+
+
+@cache_app.command("stats")
+def cache_stats(db: DbUrl = None) -> None:
+    """How many searches, pages and evidence entries are cached."""
+
+    async def work(store: Store) -> dict[str, int]:
+        return await ToolCache(store.db).sizes()
+
+    print_cache_sizes(with_store(work)(db), verb="cached", console=Console(highlight=False))
+
+
+corpus_app = typer.Typer(help="Index local files (.md, .txt, .html, .pdf) to research with --search-backend local.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+CorpusDir = Annotated[Path, typer.Argument(help="A directory (searched recursively).")]
+
+
+def corpus_call(work: Any, db: str | None) -> Any:
+    """``with_store`` for corpus commands: a corpus refusal is one line and exit 2."""
+    try:
+        return with_store(lambda store: work(Corpus(store.db)))(db)
+    except ToolError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@corpus_app.command("index")
+def corpus_index(
+    directory: CorpusDir,
+    db: DbUrl = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+) -> None:
+    """Index (or re-index: only changed files are read) the files under DIRECTORY."""
+
+    async def work(corpus: Corpus) -> Any:
+        return await index_with_progress(corpus, directory, stderr, quiet=quiet)
+
+    print_index_report(corpus_call(work, db), stderr)
+
+
+@corpus_app.command("stats")
+def corpus_stats(
+    db: DbUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+) -> None:
+    """The indexed directories, with their file counts."""
+
+    async def work(corpus: Corpus) -> Any:
+        return await corpus.stats()
+
+    print_corpus_stats(corpus_call(work, db), as_json=as_json, console=stderr)
+
+
+@corpus_app.command("remove")
+def corpus_remove(directory: CorpusDir, db: DbUrl = None) -> None:
+    """Forget DIRECTORY and everything indexed under it (the files themselves are untouched)."""
+
+    async def work(corpus: Corpus) -> int:
+        return await corpus.remove(directory)
+
+    removed = corpus_call(work, db)
+    stderr.print(f"removed {escape(str(directory))} from the corpus ({removed} files)")
 
 
 def main() -> None:

@@ -64,6 +64,25 @@ class ProgressPrinter:
         elif kind == "verify":
             if not event.get("accepted"):
                 self.print(f"  [yellow]verify: sent back[/] {escape(event.get('note', ''))}")
+            elif event.get("verdict"):
+                self.print(f"  [dim]verify: {escape(str(event['verdict']))}[/]")
+        elif kind == "plan_start":
+            self.print("[bold cyan]plan[/] [dim]Fathom-Synthesizer is planning the report…[/]")
+        elif kind == "plan":
+            lines = [line for line in (event.get("plan") or "").splitlines() if line.strip()]
+            for line in lines[:12]:
+                self.print(f"  [dim]{escape(line[:160])}[/]")
+            if len(lines) > 12:
+                self.print(f"  [dim]… {len(lines) - 12} more lines[/]")
+        elif kind == "write_start":
+            self.print("[bold cyan]write[/] [dim]writing the report…[/]")
+        elif kind == "write_continue":
+            self.print(f"  [dim]report cut by the token limit: continuing ({event['continuation']})[/]")
+        elif kind == "write":
+            if event.get("ok"):
+                self.print(f"  [green]✓[/] report written: {event['kept']} citations kept, {event['removed']} removed")
+            else:
+                self.print("  [red]✗ the synthesizer wrote nothing[/]")
 
     def finish(self, summary: dict[str, Any]) -> None:
         usage = summary["usage"]

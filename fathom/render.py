@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from fathom.nodes.citations import CitationResult, check_citations, sources_section, strip_sources_section
+from fathom.nodes.citations import check_citations, sources_section, strip_sources_section
 
 PLAN_HEADING = "## Appendix: research plan"
 META_HEADING = "## Run details"
@@ -101,19 +102,19 @@ def _shift_headings(text: str, min_level: int) -> str:
 def report_markdown(
     question: str,
     report: str,
-    citations: CitationResult,
+    citable: Sequence[str],
     *,
     plan: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> str:
     """The report as one Markdown document: the question as title, the report, the sources.
 
-    ``report`` is normally ``citations.text``. It is checked again against the URLs ``citations``
-    knows (kept and unused), which changes nothing in a checked report and keeps an unchecked one
-    from slipping through; its source list is rebuilt, never duplicated. The plan, when given,
+    ``report`` is normally already checked; it is checked again against ``citable`` (the URLs the
+    run retrieved), which changes nothing in a checked report and keeps an unchecked one from
+    slipping through; its source list is rebuilt, never duplicated. The plan, when given,
     goes into an appendix; ``meta`` (model, date, run id …) into a short run-details list.
     """
-    checked = check_citations(report, [*citations.kept, *citations.unused])
+    checked = check_citations(report, list(citable))
     parts = [f"# {_escape_md(question) or 'Research report'}"]
     body = _shift_headings(strip_sources_section(checked.text).strip(), 2)
     if body:

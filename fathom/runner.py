@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import StateSnapshot
+from langgraph.types import Command, StateSnapshot
 
 from fathom.checkpoints import RunRecord, Store, UnknownRunError, open_store
 from fathom.graph.build import build_graph
@@ -42,7 +42,7 @@ def is_finished(snapshot: StateSnapshot) -> bool:
 
 
 async def run_question(
-    question: str | None,
+    question: str | dict[str, Any] | Command | None,
     settings: Settings,
     *,
     run_id: str,
@@ -50,14 +50,19 @@ async def run_question(
     services: Services | None = None,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
-    """Research ``question`` (or continue the thread when ``question`` is None); return the summary."""
+    """Run the graph on ``question`` (a string or a full input dict), a ``Command`` (resuming an
+    interrupt), or None (continuing the thread); return the run's summary.
+
+    A run that stops at the plan review carries the request under ``summary["review"]``.
+    """
     graph = build_graph(checkpointer=checkpointer or InMemorySaver())
     config = run_config(run_id)
     owned = services is None
     services = services or Services.from_settings(settings)
+    payload = {"question": question} if isinstance(question, str) else question
     try:
         stream = graph.astream(
-            {"question": question} if question is not None else None,
+            payload,
             config,
             context=FathomContext(settings=settings, services=services),
             stream_mode="custom",
@@ -71,7 +76,15 @@ async def run_question(
             await services.aclose()
     # The full state (the output schema leaves the transcript out) from the run's last checkpoint.
     snapshot = await graph.aget_state(config)
-    return run_summary(run_id, snapshot.values)
+    return summary_of(run_id, snapshot)
+
+
+def summary_of(run_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
+    """The summary of a run's latest state, with any pending plan review request."""
+    summary = run_summary(run_id, snapshot.values)
+    if snapshot.interrupts:
+        summary["review"] = snapshot.interrupts[0].value
+    return summary
 
 
 def process_marker() -> dict[str, Any]:
@@ -84,14 +97,15 @@ async def execute(
     record: RunRecord,
     settings: Settings,
     *,
-    fresh: bool,
+    payload: dict[str, Any] | Command | None,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
-    """Run (``fresh``) or continue a recorded run, keeping its registry row honest throughout."""
+    """Run ``payload`` on a recorded run (its input, a resume Command, or None to continue),
+    keeping its registry row honest throughout."""
     await store.runs.update(record.run_id, status="running", error=None, endpoints=_endpoints(settings))
     try:
         summary = await run_question(
-            record.question if fresh else None,
+            payload,
             settings,
             run_id=record.run_id,
             checkpointer=store.saver,
@@ -103,12 +117,18 @@ async def execute(
     except Exception as exc:
         await store.runs.update(record.run_id, status="failed", error=" ".join(str(exc).split()) or type(exc).__name__)
         raise
-    status = "done" if summary["status"] == "answered" else "failed"
+    if "review" in summary:
+        status = "interrupted"  # waiting for a human: `fathom resume` asks again
+    elif summary["status"] == "answered" and summary["report_status"] in (None, "written", "aborted"):
+        status = "done"
+    else:
+        status = "failed"
     await store.runs.update(
         record.run_id,
         status=status,
         rounds=int(summary["rounds"]),
         answer=summary["answer"],
+        report=summary["report"],
         error=summary["error"],
     )
     return summary
@@ -129,12 +149,15 @@ async def research(
     settings: Settings,
     *,
     run_id: str,
+    deepresearch: bool = False,
+    review_plan: bool = False,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
-    """Record a new run and research ``question`` to the end."""
+    """Record a new run and research ``question`` (and write its report when ``deepresearch``)."""
+    inputs = {"question": question, "deepresearch": deepresearch, "review_plan": review_plan, "language": settings.language}
     async with open_store(settings.db_url) as store:
-        record = await store.runs.create(run_id, question, options=settings.public_dict())
-        return await execute(store, record, settings, fresh=True, on_event=on_event)
+        record = await store.runs.create(run_id, question, options={**settings.public_dict(), "inputs": inputs})
+        return await execute(store, record, settings, payload=inputs, on_event=on_event)
 
 
 def resume_settings(record: RunRecord, flags: dict[str, Any], environ: dict[str, str] | None = None) -> Settings:
@@ -151,9 +174,14 @@ async def resume(
     flags: dict[str, Any],
     *,
     db_url: str | None,
+    decision: Any = None,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
-    """Continue run ``run_id`` from its last checkpoint, re-running only unfinished work."""
+    """Continue run ``run_id`` from its last checkpoint, re-running only unfinished work.
+
+    ``decision`` answers a pending plan review (see :mod:`fathom.nodes.review`); without one, a
+    run waiting for review returns its summary with the request under ``"review"`` again.
+    """
     async with open_store(db_url) as store:
         record = await store.runs.get(run_id)
         if record is None:
@@ -165,8 +193,15 @@ async def resume(
             if record.status != "done" and summary["status"] == "answered":
                 await store.runs.update(run_id, status="done", rounds=summary["rounds"], answer=summary["answer"])
             return summary
-        fresh = snapshot.created_at is None  # killed before the first checkpoint: start over
-        return await execute(store, record, settings, fresh=fresh, on_event=on_event)
+        if snapshot.interrupts:
+            if decision is None:
+                return summary_of(run_id, snapshot)
+            payload: Any = Command(resume=decision)
+        elif snapshot.created_at is None:  # killed before the first checkpoint: start over
+            payload = record.options.get("inputs") or {"question": record.question}
+        else:
+            payload = None
+        return await execute(store, record, settings, payload=payload, on_event=on_event)
 
 
 def _alive(marker: dict[str, Any]) -> bool:

@@ -32,6 +32,14 @@ ENV_VARS: dict[str, str] = {
     "max_wall_seconds": "FATHOM_MAX_WALL_SECONDS",
     "max_calls_per_turn": "FATHOM_MAX_CALLS_PER_TURN",
     "context_tokens": "FATHOM_CONTEXT_TOKENS",
+    "synth_prompt_file": "FATHOM_SYNTH_PROMPT_FILE",
+    "language": "FATHOM_LANGUAGE",
+    "verify": "FATHOM_VERIFY",
+    "cache_ttl_s": "FATHOM_CACHE_TTL",
+    "no_cache": "FATHOM_NO_CACHE",
+    "cache_max_rows": "FATHOM_CACHE_MAX_ROWS",
+    "search_concurrency": "FATHOM_SEARCH_CONCURRENCY",
+    "search_rate_per_s": "FATHOM_SEARCH_RATE",
 }
 SECRET_ENV_VARS: dict[str, str] = {
     "tavily_api_key": "TAVILY_API_KEY",
@@ -65,6 +73,18 @@ class Settings(BaseModel):
     answer_reserve_tokens: int = Field(2048, ge=64)
     prompt_file: Path | None = None
 
+    # synthesizer (deep research reports)
+    synth_context_tokens: int = Field(131072, ge=4096)  # capped by what the server reports
+    synth_max_new_tokens: int = Field(10000, ge=256)
+    synth_temperature: float = Field(0.4, ge=0, le=2)
+    synth_continuations: int = Field(2, ge=0, le=10)  # extra turns for a report cut by length
+    synth_prompt_file: Path | None = None
+    language: str = "English"
+
+    # verification
+    verify: bool = True
+    max_verify_loops: int = Field(2, ge=0, le=10)
+
     # budgets
     max_rounds: int = Field(64, ge=1, le=1000)
     max_calls_per_turn: int = Field(8, ge=1, le=64)
@@ -81,6 +101,15 @@ class Settings(BaseModel):
     fetch_max_bytes: int = Field(5_000_000, ge=1024)
     tool_timeout_s: float = Field(90.0, gt=0)
     evidence_max_chars: int = Field(6000, ge=500)
+    # searches in flight at once and started per second, per backend and process (None: the
+    # backend's own default, see fathom.tools.search.limits)
+    search_concurrency: int | None = Field(None, ge=1, le=256)
+    search_rate_per_s: float | None = Field(None, gt=0)
+
+    # caches of search results, pages and evidence, in the run database
+    cache_ttl_s: float = Field(7 * 24 * 3600.0, ge=0)  # 0: every entry is stale (nothing reused)
+    no_cache: bool = False
+    cache_max_rows: int = Field(20_000, ge=10)  # per cache table; the oldest rows go first
 
     # persistence
     db_url: str | None = None

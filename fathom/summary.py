@@ -37,6 +37,11 @@ def run_summary(run_id: str, values: dict[str, Any]) -> dict[str, Any]:
             "cached_tokens": int(usage.get("cached_tokens", 0)),
         },
         "error": values.get("error"),
+        "plan": values.get("plan"),
+        "report": values.get("report"),
+        "report_status": values.get("report_status"),
+        "citations": values.get("citations"),
+        "verification": values.get("verification"),
     }
 
 

@@ -18,6 +18,23 @@ from tests.fakes.sglang import FakeSGLang
 from tests.fakes.web import FakeWeb
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the user data dir (the default database, which also holds the tool caches) at a
+    fresh temporary directory, for this process and the CLI subprocesses it starts: tests never
+    read or write the developer's own database, and never share cached pages or searches."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own user data dir, so the default run database and caches are never
+    the developer's own, and no test sees another's cached pages (subprocesses inherit it)."""
+    data = tmp_path / "xdg-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    return data
+
+
 @pytest.fixture
 def web() -> Iterator[FakeWeb]:
     with FakeWeb(slow_s=5.0) as fake:
@@ -50,6 +67,7 @@ def fake_settings(sglang: FakeSGLang, searxng: FakeSearxng, web: FakeWeb, **over
         "model_retries": 1,
         "tool_timeout_s": 10,
         "fetch_timeout_s": 5,
+        "verify": False,  # the judge's chat requests would take scripted replies; tests opt in
     }
     values.update(overrides)
     return Settings.load(values, environ={})
@@ -62,6 +80,7 @@ def fake_env(sglang: FakeSGLang, searxng: FakeSearxng, web: FakeWeb) -> dict[str
         "FATHOM_SEARCH_BACKEND": "searxng",
         "SEARXNG_URL": searxng.url,
         "FATHOM_ALLOW_HOSTS": web.hostport,
+        "FATHOM_VERIFY": "false",
     }
 
 
@@ -102,10 +121,13 @@ def db_url(tmp_path: Path) -> str:
 def cli(db_url: str) -> CLI:
     """Run ``fathom ARGS…`` as a user would, in a subprocess, recording into ``db_url``."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, env: dict[str, str] | None = None, input: str = "", timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "fathom", *args],
             env=cli_env(db_url, env),
+            input=input,  # never the terminal: the CLI must not wait for a human here
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -52,10 +52,15 @@ async def test_concurrent_writers_on_one_sqlite_file(tmp_path: Path, mode: str) 
             await asyncio.gather(*jobs)  # any "database is locked" would surface here
 
         async with SQLSaver.from_url(f"sqlite:///{tmp_path}/alone.db") as alone:
-            await research_graph().compile(checkpointer=alone).ainvoke(
-                research_input(ROUNDS), run_config("alone"), durability="sync"
+            await (
+                research_graph()
+                .compile(checkpointer=alone)
+                .ainvoke(research_input(ROUNDS), run_config("alone"), durability="sync")
             )
-            expected = ((await rows_per_thread(alone, checkpoints))["alone"], (await rows_per_thread(alone, writes))["alone"])
+            expected = (
+                (await rows_per_thread(alone, checkpoints))["alone"],
+                (await rows_per_thread(alone, writes))["alone"],
+            )
         assert await rows_per_thread(saver, checkpoints) == dict.fromkeys(names, expected[0])
         assert await rows_per_thread(saver, writes) == dict.fromkeys(names, expected[1])
 

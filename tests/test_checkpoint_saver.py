@@ -23,7 +23,13 @@ def checkpoint(values: dict[str, Any] | None = None, saver: SQLSaver | None = No
     return cp
 
 
-async def put(saver: SQLSaver, thread_id: str, metadata: dict[str, Any], parent: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
+async def put(
+    saver: SQLSaver,
+    thread_id: str,
+    metadata: dict[str, Any],
+    parent: dict[str, Any] | None = None,
+    **values: Any,
+) -> dict[str, Any]:
     config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     if parent is not None:
         config["configurable"]["checkpoint_id"] = parent["configurable"]["checkpoint_id"]
@@ -53,7 +59,9 @@ async def test_metadata_filters_compare_json_values(saver: SQLSaver) -> None:
 
 async def test_nul_characters_are_stripped_from_metadata(saver: SQLSaver) -> None:
     """PostgreSQL cannot store NUL in JSON; every backend stores the same cleaned value."""
-    stored = await put(saver, "nul", {"source": "loop", "step": 0, "note": "a\x00b", "nested": {"k": "c\x00d"}})
+    stored = await put(
+        saver, "nul", {"source": "loop", "step": 0, "note": "a\x00b", "nested": {"k": "c\x00d"}}
+    )
     loaded = await saver.aget_tuple(stored)
     assert loaded is not None
     assert loaded.metadata["note"] == "ab" and loaded.metadata["nested"] == {"k": "cd"}
@@ -73,7 +81,11 @@ async def test_list_pages_through_long_histories(saver: SQLSaver) -> None:
     before = {"configurable": {"thread_id": "long", "checkpoint_id": ids[100]}}
     older = [t async for t in saver.alist({"configurable": {"thread_id": "long"}}, before=before, limit=70)]
     assert [t.metadata["step"] for t in older] == list(range(99, 29, -1))
-    assert [t.metadata["step"] for t in saver.list({"configurable": {"thread_id": "long"}}, limit=3)] == [149, 148, 147]
+    assert [t.metadata["step"] for t in saver.list({"configurable": {"thread_id": "long"}}, limit=3)] == [
+        149,
+        148,
+        147,
+    ]
 
 
 async def test_list_without_config_spans_threads_newest_first(saver: SQLSaver) -> None:
@@ -98,7 +110,9 @@ async def test_sync_calls_work_on_the_event_loop_thread(saver: SQLSaver) -> None
 
 async def test_large_values_round_trip(saver: SQLSaver) -> None:
     page = "x" * 1_500_000 + "end"  # bigger than MySQL's 64 KiB BLOB / TEXT
-    stored = await put(saver, "big", {"source": "loop", "step": 0}, document=page, pages=[page, b"\x00\xff" * 1000])
+    stored = await put(
+        saver, "big", {"source": "loop", "step": 0}, document=page, pages=[page, b"\x00\xff" * 1000]
+    )
     loaded = await saver.aget_tuple(stored)
     assert loaded is not None
     assert loaded.checkpoint["channel_values"]["document"] == page
@@ -138,7 +152,12 @@ def test_sync_only_program(tmp_path: Path) -> None:
     with SQLSaver.from_url(tmp_path / "sync.db") as saver:
         graph = research_graph().compile(checkpointer=saver)
         graph.invoke(research_input(budget=3), run_config(thread_id), durability="sync")
-        assert [s.values.get("rounds") for s in graph.get_state_history(run_config(thread_id))][:4] == [3, 2, 1, 0]
+        assert [s.values.get("rounds") for s in graph.get_state_history(run_config(thread_id))][:4] == [
+            3,
+            2,
+            1,
+            0,
+        ]
 
 
 def test_default_url_is_used_when_none_is_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ async def history(graph: Any, thread_id: str) -> list[tuple[int, dict[str, Any],
 async def message_rows(saver: SQLSaver, thread_id: str) -> list[dict[str, Any]]:
     """The stored rows of the ``messages`` channel, oldest (shortest) first."""
     stmt = (
-        select(blobs.c.version, blobs.c.base_version, blobs.c.depth, blobs.c.length, func.length(blobs.c.blob))
+        select(
+            blobs.c.version, blobs.c.base_version, blobs.c.depth, blobs.c.length, func.length(blobs.c.blob)
+        )
         .where(blobs.c.thread_id == thread_id, blobs.c.channel == "messages")
         .order_by(blobs.c.length, blobs.c.version)
     )
@@ -92,7 +94,16 @@ async def test_fork_from_an_old_checkpoint(saver: SQLSaver) -> None:
     await graph.ainvoke(None, forked, durability="sync")
 
     latest = (await graph.aget_state(run_config("fork"))).values
-    assert [m.id for m in latest["messages"]][:8] == ["q", "ai-1", "tool-1", "ai-2", "tool-2", "ai-3", "tool-3", "hint"]
+    assert [m.id for m in latest["messages"]][:8] == [
+        "q",
+        "ai-1",
+        "tool-1",
+        "ai-2",
+        "tool-2",
+        "ai-3",
+        "tool-3",
+        "hint",
+    ]
     assert latest["rounds"] == 5 and len(latest["messages"]) == 1 + 2 * 5 + 1
     original = await graph.aget_state(round_3.config)
     assert [m.id for m in original.values["messages"]][-1] == "tool-3"
@@ -156,7 +167,9 @@ async def test_prune_keeps_what_the_latest_checkpoint_needs(saver: SQLSaver) -> 
     assert len((await graph.aget_state(run_config("pruned"))).values["messages"]) == 1 + 2 * 9
     async with saver.db.engine.connect() as conn:
         orphans = await conn.scalar(
-            select(func.count()).select_from(blobs).where(blobs.c.thread_id == "pruned", blobs.c.channel != "messages")
+            select(func.count())
+            .select_from(blobs)
+            .where(blobs.c.thread_id == "pruned", blobs.c.channel != "messages")
         )
     assert orphans <= 8  # only the latest versions of the small channels remain
 
@@ -178,12 +191,16 @@ async def test_delete_for_runs_keeps_later_runs_loadable(saver: SQLSaver) -> Non
 async def test_a_new_saver_extends_the_stored_chain(backend_url: str) -> None:
     """After a restart (empty cache), resuming a run still stores only the new tail."""
     async with SQLSaver.from_url(backend_url) as first:
-        await research_graph().compile(checkpointer=first).ainvoke(
-            research_input(budget=3), run_config("resumed"), durability="sync"
+        await (
+            research_graph()
+            .compile(checkpointer=first)
+            .ainvoke(research_input(budget=3), run_config("resumed"), durability="sync")
         )
     async with SQLSaver.from_url(backend_url) as second:
         graph = research_graph().compile(checkpointer=second)
-        await graph.ainvoke({"budget": 5, "status": "running"}, run_config("resumed", "more"), durability="sync")
+        await graph.ainvoke(
+            {"budget": 5, "status": "running"}, run_config("resumed", "more"), durability="sync"
+        )
         rows = await message_rows(second, "resumed")
         assert len((await graph.aget_state(run_config("resumed"))).values["messages"]) == 11
     assert [r["base"] is None for r in rows] == [True] + [False] * (len(rows) - 1)
@@ -201,7 +218,9 @@ async def test_chain_depth_is_bounded(backend_url: str) -> None:
         assert await history(graph, "deep") == await history(reference, "deep")
 
 
-@pytest.mark.parametrize("value", [[], [None, 1, "two", {"three": [3]}], ["x" * 2000], [AIMessage("hi", id="m")]])
+@pytest.mark.parametrize(
+    "value", [[], [None, 1, "two", {"three": [3]}], ["x" * 2000], [AIMessage("hi", id="m")]]
+)
 async def test_list_values_round_trip(saver: SQLSaver, value: list[Any]) -> None:
     """Lists of any element type go through the element-wise path unchanged."""
     config = {"configurable": {"thread_id": "lists", "checkpoint_ns": ""}}
@@ -214,7 +233,9 @@ async def test_list_values_round_trip(saver: SQLSaver, value: list[Any]) -> None
         "versions_seen": {},
         "updated_channels": ["items"],
     }
-    stored = await saver.aput(config, checkpoint, {"source": "input", "step": -1}, checkpoint["channel_versions"])
+    stored = await saver.aput(
+        config, checkpoint, {"source": "input", "step": -1}, checkpoint["channel_versions"]
+    )
     loaded = await saver.aget_tuple(stored)
     assert loaded is not None and loaded.checkpoint["channel_values"] == {"items": value}
     async with saver.db.engine.connect() as conn:

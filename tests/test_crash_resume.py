@@ -85,9 +85,11 @@ def late_web(web):
     return web
 
 
-def baseline(cli, searxng, web) -> dict:
+def baseline(cli, searxng, web, tmp_path) -> dict:
+    """The same question, uninterrupted, in a database of its own (so its caches stay apart)."""
+    env = {"FATHOM_DB_URL": f"sqlite:///{tmp_path / 'baseline.db'}"}
     with FakeSGLang(fallback=model(web, {})) as sglang:
-        result = cli("research", "--quiet", "--json", "--run-id", "baseline", QUESTION, env=fake_env(sglang, searxng, web))
+        result = cli("research", "--quiet", "--json", "--run-id", "baseline", QUESTION, env={**fake_env(sglang, searxng, web), **env})
     assert result.returncode == 0, result.stderr
     web.reset()
     searxng.requests.clear()
@@ -97,7 +99,7 @@ def baseline(cli, searxng, web) -> dict:
 @pytest.mark.parametrize("kill_point", ["model_call", "parallel_reads", "between_rounds"])
 def test_killed_run_resumes_to_the_same_answer_without_refetching(kill_point, cli, db_url, searxng, late_web, tmp_path):
     web = late_web
-    expected = baseline(cli, searxng, web)
+    expected = baseline(cli, searxng, web, tmp_path)
     delays = {"model_call": {1: 60.0}, "between_rounds": {3: 60.0}}.get(kill_point, {})
     if kill_point == "parallel_reads":
         web.pages["/late"].delay_s = 60.0

@@ -73,7 +73,7 @@ def parse(html: str) -> Anchors:
 @pytest.fixture
 def document() -> tuple[str, str]:
     result = check_citations(REPORT, RETRIEVED)
-    markdown = report_markdown("What happened in <b>2023</b>?", result.text, result, plan="## SQ1\nplan [https://b.org/page]",
+    markdown = report_markdown("What happened in <b>2023</b>?", result.text, [*result.kept, *result.unused], plan="## SQ1\nplan [https://b.org/page]",
                                meta={"model": "Fathom-Synthesizer-4B", "run": "r-1"})
     return markdown, report_html(markdown, title="What happened in <b>2023</b>?")
 
@@ -95,12 +95,12 @@ def test_markdown_document(document):
 def test_markdown_same_from_raw_or_checked_report():
     result = check_citations(REPORT, RETRIEVED)
     raw_body = check_citations(REPORT, RETRIEVED).text
-    assert report_markdown("Q", raw_body, result) == report_markdown("Q", result.text, result)
+    assert report_markdown("Q", raw_body, [*result.kept, *result.unused]) == report_markdown("Q", result.text, [*result.kept, *result.unused])
 
 
 def test_markdown_shifts_all_headings_when_several_h1():
     result = check_citations("# One\ntext\n# Two\n## Two.a", [])
-    markdown = report_markdown("Q", result.text, result)
+    markdown = report_markdown("Q", result.text, [*result.kept, *result.unused])
     assert "\n## One\n" in markdown and "\n## Two\n" in markdown and "\n### Two.a\n" in markdown
 
 

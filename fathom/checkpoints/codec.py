@@ -69,7 +69,7 @@ class ListRow:
 class EncodedList:
     """A list value as serde-typed elements; digests of its prefixes are computed on demand."""
 
-    __slots__ = ("items", "_digests")
+    __slots__ = ("_digests", "items")
 
     def __init__(self, items: list[tuple[str, bytes]]) -> None:
         self.items = items

@@ -10,7 +10,9 @@ LangGraph's worker threads and even from a thread that has a running loop.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -119,26 +121,20 @@ class Database:
             async with self._one_writer(), self.engine.begin() as conn:
                 return await conn.run_sync(fn, *args, **kwargs)
 
-    async def read(
-        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, ...)`` in one read transaction (a consistent snapshot)."""
         await self.setup()
         with translated(str(self.url)):
             async with self._read_engine.connect() as conn:
                 return await conn.run_sync(fn, *args, **kwargs)
 
-    def write_sync(
-        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    def write_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`write` on the sync engine."""
         self.setup_sync()
         with translated(str(self.url)), self._one_sync_writer(), self.sync_engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
-    def read_sync(
-        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    def read_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`read` on the sync engine."""
         self.setup_sync()
         with translated(str(self.url)), self._sync_engines()[1].connect() as conn:
@@ -214,9 +210,8 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         try:
-            # busy_timeout first: switching to WAL briefly needs an exclusive lock
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             # WAL + NORMAL survives a killed process; only a power loss can drop the last commits
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
@@ -225,6 +220,23 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN IMMEDIATE"))
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (a persistent setting, so this is a no-op after the first time).
+
+    Switching needs an exclusive lock, and when two connections race to switch a new file
+    SQLite may answer "database is locked" at once rather than wait on the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # only ever on a file's first open, so blocking briefly is fine
 
 
 def _fix_aiomysql_bytes(engine: Engine) -> None:

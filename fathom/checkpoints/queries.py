@@ -16,11 +16,11 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
-    bindparam,
     Connection,
+    Select,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -98,15 +98,22 @@ _CHECKPOINT_COLUMNS = (
 # The hot statements are built once, with bind parameters, so each call costs SQLAlchemy only
 # a compiled-cache lookup instead of rebuilding (and re-deriving columns of) a CTE every time.
 _BLOB_KEY = (blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version)
-_WRITE_COLUMNS = (writes.c.task_id, writes.c.channel, writes.c.type, writes.c.blob, writes.c.task_path, writes.c.idx)
+_WRITE_COLUMNS = (
+    writes.c.task_id,
+    writes.c.channel,
+    writes.c.type,
+    writes.c.blob,
+    writes.c.task_path,
+    writes.c.idx,
+)
 _CHECKPOINT_KEY = (writes.c.thread_id, writes.c.checkpoint_ns, writes.c.checkpoint_id)
 
 _IN_NAMESPACE = select(*_CHECKPOINT_COLUMNS).where(
-    checkpoints.c.thread_id == bindparam("thread_id"), checkpoints.c.checkpoint_ns == bindparam("checkpoint_ns")
+    checkpoints.c.thread_id == bindparam("thread_id"),
+    checkpoints.c.checkpoint_ns == bindparam("checkpoint_ns"),
 )
 _SELECT_CHECKPOINT = _IN_NAMESPACE.where(checkpoints.c.checkpoint_id == bindparam("checkpoint_id"))
 _SELECT_LATEST = _IN_NAMESPACE.order_by(checkpoints.c.checkpoint_id.desc()).limit(1)
-
 
 
 def _with_writes(target: Select[Any]) -> Select[Any]:
@@ -140,7 +147,9 @@ def _chain_query() -> Select[Any]:
     )
     link = blobs.alias("link")
     chain = chain.union(
-        select(link.c.thread_id, link.c.checkpoint_ns, link.c.channel, link.c.version, link.c.base_version).select_from(
+        select(
+            link.c.thread_id, link.c.checkpoint_ns, link.c.channel, link.c.version, link.c.base_version
+        ).select_from(
             link.join(
                 chain,
                 and_(
@@ -178,7 +187,9 @@ _BLOB_EXISTS = select(true()).where(*(col == bindparam(col.name) for col in _BLO
 # ---- writing -------------------------------------------------------------------------------
 
 
-def upsert(conn: Connection, table: Table, rows: dict[str, Any] | list[dict[str, Any]], *, update: Sequence[str] = ()) -> None:
+def upsert(
+    conn: Connection, table: Table, rows: dict[str, Any] | list[dict[str, Any]], *, update: Sequence[str] = ()
+) -> None:
     """INSERT ``rows``; on a primary-key clash overwrite the ``update`` columns, or keep the old row."""
     conn.execute(_upsert(conn.dialect.name, table, tuple(update)), rows)
 
@@ -196,9 +207,17 @@ def insert_list_row(conn: Connection, row: dict[str, Any], base_digest: str) -> 
     return conn.execute(_BLOB_EXISTS, {c.name: row[c.name] for c in _BLOB_KEY}).first() is not None
 
 
-def list_heads(conn: Connection, thread_id: str, checkpoint_ns: str, channel: str, max_length: int, limit: int = 8) -> list[ListHead]:
+def list_heads(
+    conn: Connection, thread_id: str, checkpoint_ns: str, channel: str, max_length: int, limit: int = 8
+) -> list[ListHead]:
     """Stored list versions of a channel that could prefix a list of ``max_length``, longest first."""
-    params = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "channel": channel, "max_length": max_length, "limit": limit}
+    params = {
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "channel": channel,
+        "max_length": max_length,
+        "limit": limit,
+    }
     return [ListHead(v, n, d, depth) for v, n, d, depth in conn.execute(_LIST_HEADS, params)]
 
 
@@ -221,7 +240,9 @@ def select_checkpoint(
     return CheckpointRecord(*rows[0][:width]), pending
 
 
-def select_checkpoints(conn: Connection, query: ListQuery, after: CheckpointKey | None, limit: int) -> list[CheckpointRecord]:
+def select_checkpoints(
+    conn: Connection, query: ListQuery, after: CheckpointKey | None, limit: int
+) -> list[CheckpointRecord]:
     """A page of ``alist``: newest first, strictly after the ``after`` cursor."""
     order = (checkpoints.c.checkpoint_id, checkpoints.c.thread_id, checkpoints.c.checkpoint_ns)
     stmt = select(*_CHECKPOINT_COLUMNS).where(*_list_filters(conn, query))
@@ -276,9 +297,9 @@ def delete_runs(conn: Connection, run_ids: Sequence[str], refs_of: RefsOf) -> se
     """
     doomed: dict[tuple[str, str], set[str]] = {}
     for chunk in _chunks(sorted(set(run_ids))):
-        stmt = select(checkpoints.c.thread_id, checkpoints.c.checkpoint_ns, checkpoints.c.checkpoint_id).where(
-            checkpoints.c.run_id.in_(chunk)
-        )
+        stmt = select(
+            checkpoints.c.thread_id, checkpoints.c.checkpoint_ns, checkpoints.c.checkpoint_id
+        ).where(checkpoints.c.run_id.in_(chunk))
         for thread_id, checkpoint_ns, checkpoint_id in conn.execute(stmt):
             doomed.setdefault((thread_id, checkpoint_ns), set()).add(checkpoint_id)
     for (thread_id, checkpoint_ns), ids in doomed.items():
@@ -327,7 +348,13 @@ def prune_keep_latest(conn: Connection, thread_id: str, refs_of: RefsOf) -> None
 
 
 def collect_garbage(conn: Connection, thread_id: str, checkpoint_ns: str, refs_of: RefsOf) -> None:
-    """Delete the namespace's blobs that no checkpoint reads, directly or as a chain base."""
+    """Delete the namespace's blobs that no checkpoint reads, directly or as a chain base.
+
+    On SQLite this runs under the write lock, so a concurrent put is either fully seen or not
+    started. On PostgreSQL and MySQL a run writing the same thread meanwhile could extend a
+    chain whose base is being collected, so prune or delete a thread only when no run is
+    writing it (as LangGraph's API server does).
+    """
     live: set[BlobRef] = set()
     stored = conn.execute(
         select(checkpoints.c.type, checkpoints.c.checkpoint).where(
@@ -373,14 +400,16 @@ def _upsert(dialect: str, table: Table, update_columns: tuple[str, ...]) -> Inse
     if dialect in ("sqlite", "postgresql"):
         stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
         if update_columns:
-            return stmt.on_conflict_do_update(index_elements=pk, set_={c: stmt.excluded[c] for c in update_columns})
+            return stmt.on_conflict_do_update(
+                index_elements=pk, set_={c: stmt.excluded[c] for c in update_columns}
+            )
         return stmt.on_conflict_do_nothing(index_elements=pk)
-    stmt = mysql.insert(table)
+    upsert_mysql = mysql.insert(table)
     if update_columns:
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update_columns})
+        return upsert_mysql.on_duplicate_key_update({c: upsert_mysql.inserted[c] for c in update_columns})
     # "Do nothing" in MySQL: set a key column to the value it already has (the clash is on the
     # key). INSERT IGNORE would also swallow real errors such as truncation.
-    return stmt.on_duplicate_key_update({pk[0]: stmt.inserted[pk[0]]})
+    return upsert_mysql.on_duplicate_key_update({pk[0]: upsert_mysql.inserted[pk[0]]})
 
 
 @cache
@@ -393,7 +422,9 @@ def _insert_tail(dialect: str) -> Insert:
         blobs.c.version == bindparam("new_base_version"),
         blobs.c.digest == bindparam("base_digest"),
     )
-    source = select(*[bindparam(f"new_{c.name}", type_=c.type).label(c.name) for c in blobs.c]).where(base_present)
+    source = select(*[bindparam(f"new_{c.name}", type_=c.type).label(c.name) for c in blobs.c]).where(
+        base_present
+    )
     return _upsert(dialect, blobs, ()).from_select([c.name for c in blobs.c], source)
 
 
@@ -451,15 +482,6 @@ def _set_parent(conn: Connection, key: CheckpointKey, parent: str | None) -> Non
         )
         .values(parent_checkpoint_id=parent)
     )
-
-
-def _blob_pk_equals(key: BlobKey) -> list[ColumnElement[bool]]:
-    return [
-        blobs.c.thread_id == key[0],
-        blobs.c.checkpoint_ns == key[1],
-        blobs.c.channel == key[2],
-        blobs.c.version == key[3],
-    ]
 
 
 def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:

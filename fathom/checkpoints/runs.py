@@ -26,7 +26,9 @@ from fathom.checkpoints.saver import SQLSaver
 from fathom.checkpoints.schema import RUN_STATUSES, RunStatus, checkpoints, runs
 from fathom.checkpoints.urls import URLLike, default_db_url
 
-UPDATABLE_FIELDS = frozenset({"question", "options", "endpoints", "status", "rounds", "answer", "report", "error"})
+UPDATABLE_FIELDS = frozenset(
+    {"question", "options", "endpoints", "status", "rounds", "answer", "report", "error"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,9 @@ class Store:
 
 
 @asynccontextmanager
-async def open_store(url: URLLike | None = None, *, serde: SerializerProtocol | None = None) -> AsyncIterator[Store]:
+async def open_store(
+    url: URLLike | None = None, *, serde: SerializerProtocol | None = None
+) -> AsyncIterator[Store]:
     """Open the database at ``url`` (default :func:`default_db_url`) with its schema up to date.
 
     Example::
@@ -167,12 +171,11 @@ def _create(conn: Connection, values: dict[str, Any]) -> RunRecord:
 
 
 def _update(conn: Connection, run_id: str, values: dict[str, Any]) -> RunRecord:
-    if conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values)).rowcount == 0:
-        # MySQL counts changed rows, not matched ones; make sure the run is really missing.
-        if _get(conn, run_id) is None:
-            raise UnknownRunError(f"no run {run_id!r} is recorded")
+    # Read back rather than trust rowcount: MySQL counts changed rows, not matched ones.
+    conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
     record = _get(conn, run_id)
-    assert record is not None
+    if record is None:
+        raise UnknownRunError(f"no run {run_id!r} is recorded")
     return record
 
 
@@ -200,7 +203,7 @@ def _thread_exists(conn: Connection, thread_id: str) -> bool:
     return conn.execute(stmt).first() is not None
 
 
-def _record(values: Mapping[str, Any]) -> RunRecord:
+def _record(values: Mapping[Any, Any]) -> RunRecord:
     data = dict(values)
     return RunRecord(
         run_id=data["run_id"],

@@ -28,10 +28,13 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -54,7 +57,11 @@ RunStatus = Literal["running", "interrupted", "failed", "done"]
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 _MYSQL = ("mysql", "mariadb")
-_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+_TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
 
 
 class _Utf8Bytes(TypeDecorator[str]):
@@ -210,7 +217,146 @@ def _v2_run_registry(conn: Connection) -> None:
     metadata.create_all(conn, tables=[runs], checkfirst=True)
 
 
-MIGRATIONS: Sequence[Migration] = (_v1_checkpoint_tables, _v2_run_registry)
+# ---- research-tool caches (migration 3) -------------------------------------------------------
+# One row per search, page or evidence, keyed by the SHA-256 of its inputs (see
+# fathom.tools.cache), so URLs and queries of any length fit a primary key on every backend.
+# ``stored_at`` is epoch seconds: the TTL is applied when reading, so a new TTL applies at once.
+cache_search = Table(
+    "fathom_cache_search",
+    metadata,
+    Column("cache_key", _key(64), primary_key=True),
+    Column("backend", String(32), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("top_k", Integer, nullable=False),
+    Column("hits", _JSON, nullable=False),
+    Column("stored_at", Double, nullable=False),
+    Index("fathom_cache_search_stored_at_idx", "stored_at"),
+    **_TABLE_OPTIONS,
+)
+
+cache_pages = Table(
+    "fathom_cache_pages",
+    metadata,
+    Column("cache_key", _key(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("final_url", Text, nullable=True),
+    Column("kind", String(16), nullable=True),
+    Column("title", Text, nullable=True),
+    Column("text", _LONG_TEXT, nullable=True),  # the extracted text, never the raw body
+    Column("truncated", Boolean, nullable=False),
+    Column("error", Text, nullable=True),  # a failure remembered briefly (HTTP 404, binary file)
+    Column("stored_at", Double, nullable=False),
+    Index("fathom_cache_pages_stored_at_idx", "stored_at"),
+    **_TABLE_OPTIONS,
+)
+
+cache_evidence = Table(
+    "fathom_cache_evidence",
+    metadata,
+    Column("cache_key", _key(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("goal", Text, nullable=False),
+    Column("extractor", String(255), nullable=False),
+    Column("text", _LONG_TEXT, nullable=False),
+    Column("sources", _JSON, nullable=False),
+    Column("stored_at", Double, nullable=False),
+    Index("fathom_cache_evidence_stored_at_idx", "stored_at"),
+    **_TABLE_OPTIONS,
+)
+
+
+def _v3_tool_caches(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[cache_search, cache_pages, cache_evidence], checkfirst=True)
+
+
+# ---- local corpus (migration 4) ---------------------------------------------------------------
+# Files indexed by ``fathom corpus index`` with their extracted text. The full-text index over
+# title and body is the backend's own: an external-content FTS5 table kept in step by triggers
+# on SQLite, a generated tsvector column with a GIN index on PostgreSQL, a FULLTEXT index on
+# MySQL/MariaDB (whose text columns are case-insensitive here, or matching would be bytewise).
+# A SQLite without FTS5 gets no index; search then falls back to LIKE (fathom.tools.search.local).
+_FT_TEXT = Text().with_variant(mysql.TEXT(collation="utf8mb4_unicode_ci"), *_MYSQL)
+_FT_LONG_TEXT = Text().with_variant(mysql.LONGTEXT(collation="utf8mb4_unicode_ci"), *_MYSQL)
+
+corpus_roots = Table(
+    "fathom_corpus_roots",
+    metadata,
+    Column("root_key", _key(64), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("indexed_at", UTCDateTime(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+corpus_files = Table(
+    "fathom_corpus_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the FTS5 rowid on SQLite
+    Column("entry_key", _key(64), nullable=False, unique=True),  # digest of (root, path)
+    Column("file_key", _key(64), nullable=False),  # digest of the path alone, for reads
+    Column("root_key", _key(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("mtime", Double, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("title", _FT_TEXT, nullable=False),
+    Column("body", _FT_LONG_TEXT, nullable=False),
+    Column("error", Text, nullable=True),  # why the file could not be read, if it could not
+    Index("fathom_corpus_files_root_idx", "root_key"),
+    Index("fathom_corpus_files_file_idx", "file_key"),
+    **_TABLE_OPTIONS,
+)
+
+CORPUS_FTS = "fathom_corpus_fts"  # the SQLite FTS5 table
+_SQLITE_FTS_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {CORPUS_FTS} USING fts5(title, body, "
+    "content='fathom_corpus_files', content_rowid='id', tokenize='porter unicode61')",
+    "CREATE TRIGGER IF NOT EXISTS fathom_corpus_files_ai AFTER INSERT ON fathom_corpus_files BEGIN "
+    f"INSERT INTO {CORPUS_FTS}(rowid, title, body) VALUES (new.id, new.title, new.body); END",
+    "CREATE TRIGGER IF NOT EXISTS fathom_corpus_files_ad AFTER DELETE ON fathom_corpus_files BEGIN "
+    f"INSERT INTO {CORPUS_FTS}({CORPUS_FTS}, rowid, title, body) "
+    "VALUES ('delete', old.id, old.title, old.body); END",
+    "CREATE TRIGGER IF NOT EXISTS fathom_corpus_files_au AFTER UPDATE OF title, body ON fathom_corpus_files "
+    f"BEGIN INSERT INTO {CORPUS_FTS}({CORPUS_FTS}, rowid, title, body) "
+    "VALUES ('delete', old.id, old.title, old.body); "
+    f"INSERT INTO {CORPUS_FTS}(rowid, title, body) VALUES (new.id, new.title, new.body); END",
+)
+_POSTGRES_FTS_DDL = (
+    "ALTER TABLE fathom_corpus_files ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS ("
+    "setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED",
+    "CREATE INDEX IF NOT EXISTS fathom_corpus_files_tsv_idx ON fathom_corpus_files USING GIN (tsv)",
+)
+
+
+def sqlite_has_fts5(conn: Connection) -> bool:
+    """Whether this SQLite library was built with FTS5."""
+    options = {row[0] for row in conn.exec_driver_sql("PRAGMA compile_options")}
+    return "ENABLE_FTS5" in options
+
+
+def _v4_local_corpus(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[corpus_roots, corpus_files], checkfirst=True)
+    dialect = conn.dialect.name
+    if dialect == "sqlite" and sqlite_has_fts5(conn):
+        for statement in _SQLITE_FTS_DDL:
+            conn.exec_driver_sql(statement)
+    elif dialect == "postgresql":
+        for statement in _POSTGRES_FTS_DDL:
+            conn.exec_driver_sql(statement)
+    elif dialect in _MYSQL:
+        indexes = {ix["name"] for ix in inspect(conn).get_indexes(corpus_files.name)}
+        if "fathom_corpus_files_ft" not in indexes:  # MySQL DDL is not transactional: re-runnable
+            conn.exec_driver_sql(
+                "ALTER TABLE fathom_corpus_files ADD FULLTEXT INDEX fathom_corpus_files_ft (title, body)"
+            )
+
+
+MIGRATIONS: Sequence[Migration] = (
+    _v1_checkpoint_tables,
+    _v2_run_registry,
+    _v3_tool_caches,
+    _v4_local_corpus,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,7 +2,8 @@
 
     START -> search --(tool calls)--> read (one Send per call) --> search
              search --(answer)--> verify --(sent back)--> search
-                                         --(accepted)--> END
+                                         --(accepted, answer only)--> END
+                                         --(accepted, deep research)--> plan [-> review] -> write -> END
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from langgraph.graph.state import CompiledStateGraph
 
 from fathom.graph.context import FathomContext
 from fathom.graph.state import InputState, OutputState, ReadTask, ResearchState
+from fathom.nodes.plan import plan, route_after_plan
 from fathom.nodes.read import read
+from fathom.nodes.review import review, route_after_review
 from fathom.nodes.search import route_after_search, search
 from fathom.nodes.verify import route_after_verify, verify
+from fathom.nodes.write import write
 
 
 def build_builder() -> StateGraph:
@@ -30,7 +34,13 @@ def build_builder() -> StateGraph:
     builder.add_edge(START, "search")
     builder.add_conditional_edges("search", route_after_search, ["read", "verify", "search"])
     builder.add_edge("read", "search")
-    builder.add_conditional_edges("verify", route_after_verify, {"search": "search", "done": END})
+    builder.add_node("plan", plan)
+    builder.add_node("review", review)
+    builder.add_node("write", write)
+    builder.add_conditional_edges("verify", route_after_verify, {"search": "search", "plan": "plan", "done": END})
+    builder.add_conditional_edges("plan", route_after_plan, ["review", "write"])
+    builder.add_conditional_edges("review", route_after_review, {"write": "write", "done": END})
+    builder.add_edge("write", END)
     return builder
 
 

@@ -22,6 +22,7 @@ from fathom.protocols.chat import ChatToolsProtocol
 from fathom.protocols.fathom import FathomProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
 from fathom.settings import Settings
+from fathom.tools.cache import ToolCache
 from fathom.tools.toolbox import Toolbox
 
 
@@ -37,6 +38,8 @@ class Services:
     protocol: SearchProtocol
     toolbox: Toolbox
     prompt: Prompt
+    synth: SGLangClient | None = None  # Fathom-Synthesizer, for deep research reports
+    judge: ChatClient | None = None  # checks answers against the evidence (see nodes/verify)
     clients: list[Any] = field(default_factory=list)  # closed by aclose()
     deadlines: dict[str, float] = field(default_factory=dict)
 
@@ -78,9 +81,32 @@ class Services:
         )
         if query_llm is not None:
             clients.append(query_llm)
-        toolbox = Toolbox.from_settings(settings, query_llm=query_llm)
+        cache = None if settings.no_cache else ToolCache.open(
+            settings.db_url, ttl_s=settings.cache_ttl_s, max_rows=settings.cache_max_rows
+        )
+        if cache is not None:
+            clients.append(cache)
+        toolbox = Toolbox.from_settings(settings, query_llm=query_llm, cache=cache)
         clients.append(toolbox)
-        return cls(settings, protocol, toolbox, prompt, clients)
+        synth = SGLangClient(
+            settings.synth_model_url,
+            timeout_s=settings.model_timeout_s,
+            max_retries=settings.model_retries,
+            api_key=_secret(settings.model_api_key),
+            name="synthesizer model",
+        )
+        clients.append(synth)
+        # The judge of answers: the query LLM when configured, else the search model's chat route.
+        judge = query_llm or ChatClient.from_spec(
+            settings.search_model_url + "/v1",
+            api_key=_secret(settings.model_api_key),
+            timeout_s=settings.model_timeout_s,
+            max_retries=settings.model_retries,
+            name="judge (search model)",
+        )
+        if judge is not query_llm:
+            clients.append(judge)
+        return cls(settings, protocol, toolbox, prompt, synth=synth, judge=judge, clients=clients)
 
     def deadline(self, run_key: str) -> float:
         """The wall-clock deadline of one run in this process (a resumed run gets a fresh budget)."""
@@ -120,8 +146,12 @@ class FathomContext:
 _cached: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Services]]" = weakref.WeakKeyDictionary()
 
 
-def get_services(context: FathomContext | dict[str, Any] | None) -> Services:
-    """The services for this run: the context's own, or ones built from settings and cached per loop."""
+async def get_services(context: FathomContext | dict[str, Any] | None) -> Services:
+    """The services for this run: the context's own, or ones built from settings and cached per loop.
+
+    Building them reads files and may create the data directory, so it runs in a worker thread:
+    the event loop (LangGraph's server shares it between runs) is never blocked.
+    """
     if isinstance(context, dict):
         context = FathomContext(**context)
     context = context or FathomContext()
@@ -133,5 +163,6 @@ def get_services(context: FathomContext | dict[str, Any] | None) -> Services:
     per_loop = _cached.setdefault(asyncio.get_running_loop(), {})
     key = (settings.model_dump_json(), id(context.chat_model))
     if key not in per_loop:
-        per_loop[key] = Services.from_settings(settings, chat_model=context.chat_model)
+        built = await asyncio.to_thread(Services.from_settings, settings, chat_model=context.chat_model)
+        per_loop.setdefault(key, built)
     return per_loop[key]

@@ -44,10 +44,13 @@ def add_usage(current: Usage | None, new: Usage | None) -> Usage:
     return total  # type: ignore[return-value]
 
 
-class InputState(TypedDict):
-    """What a caller gives: the question."""
+class InputState(TypedDict, total=False):
+    """What a caller gives: the question, and optionally a report request."""
 
-    question: str
+    question: str  # required
+    deepresearch: bool  # also write a cited report (plan, then write)
+    review_plan: bool  # pause after the plan for a human to accept, edit or abort it
+    language: str  # the report's language
 
 
 class OutputState(TypedDict, total=False):
@@ -60,6 +63,10 @@ class OutputState(TypedDict, total=False):
     sources: list[Source]
     rounds: int
     error: str | None
+    plan: str
+    report: str
+    citations: dict[str, Any]
+    verification: dict[str, Any]
 
 
 class ResearchState(TypedDict, total=False):
@@ -73,8 +80,16 @@ class ResearchState(TypedDict, total=False):
     context_tokens: int  # prompt + completion tokens of the latest turn, as the server counted
     usage: Annotated[Usage, add_usage]
     sources: Annotated[list[Source], merge_sources]  # pages read successfully
-    verification: dict[str, Any]  # verdict of the verify node: {"checks", "notes"}
+    verification: dict[str, Any]  # the verify node's verdicts: {"checks", "send_backs", "verdict"}
     error: str | None
+    deepresearch: bool
+    review_plan: bool
+    language: str
+    plan: str  # the synthesizer's section plan and evidence map (possibly edited by a human)
+    plan_raw: str  # the plan exactly as generated, so write extends the cached prompt
+    report: str  # the report with citations checked and sources rebuilt
+    citations: dict[str, Any]  # {"kept", "removed", "sources", "unused", "normalized"}
+    report_status: Literal["written", "aborted", "failed"]
 
 
 class ReadTask(TypedDict):

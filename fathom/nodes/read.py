@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 async def read(task: ReadTask, runtime: Runtime[FathomContext]) -> dict[str, Any]:
     """Execute one validated tool call and record its result in the transcript."""
-    services = get_services(runtime.context)
+    services = await get_services(runtime.context)
     call = task["call"]
     emit("tool_start", name=call["name"], args=call["args"], index=task["index"])
     outcome = await _run(services, call["name"], call["args"])

@@ -27,7 +27,7 @@ from fathom.protocols.prompts import FORCE_ANSWER_NOTE
 
 async def search(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
     """Run one search-model turn over the transcript."""
-    services = get_services(runtime.context)
+    services = await get_services(runtime.context)
     settings = services.settings
     new: list[AnyMessage] = []
     messages = list(state.get("messages") or [])

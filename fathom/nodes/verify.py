@@ -1,7 +1,10 @@
 """verify: check the model's final answer before the run accepts it.
 
-An answer with no successful tool call behind it, or an empty or unboxed answer, goes back to the
-search model once, with a note saying what is wrong, while budget remains. Otherwise the run ends.
+First the form: an empty or unboxed answer, or one with no successful tool call behind it, goes
+back to the search model once with a note. Then the substance (unless ``--no-verify``): a judge
+(the query LLM, else the search model's chat route) decides whether the evidence gathered supports
+the answer; if not, and budget remains, the model hears why and researches on, at most
+``max_verify_loops`` times. Verdicts, reasons and supporting URLs are kept in state.
 """
 
 from __future__ import annotations
@@ -11,47 +14,85 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.runtime import Runtime
 
-from fathom.graph.context import FathomContext, get_services
+from fathom.graph.context import FathomContext, Services, get_services
 from fathom.graph.state import ResearchState
+from fathom.models.base import ModelError
 from fathom.nodes.progress import emit
 from fathom.protocols.base import extract_answer, split_think
+from fathom.protocols.judge import Judgement, evidence_text, judge_messages, parse_judgement
+from fathom.protocols.synthesizer import retrieved_urls
 
 MAX_SEND_BACKS = 1
+JUDGE_MAX_TOKENS = 1024
 
 
 async def verify(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
     """Accept the answer, or send the model back to research with a note."""
-    settings = get_services(runtime.context).settings
-    messages = state.get("messages") or []
+    services = await get_services(runtime.context)
+    settings = services.settings
+    messages = list(state.get("messages") or [])
     answer = (state.get("answer") or "").strip()
     boxed = state.get("boxed", False)
     problems = _problems(messages, answer, boxed)
     previous = state.get("verification") or {}
     send_backs = int(previous.get("send_backs", 0))
+    loops = int(previous.get("loops", 0))
     budget_left = not state.get("forced") and state.get("rounds", 0) + 1 < settings.max_rounds
     checks = [*previous.get("checks", []), {"answer": answer, "problems": problems}]
+    record = {"checks": checks, "send_backs": send_backs, "loops": loops}
+
     if problems and budget_left and send_backs < MAX_SEND_BACKS:
         note = " ".join(problems)
         emit("verify", accepted=False, note=note)
-        return {
-            "messages": [HumanMessage(note)],
-            "answer": "",
-            "verification": {"checks": checks, "send_backs": send_backs + 1, "verdict": "sent_back"},
-        }
+        return _send_back(note, {**record, "send_backs": send_backs + 1, "verdict": "sent_back"})
+
     if not answer:
         # Last resort: the tail of the final turn, flagged as unboxed.
         finals = [str(m.content) for m in messages if isinstance(m, AIMessage)]
         if finals:
             answer, boxed = extract_answer(split_think(finals[-1])[1] or finals[-1], finals[:-1])
+
+    judgement = Judgement("unverified", reason="verification is off") if not settings.verify else None
+    if judgement is None and answer:
+        judgement = await _judge(services, state["question"], answer, messages)
+        checks[-1]["judgement"] = judgement.as_dict()
+        if judgement.verdict == "unsupported" and budget_left and loops < settings.max_verify_loops:
+            note = (
+                "A check of your answer against the evidence you gathered found it unsupported: "
+                f"{judgement.reason or 'the evidence does not show it.'}"
+                + (f" Still missing: {judgement.missing}." if judgement.missing else "")
+                + " Research further, then give your final answer inside \\boxed{}."
+            )
+            emit("verify", accepted=False, note=note)
+            return _send_back(note, {**record, "loops": loops + 1, **judgement.as_dict()})
+
     status = "answered" if answer else "failed"
-    emit("verify", accepted=True, status=status)
+    verdict = judgement.as_dict() if judgement else {"verdict": "unverified", "reason": "no answer to check"}
+    emit("verify", accepted=True, status=status, verdict=verdict["verdict"])
     return {
         "answer": answer,
         "boxed": boxed,
         "status": status,
         "error": None if answer else "the model gave no answer",
-        "verification": {"checks": checks, "send_backs": send_backs, "verdict": "accepted" if not problems else "unverified"},
+        "verification": {**record, **verdict},
     }
+
+
+def _send_back(note: str, verification: dict[str, Any]) -> dict[str, Any]:
+    return {"messages": [HumanMessage(note)], "answer": "", "verification": verification}
+
+
+async def _judge(services: Services, question: str, answer: str, messages: list[Any]) -> Judgement:
+    """Ask the judge; a judge that fails leaves the answer unverified, never fails the run."""
+    if services.judge is None:
+        return Judgement("unverified", reason="no judge model is configured")
+    try:
+        reply = await services.judge.complete(
+            judge_messages(question, answer, evidence_text(messages)), temperature=0.0, max_tokens=JUDGE_MAX_TOKENS
+        )
+    except ModelError as exc:
+        return Judgement("unverified", reason=f"the judge failed: {exc}")
+    return parse_judgement(reply.content, set(retrieved_urls(messages)))
 
 
 def _problems(messages: list[Any], answer: str, boxed: bool) -> list[str]:
@@ -71,4 +112,6 @@ def _problems(messages: list[Any], answer: str, boxed: bool) -> list[str]:
 
 
 def route_after_verify(state: ResearchState) -> str:
-    return "done" if state.get("status") in ("answered", "failed") else "search"
+    if state.get("status") not in ("answered", "failed"):
+        return "search"
+    return "plan" if state.get("deepresearch") else "done"

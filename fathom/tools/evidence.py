@@ -13,6 +13,7 @@ Two paths, one result type:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -85,6 +86,16 @@ class EvidenceExtractor:
         self.llm_max_tokens = llm_max_tokens
         self.system_prompt = system_prompt
         self.user_prompt = user_prompt
+
+    @property
+    def identity(self) -> str:
+        """What decides this extractor's output (path, model, budgets, prompts): a cache-key part."""
+        if self.llm is None:
+            return f"extractive/{self.max_chars}"
+        model = getattr(self.llm, "model", "") or type(self.llm).__name__
+        where = getattr(self.llm, "base_url", "")
+        prompts = hashlib.sha256(f"{self.system_prompt}\0{self.user_prompt}".encode()).hexdigest()[:16]
+        return f"llm/{self.max_chars}/{self.llm_input_chars}/{self.llm_max_tokens}/{prompts}/{model}@{where}"[:255]
 
     async def extract(self, doc: Document, goal: str, *, url: str, timeout_s: float | None = None) -> Evidence:
         """Evidence for ``goal`` from ``doc``; ``url`` is the one shown in the header (as asked for).

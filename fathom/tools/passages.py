@@ -41,6 +41,12 @@ def tokenize(text: str) -> list[str]:
     return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
 
+def query_terms(text: str) -> list[str]:
+    """The distinct lower-cased words of a query without stopwords, unstemmed, in order: what a
+    full-text engine with its own stemmer should be asked for."""
+    return list(dict.fromkeys(w for w in re.findall(r"[^\W_]+", text.lower()) if w not in _STOPWORDS))
+
+
 def _stem(word: str) -> str:
     # Plural and verb endings only: enough to match "bridges"/"bridge" and "opened"/"open"
     # without a stemming library.

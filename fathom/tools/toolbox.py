@@ -5,6 +5,10 @@ together, and turns every failure into one clear ``[error] …`` line for the mo
 duplicated ``result:``/``error:`` text of upstream, bug T15). Each call runs under a deadline
 (``tool_timeout_s``) that really cancels the work in flight (bug T2), and fetches are limited
 per host and overall, so one turn's parallel calls cannot hammer a site.
+
+With a :class:`~fathom.tools.cache.ToolCache`, searches, pages and evidence already paid for are
+reused. With a local corpus (``--search-backend local``), ``query_url`` also reads ``file://``
+URLs, but only of files the corpus has indexed.
 """
 
 from __future__ import annotations
@@ -12,16 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fathom.settings import Settings
 from fathom.tools.base import SearchBackend, Source, ToolError, ToolOutcome
 from fathom.tools.evidence import EvidenceExtractor, QueryLLM
-from fathom.tools.extract import extract
-from fathom.tools.fetch import Fetcher
+from fathom.tools.extract import Document, ExtractError, extract
+from fathom.tools.fetch import FetchError, Fetcher
 from fathom.tools.search import dedupe_hits, format_search_results, make_search_backend
+
+if TYPE_CHECKING:
+    from fathom.tools.cache import ToolCache
+    from fathom.tools.corpus import Corpus
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,17 @@ INVALID_URL = "[error] invalid URL \u2013 must start with http:// or https://"
 PER_HOST_FETCHES = 4
 MAX_FETCHES = 32
 MAX_TOP_K = 50
+WEB_SCHEMES = ("http://", "https://")
+# Fetch failures that say something about the page, not the moment: worth remembering briefly.
+_LASTING_FETCH_FAILURE = re.compile(r"^HTTP (404|410)\b")
+
+
+class _StageFailure(Exception):
+    """Reading a page failed at ``stage`` ("fetch" or "read") for ``reason`` (model-readable)."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
 
 
 class Toolbox:
@@ -44,6 +64,8 @@ class Toolbox:
         default_top_k: int = 10,
         per_host_fetches: int = PER_HOST_FETCHES,
         max_fetches: int = MAX_FETCHES,
+        cache: "ToolCache | None" = None,
+        corpus: "Corpus | None" = None,
         owned: tuple[Any, ...] = (),
     ) -> None:
         self.search_backend = search_backend
@@ -54,6 +76,8 @@ class Toolbox:
         self._per_host_fetches = per_host_fetches
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._all_slots = asyncio.Semaphore(max_fetches)
+        self.cache = cache
+        self.corpus = corpus  # set: file:// URLs of its indexed files can be read
         self._owned = owned  # what from_settings built, closed by aclose (injected objects are not)
 
     @classmethod
@@ -63,8 +87,11 @@ class Toolbox:
         *,
         query_llm: QueryLLM | None = None,
         search_backend: SearchBackend | None = None,
+        cache: "ToolCache | None" = None,
     ) -> "Toolbox":
         """Build the tools ``settings`` describe; ``query_llm``/``search_backend`` override them.
+
+        ``cache`` (the caller's; not closed here) makes searches, pages and evidence reusable.
 
         Raises :class:`ToolError` when the configuration cannot work (missing API key, ddgs not
         installed, a query LLM that cannot be built), so a run fails at start, not mid-way.
@@ -89,6 +116,8 @@ class Toolbox:
             extractor=EvidenceExtractor(max_chars=settings.evidence_max_chars, llm=query_llm),
             tool_timeout_s=settings.tool_timeout_s,
             default_top_k=settings.search_top_k,
+            cache=cache,
+            corpus=getattr(search_backend, "corpus", None),  # the local backend's index
             owned=tuple(owned),
         )
 
@@ -100,9 +129,16 @@ class Toolbox:
         if not query:
             return _error("search_urls needs a non-empty query")
         k = _clamp_top_k(top_k, self.default_top_k)
+        backend = str(getattr(self.search_backend, "name", "?"))
+        # A local corpus changes when it is re-indexed, and searching it costs nothing: not cached.
+        cache = self.cache if backend != "local" else None
         try:
             async with asyncio.timeout(self.tool_timeout_s):
-                hits = await self.search_backend.search(query, k)
+                hits = await cache.get_search(backend, query, k) if cache else None
+                if hits is None:
+                    hits = await self.search_backend.search(query, k)
+                    if cache:
+                        await cache.put_search(backend, query, k, dedupe_hits(hits, k, schemes=self._schemes))
         except TimeoutError:
             return _error(f"search timed out after {self.tool_timeout_s:g} s")
         except ToolError as exc:
@@ -110,7 +146,7 @@ class Toolbox:
         except Exception as exc:  # a backend bug must not end the research run
             log.exception("search backend %s failed", getattr(self.search_backend, "name", "?"))
             return _error(f"search failed: {type(exc).__name__}: {exc}")
-        hits = dedupe_hits(hits, k)
+        hits = dedupe_hits(hits, k, schemes=self._schemes)
         return ToolOutcome(
             text=format_search_results(hits, query),
             ok=True,
@@ -120,37 +156,83 @@ class Toolbox:
     async def query_url(self, url: str, goal: str) -> ToolOutcome:
         """Read ``url`` and return what it says about ``goal`` (see :mod:`fathom.tools.evidence`)."""
         url = str(url or "").strip()
+        goal = " ".join(str(goal or "").split())
+        if self.corpus is not None and url.lower().startswith("file:"):
+            return await self._query_file(self.corpus, url, goal)
         host = _http_host(url)
         if host is None:
             return ToolOutcome(text=INVALID_URL, ok=False)
-        goal = " ".join(str(goal or "").split())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.tool_timeout_s
-        stage = "fetch"
+        extractor = self.extractor.identity
         try:
             async with asyncio.timeout_at(deadline):
-                async with self._fetch_slot(host):
-                    page = await self.fetcher.fetch(url)
-                stage = "read"
-                # Parsing a multi-megabyte page is CPU work: keep the event loop free for the
-                # other calls of this turn.
-                doc = await asyncio.to_thread(extract, page)
-                stage = "evidence"
+                cached = await self.cache.get_evidence(url, goal, extractor) if self.cache else None
+                if cached is not None:
+                    return ToolOutcome(text=cached.text, ok=True, sources=cached.sources)
+                doc = await self._document(url, host)
                 # Leave the extractive fallback time to run if the query LLM is slow.
                 llm_budget = deadline - loop.time() - min(5.0, 0.1 * self.tool_timeout_s)
                 evidence = await self.extractor.extract(doc, goal, url=url, timeout_s=max(0.1, llm_budget))
+                sources = [Source(url=url, title=doc.title or url)]
+                if doc.url != url:
+                    sources.append(Source(url=doc.url, title=doc.title or doc.url))
+                if self.cache and evidence.fallback_reason is None:  # a fallback is not the real thing
+                    await self.cache.put_evidence(url, goal, extractor, evidence.text, sources)
+        except TimeoutError:
+            return _error(f"query_url timed out after {self.tool_timeout_s:g} s for {url}")
+        except _StageFailure as failure:
+            verb = "could not fetch" if failure.stage == "fetch" else "could not read"
+            return _error(f"{verb} {url}: {failure.reason}")
+        except Exception as exc:  # a bug in one page's handling must not end the run
+            log.exception("query_url %s failed", url)
+            return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
+        return ToolOutcome(text=evidence.text, ok=True, sources=sources)
+
+    async def _document(self, url: str, host: str) -> Document:
+        """The page's text: from the cache, else fetched and extracted (and then cached)."""
+        cached = await self.cache.get_page(url) if self.cache else None
+        if cached is not None:
+            if cached.document is None:
+                raise _StageFailure(cached.stage or "fetch", cached.error or "failed")
+            return cached.document
+        try:
+            async with self._fetch_slot(host):
+                page = await self.fetcher.fetch(url)
+        except ToolError as exc:
+            if self.cache and isinstance(exc, FetchError) and _LASTING_FETCH_FAILURE.match(str(exc)):
+                await self.cache.put_page_failure(url, "fetch", str(exc))
+            raise _StageFailure("fetch", str(exc)) from None
+        try:
+            # Parsing a multi-megabyte page is CPU work: keep the event loop free for the
+            # other calls of this turn.
+            doc = await asyncio.to_thread(extract, page)
+        except ExtractError as exc:  # binary, empty, unreadable: a property of the page
+            if self.cache:
+                await self.cache.put_page_failure(url, "read", str(exc))
+            raise _StageFailure("read", str(exc)) from None
+        except ToolError as exc:
+            raise _StageFailure("read", str(exc)) from None
+        if self.cache:
+            await self.cache.put_page(url, doc, page.kind.value)
+        return doc
+
+    async def _query_file(self, corpus: "Corpus", url: str, goal: str) -> ToolOutcome:
+        """``query_url`` for a ``file://`` URL: only files of the local corpus, read from its index."""
+        try:
+            async with asyncio.timeout(self.tool_timeout_s):
+                doc = await corpus.read(url)
+                evidence = await self.extractor.extract(doc, goal, url=url, timeout_s=self.tool_timeout_s / 2)
         except TimeoutError:
             return _error(f"query_url timed out after {self.tool_timeout_s:g} s for {url}")
         except ToolError as exc:
-            verb = "could not fetch" if stage == "fetch" else "could not read"
-            return _error(f"{verb} {url}: {exc}")
-        except Exception as exc:  # a bug in one page's handling must not end the run
-            log.exception("query_url %s failed at %s", url, stage)
-            return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
-        sources = [Source(url=url, title=doc.title or url)]
-        if page.final_url != url:
-            sources.append(Source(url=page.final_url, title=doc.title or page.final_url))
-        return ToolOutcome(text=evidence.text, ok=True, sources=sources)
+            return _error(f"could not read {url}: {exc}")
+        return ToolOutcome(text=evidence.text, ok=True, sources=[Source(url=url, title=doc.title or url)])
+
+    @property
+    def _schemes(self) -> tuple[str, ...]:
+        """URL schemes a search hit may have: ``file://`` only when a local corpus can read it."""
+        return (*WEB_SCHEMES, "file://") if self.corpus is not None else WEB_SCHEMES
 
     # ---- plumbing ---------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Fake search APIs on 127.0.0.1 speaking each real protocol: SearXNG, Serper and Tavily.
 
 Each fake serves configurable results (``set_results([{"title", "url", "snippet"}, ...])``),
-records every request (``requests``: method, path, headers, query params, JSON body) and fails on
+records every request (``requests``: method, path, headers, query params, JSON body; ``max_in_flight``:
+the most served at once) and fails on
 demand: ``fail_next(kind, times=1, retry_after=None, after=0)`` with kind one of ``"unauthorized"`` (401),
 ``"forbidden"`` (403), ``"rate_limit"`` (429, optional ``Retry-After``), ``"server_error"``
 (500), ``"slow"`` (answers after ``slow_s``) or ``"malformed"`` (200 with a broken JSON body).
@@ -51,7 +52,9 @@ class _FakeSearchApi:
         self.requests: list[dict[str, Any]] = []
         self._failures: list[_Failure | None] = []  # None: answer that request normally
         self._lock = threading.Lock()
-        self._server = LoopbackServer(Starlette(routes=self._routes()))
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once (for concurrency caps)
+        self._server = LoopbackServer(self._counting(Starlette(routes=self._routes())))
 
     # ---- configuration ------------------------------------------------------------------------
 
@@ -95,6 +98,23 @@ class _FakeSearchApi:
         self.stop()
 
     # ---- protocol plumbing --------------------------------------------------------------------
+
+    def _counting(self, app: Any) -> Any:
+        """``app`` wrapped so that ``in_flight`` and ``max_in_flight`` count requests being served."""
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            with self._lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await app(scope, receive, send)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        return asgi
 
     def _routes(self) -> list[Route]:
         raise NotImplementedError

@@ -41,12 +41,14 @@ def normalize_url(url: str) -> str:
     return urlunsplit(("", host, parts.path.rstrip("/"), query, ""))
 
 
-def dedupe_hits(hits: Iterable[SearchHit], top_k: int | None = None) -> list[SearchHit]:
-    """Hits without empty URLs or repeats (first one wins), at most ``top_k`` of them."""
+def dedupe_hits(
+    hits: Iterable[SearchHit], top_k: int | None = None, *, schemes: tuple[str, ...] = ("http://", "https://")
+) -> list[SearchHit]:
+    """Hits without empty URLs, other ``schemes`` or repeats (first one wins), at most ``top_k`` of them."""
     seen: set[str] = set()
     out: list[SearchHit] = []
     for hit in hits:
-        if not hit["url"].startswith(("http://", "https://")):
+        if not hit["url"].startswith(schemes):
             continue
         key = normalize_url(hit["url"])
         if key in seen:

@@ -1,0 +1,91 @@
+"""The CLI's side of deep research: the plan review prompt, and saving the report to a file."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
+
+from fathom.render import report_html, report_markdown
+
+ReportFormat = Literal["md", "html"]
+
+
+def plan_decision(
+    request: dict[str, Any],
+    *,
+    action: str | None,
+    plan_file: Path | None,
+    console: Console,
+) -> Any:
+    """The human's answer to a plan review: from the flags, an interactive prompt, or stdin.
+
+    Returns a resume value for the review node, or None when no decision is available (the run
+    then stays waiting, and ``fathom resume`` asks again).
+    """
+    if plan_file is not None:
+        return {"action": "edit", "plan": plan_file.read_text(encoding="utf-8")}
+    if action is not None:
+        return action
+    if sys.stdin.isatty():
+        return _ask(request, console)
+    text = sys.stdin.read()
+    if not text.strip():
+        return None
+    first, _, rest = text.lstrip().partition("\n")
+    if first.strip().lower() == "edit":
+        return {"action": "edit", "plan": rest}
+    return first.strip().lower()
+
+
+def _ask(request: dict[str, Any], console: Console) -> Any:
+    if request.get("error"):
+        console.print(f"[red]{request['error']}[/]")
+    console.print(Panel(Markdown(request.get("plan") or "(empty plan)"), title="Report plan", expand=False))
+    while True:
+        choice = console.input("[bold]Write the report with this plan?[/] [a]ccept, [e]dit, a[b]ort: ").strip().lower()
+        if choice in ("a", "accept", ""):
+            return "accept"
+        if choice in ("b", "abort", "q", "quit"):
+            return "abort"
+        if choice in ("e", "edit"):
+            edited = edit_in_editor(request.get("plan") or "")
+            return {"action": "edit", "plan": edited} if edited.strip() else "accept"
+
+
+def edit_in_editor(text: str) -> str:
+    """Open ``text`` in ``$VISUAL``/``$EDITOR`` (default ``vi``) and return what the user saved."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as handle:
+        handle.write(text)
+        path = handle.name
+    try:
+        subprocess.run([*shlex.split(editor), path], check=True)
+        return Path(path).read_text(encoding="utf-8")
+    finally:
+        os.unlink(path)
+
+
+def render_report(summary: dict[str, Any], fmt: ReportFormat) -> str:
+    """The run's report as a Markdown document or a standalone HTML page."""
+    citations = summary.get("citations") or {}
+    meta = {"run": summary["run_id"], "rounds": summary["rounds"], "answer": summary.get("answer") or "—"}
+    markdown = report_markdown(
+        summary["question"], summary["report"] or "", citations.get("sources") or [], plan=summary.get("plan"), meta=meta
+    )
+    return report_html(markdown, title=summary["question"]) if fmt == "html" else markdown
+
+
+def save_report(summary: dict[str, Any], out: Path | None, fmt: ReportFormat) -> Path:
+    """Write the report to ``out`` (default ``<run_id>.md`` or ``.html`` here) and return the path."""
+    path = out or Path(f"{summary['run_id']}.{fmt}")
+    path.write_text(render_report(summary, fmt), encoding="utf-8")
+    return path

@@ -1,0 +1,86 @@
+"""plan: Fathom-Synthesizer writes its section plan and evidence map (the ``<think>`` part).
+
+The synthesizer prompt is rebuilt from state the same way here and in write, so write's request
+extends plan's byte for byte and the server serves the shared prefix from its cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from fathom.graph.context import FathomContext, Services, get_services
+from fathom.graph.state import ResearchState
+from fathom.nodes.progress import emit
+from fathom.protocols.synthesizer import (
+    fit_trace,
+    format_trace,
+    load_synth_prompt,
+    render_synth_prompt,
+    split_plan_report,
+    synth_system_prompt,
+    tool_call_list,
+    trace_budget,
+)
+
+THINK_END = "</think>"
+
+
+async def synth_context(services: Services) -> int:
+    """The synthesizer's context window: the configured size, capped by what the server reports."""
+    configured = services.settings.synth_context_tokens
+    assert services.synth is not None
+    served = await services.synth.context_length()
+    return min(configured, served) if served else configured
+
+
+async def synth_prompt(state: ResearchState, services: Services) -> str:
+    """The synthesizer's raw prompt: system, question, the trace fitted to the context, tool calls."""
+    settings = services.settings
+    messages = list(state.get("messages") or [])
+    question = state["question"]
+    system = synth_system_prompt(
+        load_synth_prompt(settings.synth_prompt_file), language=state.get("language") or settings.language
+    )
+    calls = tool_call_list(messages)
+    budget = trace_budget(
+        context_tokens=await synth_context(services),
+        max_new_tokens=settings.synth_max_new_tokens,
+        system=system,
+        question=question,
+        tool_calls=calls,
+    )
+    trace = format_trace(fit_trace(messages, max_tokens=max(budget, 0)))
+    return render_synth_prompt(system, question, trace, calls)
+
+
+async def plan(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+    """Generate the report plan: the synthesizer's output up to ``</think>``."""
+    services = await get_services(runtime.context)
+    settings = services.settings
+    assert services.synth is not None
+    emit("plan_start")
+    prompt = await synth_prompt(state, services)
+    generation = await services.synth.generate(
+        prompt,
+        max_new_tokens=settings.synth_max_new_tokens,
+        temperature=settings.synth_temperature,
+        repetition_penalty=settings.repetition_penalty,
+        stop=[THINK_END],
+    )
+    text, _ = split_plan_report(generation.text + THINK_END)
+    emit("plan", plan=text, cut=generation.finish_reason == "length")
+    return {
+        "plan": text,
+        "plan_raw": generation.text,
+        "usage": {
+            "prompt_tokens": generation.prompt_tokens,
+            "completion_tokens": generation.completion_tokens,
+            "cached_tokens": generation.cached_tokens,
+        },
+    }
+
+
+def route_after_plan(state: ResearchState) -> str:
+    return "review" if state.get("review_plan") else "write"

@@ -1,0 +1,202 @@
+"""Deep research reports: plan, review, write, and citations checked against what the run retrieved."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from fathom.graph.context import Services
+from fathom.runner import run_question
+from tests.conftest import fake_env, fake_settings, research_script
+from tests.fakes.sglang import FakeSGLang, Reply
+
+QUESTION = "When did the Kestrel Bridge open?"
+PLAN = "## Plan\nSQ1: when did it open? -> S1 History\n| Section | Item | Content | Confidence |"
+
+
+def report_text(web) -> str:
+    article = web.url("/article")
+    return (
+        "# Executive Summary\n"
+        f"- The Kestrel Bridge opened on 14 June 1897. [{article}]\n"
+        f"- Trams crossed it later. [{web.url('/news/tram')}#section-2]\n"
+        "- It was the longest bridge in the world. [https://invented.example/fake-fact]\n\n"
+        "## S1 History\n"
+        f"Construction began in 1894 [{article}/].\n\n"
+        "## Sources used\nhttps://invented.example/fake-fact\n"
+    )
+
+
+def synthesizer(web, *, report: str | None = None, cut_first: bool = False) -> Iterator:
+    """Fathom-Synthesizer as a function of its prompt: a plan when asked to start, then the report."""
+    state = {"writes": 0}
+
+    def reply(prompt: str) -> Reply:
+        if prompt.endswith("<|im_start|>assistant\n"):
+            return Reply(f"<think>\n{PLAN}\n</think>\nnot part of the plan")
+        state["writes"] += 1
+        text = report or report_text(web)
+        if cut_first and state["writes"] == 1:
+            return Reply(text[:60], finish_reason="length")
+        return Reply(text[60:] if cut_first else text)
+
+    return reply
+
+
+@pytest.fixture
+def synth(web) -> Iterator[FakeSGLang]:
+    with FakeSGLang(fallback=synthesizer(web), model_path="FractalAIResearch/Fathom-Synthesizer-4B") as fake:
+        yield fake
+
+
+async def run_deep(settings, inputs, *, saver=None, run_id="deep"):
+    async with Services.from_settings(settings) as services:
+        return await run_question(inputs, settings, run_id=run_id, services=services, checkpointer=saver)
+
+
+async def test_report_keeps_only_retrieved_citations_and_rebuilds_sources(sglang, searxng, web, synth):
+    sglang.add(*research_script(web))
+    settings = fake_settings(sglang, searxng, web, synth_model_url=synth.url)
+    summary = await run_deep(settings, {"question": QUESTION, "deepresearch": True})
+
+    assert summary["answer"] == "1897" and summary["report_status"] == "written"
+    assert summary["plan"] == PLAN
+    report = summary["report"]
+    article, tram = web.url("/article"), web.url("/news/tram")
+    assert "invented.example" not in report
+    assert f"[{tram}]" in report and "#section-2" not in report  # near-miss normalized
+    assert f"[{article}/]" not in report and f"[{article}]" in report
+    assert report.rstrip().endswith(f"## Sources used\n\n1. {article}\n2. {tram}") or report.count("## Sources used") == 1
+    citations = summary["citations"]
+    assert citations["kept"] == 2 and citations["removed"] == 1
+    assert citations["sources"] == [article, tram]
+    assert citations["removed_urls"] == ["https://invented.example/fake-fact"]
+
+    plan_request, write_request = (r["json"] for r in synth.requests if r["path"] == "/generate")
+    # plan stops at </think>; write extends plan's prompt byte for byte (the server's cache serves it).
+    assert plan_request["sampling_params"]["stop"] == ["</think>"]
+    assert plan_request["sampling_params"]["temperature"] == 0.4
+    assert write_request["text"].startswith(plan_request["text"] + "<think>\n" + PLAN)
+    assert write_request["text"].endswith("</think>")
+    assert QUESTION in plan_request["text"] and "14 June 1897" in plan_request["text"]
+
+
+async def test_report_cut_by_length_is_continued(sglang, searxng, web):
+    sglang.add(*research_script(web))
+    with FakeSGLang(fallback=synthesizer(web, cut_first=True)) as synth:
+        settings = fake_settings(sglang, searxng, web, synth_model_url=synth.url)
+        summary = await run_deep(settings, {"question": QUESTION, "deepresearch": True})
+        writes = [r["json"]["text"] for r in synth.requests if r["path"] == "/generate"][1:]
+    assert summary["citations"]["continuations"] == 1
+    assert len(writes) == 2 and writes[1] == writes[0] + report_text(web)[:60]
+    assert "14 June 1897" in summary["report"] and "## S1 History" in summary["report"]
+
+
+async def test_leaked_think_is_removed_from_the_report(sglang, searxng, web):
+    sglang.add(*research_script(web))
+    leaky = f"<think>private musing</think>\n# Executive Summary\nOpened 1897. [{web.url('/article')}]\n"
+    with FakeSGLang(fallback=synthesizer(web, report=leaky)) as synth:
+        settings = fake_settings(sglang, searxng, web, synth_model_url=synth.url)
+        summary = await run_deep(settings, {"question": QUESTION, "deepresearch": True})
+    assert "private musing" not in summary["report"] and "<think>" not in summary["report"]
+
+
+async def test_trace_larger_than_the_synthesizer_context_is_fitted(sglang, searxng, web):
+    huge_reads = "r</think>\n" + "".join(
+        f'<tool_call>\n{{"name": "query_url", "arguments": {{"url": "{web.url("/huge")}?p={i}", "goal": "filler"}}}}\n</tool_call>'
+        for i in range(3)
+    )
+    sglang.add(huge_reads, *research_script(web))
+    with FakeSGLang(fallback=synthesizer(web), context_length=9000) as synth:
+        settings = fake_settings(sglang, searxng, web, synth_model_url=synth.url, synth_max_new_tokens=1500)
+        summary = await run_deep(settings, {"question": QUESTION, "deepresearch": True})
+        plan_prompt = synth.prompts[0]
+    assert summary["report_status"] == "written"
+    assert len(plan_prompt) // 4 + 1500 <= 9000  # fits the server's window (fake: 4 chars a token)
+    assert "[shortened:" in plan_prompt
+    assert QUESTION in plan_prompt and "14 June 1897" in plan_prompt  # question and latest evidence kept
+
+
+@pytest.mark.parametrize(
+    "decision, expect",
+    [
+        ("accept", "written"),
+        ({"action": "edit", "plan": "## My plan\nOnly S1."}, "written"),
+        ("abort", "aborted"),
+    ],
+)
+async def test_plan_review_interrupts_and_resumes(sglang, searxng, web, synth, decision, expect):
+    sglang.add(*research_script(web))
+    settings = fake_settings(sglang, searxng, web, synth_model_url=synth.url)
+    saver = InMemorySaver()
+    waiting = await run_deep(settings, {"question": QUESTION, "deepresearch": True, "review_plan": True}, saver=saver)
+    assert waiting["review"] == {"kind": "plan_review", "question": QUESTION, "plan": PLAN}
+    assert waiting["report"] is None
+
+    bad = await run_deep(settings, Command(resume={"action": "rewrite"}), saver=saver)
+    assert "unknown action 'rewrite'" in bad["review"]["error"]
+
+    done = await run_deep(settings, Command(resume=decision), saver=saver)
+    assert "review" not in done and done["report_status"] == expect
+    writes = [r["json"]["text"] for r in synth.requests if r["path"] == "/generate"][1:]
+    if expect == "aborted":
+        assert done["report"] is None and not writes
+    elif isinstance(decision, dict):
+        assert writes[0].endswith("<think>\n## My plan\nOnly S1.\n</think>") and done["plan"] == "## My plan\nOnly S1."
+    else:
+        assert done["plan"] == PLAN
+
+
+def test_cli_deepresearch_writes_the_report_and_json(cli, sglang, searxng, web, synth, tmp_path):
+    sglang.add(*research_script(web))
+    env = {**fake_env(sglang, searxng, web), "FATHOM_SYNTH_MODEL_URL": synth.url}
+    out = tmp_path / "report.html"
+    result = cli("research", "--deepresearch", "--json", "--format", "html", "--out", str(out), QUESTION, env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["plan"] == PLAN and data["citations"]["removed"] == 1 and data["report_path"] == str(out)
+    assert {"kept", "removed", "sources"} <= set(data["citations"]) and data["verification"]
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and f'href="{web.url("/article")}"' in page
+    assert "invented.example" not in page
+    # The report is re-rendered from the run database.
+    exported = cli("runs", "export", data["run_id"], "--format", "md")
+    assert exported.returncode == 0 and exported.stdout.startswith(f"# {QUESTION}") and "## Sources used" in exported.stdout
+
+
+@pytest.mark.parametrize(
+    "args, stdin, expect",
+    [
+        (["--plan-action", "accept"], "", "written"),
+        (["--plan-action", "abort"], "", "aborted"),
+        ([], "edit\n## Edited plan\nS1 only.\n", "written"),
+        ([], "abort\n", "aborted"),
+    ],
+)
+def test_cli_plan_review_without_a_terminal(cli, sglang, searxng, web, synth, tmp_path, args, stdin, expect):
+    sglang.add(*research_script(web))
+    env = {**fake_env(sglang, searxng, web), "FATHOM_SYNTH_MODEL_URL": synth.url}
+    result = cli("research", "-q", "--review-plan", "--json", "--out", str(tmp_path / "r.md"), *args, QUESTION,
+                 env=env, input=stdin)
+    data = json.loads(result.stdout)
+    assert data["report_status"] == expect
+    assert result.returncode == 0, result.stderr  # the answer stands; only the report was declined
+    if stdin.startswith("edit"):
+        assert data["plan"] == "## Edited plan\nS1 only."
+
+
+def test_cli_review_waits_then_resume_continues(cli, sglang, searxng, web, synth, tmp_path):
+    sglang.add(*research_script(web))
+    env = {**fake_env(sglang, searxng, web), "FATHOM_SYNTH_MODEL_URL": synth.url}
+    waiting = cli("research", "-q", "--review-plan", "--run-id", "rv", QUESTION, env=env, input="")
+    assert waiting.returncode == 5 and "fathom resume rv" in waiting.stderr
+    listed = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
+    assert listed[0]["status"] == "interrupted"
+    resumed = cli("resume", "-q", "--json", "--plan-action", "accept", "--out", str(tmp_path / "rv.md"), "rv", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["report_status"] == "written"
+    assert (tmp_path / "rv.md").read_text().startswith(f"# {QUESTION}")
