@@ -192,6 +192,8 @@ def test_chromium_renders_citation_links(document, tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    shot = (tmp_path / "shot.png").read_bytes()
+    assert shot.startswith(b"\x89PNG") and len(shot) > 1000  # the page really rendered
     dom = parse(proc.stdout)
     cites = [(a["text"], a["href"]) for a in dom.anchors if a.get("class") == "cite"]
     assert cites == [("[1]", C), ("[2]", A), ("[3]", B), ("[2]", A), ("[3]", B), ("[3]", B)]
