@@ -158,3 +158,20 @@ def test_resume_with_a_changed_option(cli, db_url, searxng, late_web):
         assert resumed.returncode == 0, resumed.stderr
         assert json.loads(resumed.stdout)["answer"] == "1897"
         assert len(second.prompts) == 2  # only the unfinished turns ran on the new server
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(cli, db_url, searxng, late_web):
+    web = late_web
+    with FakeSGLang(fallback=model(web, {1: 60.0})) as sglang:
+        env = fake_env(sglang, searxng, web)
+        proc = start_research(db_url, env, "ctrlc")
+        wait_for(lambda: len(sglang.prompts) >= 2, "the second model call")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert "fathom resume ctrlc" in stderr.strip().splitlines()[-1]
+        [row] = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
+        assert row["status"] == "interrupted"
+        sglang.fallback = model(web, {})
+        resumed = cli("resume", "-q", "ctrlc", env=env)
+    assert resumed.returncode == 0 and resumed.stdout == "1897\n"
