@@ -16,13 +16,12 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from fathom.nodes.citations import check_citations, sources_section, strip_sources_section
+from fathom.nodes.citations import check_citations, lines_outside_code, sources_section, strip_sources_section
 
 PLAN_HEADING = "## Appendix: research plan"
 META_HEADING = "## Run details"
 _SOURCE_TITLES = frozenset({"sources used", "sources", "references"})
 _HEADING = re.compile(r"^([ \t]{0,3})(#{1,6})(?=[ \t]|$)")
-_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
 # Same shape as in citations.py: bracket content is matched loosely (bounded, no nested
 # quantifiers to backtrack through) and then split into URLs.
@@ -63,17 +62,8 @@ def _escape_md(text: str) -> str:
 def _headings(text: str) -> list[tuple[int, int]]:
     """(line number, level) of each ATX heading outside fenced code."""
     found = []
-    fence: str | None = None
-    for number, line in enumerate(text.split("\n")):
-        opener = _FENCE.match(line)
-        if opener:
-            marker = opener.group(1)
-            if fence is None:
-                fence = marker[0] * len(marker)
-            elif marker.startswith(fence):
-                fence = None
-            continue
-        match = _HEADING.match(line) if fence is None else None
+    for number, line in lines_outside_code(text.split("\n")):
+        match = _HEADING.match(line)
         if match:
             found.append((number, len(match.group(2))))
     return found

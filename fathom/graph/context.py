@@ -48,29 +48,19 @@ class Services:
         """Build clients for ``settings``; ``chat_model`` switches the search loop to tool calling."""
         prompt = search_prompt(settings.prompt_file)
         clients: list[Any] = []
+
+        def keep(client: Any) -> Any:
+            clients.append(client)
+            return client
+
         protocol: SearchProtocol
         if chat_model is not None:
             protocol = ChatToolsProtocol(chat_model, _chat_prompt(prompt), temperature=settings.temperature)
         elif settings.search_protocol == "chat":
-            client = ChatClient.from_spec(
-                settings.search_model_url + "/v1",
-                api_key=_secret(settings.model_api_key),
-                timeout_s=settings.model_timeout_s,
-                max_retries=settings.model_retries,
-                name="search model",
-            )
-            assert client is not None
-            clients.append(client)
+            client = keep(_search_model_chat(settings, "search model"))
             protocol = ChatToolsProtocol(client, _chat_prompt(prompt), temperature=settings.temperature)
         else:
-            sglang = SGLangClient(
-                settings.search_model_url,
-                timeout_s=settings.model_timeout_s,
-                max_retries=settings.model_retries,
-                api_key=_secret(settings.model_api_key),
-                name="search model",
-            )
-            clients.append(sglang)
+            sglang = keep(_sglang(settings, settings.search_model_url, "search model"))
             protocol = FathomProtocol(
                 sglang, prompt, temperature=settings.temperature, repetition_penalty=settings.repetition_penalty
             )
@@ -80,32 +70,14 @@ class Services:
             timeout_s=settings.tool_timeout_s,
         )
         if query_llm is not None:
-            clients.append(query_llm)
-        cache = None if settings.no_cache else ToolCache.open(
-            settings.db_url, ttl_s=settings.cache_ttl_s, max_rows=settings.cache_max_rows
-        )
-        if cache is not None:
-            clients.append(cache)
-        toolbox = Toolbox.from_settings(settings, query_llm=query_llm, cache=cache)
-        clients.append(toolbox)
-        synth = SGLangClient(
-            settings.synth_model_url,
-            timeout_s=settings.model_timeout_s,
-            max_retries=settings.model_retries,
-            api_key=_secret(settings.model_api_key),
-            name="synthesizer model",
-        )
-        clients.append(synth)
+            keep(query_llm)
+        cache = None
+        if not settings.no_cache:
+            cache = keep(ToolCache.open(settings.db_url, ttl_s=settings.cache_ttl_s, max_rows=settings.cache_max_rows))
+        toolbox = keep(Toolbox.from_settings(settings, query_llm=query_llm, cache=cache))
+        synth = keep(_sglang(settings, settings.synth_model_url, "synthesizer model"))
         # The judge of answers: the query LLM when configured, else the search model's chat route.
-        judge = query_llm or ChatClient.from_spec(
-            settings.search_model_url + "/v1",
-            api_key=_secret(settings.model_api_key),
-            timeout_s=settings.model_timeout_s,
-            max_retries=settings.model_retries,
-            name="judge (search model)",
-        )
-        if judge is not query_llm:
-            clients.append(judge)
+        judge = query_llm or keep(_search_model_chat(settings, "judge (search model)"))
         return cls(settings, protocol, toolbox, prompt, synth=synth, judge=judge, clients=clients)
 
     def deadline(self, run_key: str) -> float:
@@ -121,6 +93,29 @@ class Services:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _sglang(settings: Settings, url: str, name: str) -> SGLangClient:
+    return SGLangClient(
+        url,
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_retries,
+        api_key=_secret(settings.model_api_key),
+        name=name,
+    )
+
+
+def _search_model_chat(settings: Settings, name: str) -> ChatClient:
+    """The search model's OpenAI-compatible route (SGLang serves ``/v1`` beside ``/generate``)."""
+    client = ChatClient.from_spec(
+        settings.search_model_url + "/v1",
+        api_key=_secret(settings.model_api_key),
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_retries,
+        name=name,
+    )
+    assert client is not None  # a URL spec always builds a client
+    return client
 
 
 def _chat_prompt(prompt: Prompt) -> str:

@@ -11,7 +11,7 @@ and rebuilt from the citations that remain.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -226,6 +226,22 @@ def _code_split(text: str) -> list[tuple[str, bool]]:
 # ---- the source list -----------------------------------------------------------------------------
 
 
+def lines_outside_code(lines: list[str]) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` for each Markdown line outside fenced code blocks (fence lines excluded)."""
+    fence: str | None = None
+    for number, line in enumerate(lines):
+        opener = _FENCE.match(line)
+        if opener:
+            marker = opener.group(1)
+            if fence is None:
+                fence = marker[0] * len(marker)
+            elif marker.startswith(fence):
+                fence = None
+            continue
+        if fence is None:
+            yield number, line
+
+
 def _title_key(title: str) -> str:
     title = re.sub(r"[*_`:]", "", title).strip().lower()
     return re.sub(r"^(?:\d+[.)]?|[ivx]+\.)\s*", "", title)  # "7. Sources", "IV. References"
@@ -240,18 +256,7 @@ def strip_sources_section(text: str) -> str:
     """
     lines = text.split("\n")
     headings: list[tuple[int, int, bool]] = []  # (line, level, is a source list)
-    fence: str | None = None
-    for number, line in enumerate(lines):
-        opener = _FENCE.match(line)
-        if opener:
-            marker = opener.group(1)
-            if fence is None:
-                fence = marker[0] * len(marker)
-            elif marker.startswith(fence):
-                fence = None
-            continue
-        if fence is not None:
-            continue
+    for number, line in lines_outside_code(lines):
         heading = _HEADING.match(line)
         if heading:
             title = (heading.group(2) or "").rstrip(" \t#")  # closing "##" of an ATX heading
