@@ -15,7 +15,7 @@ from fathom.tools.search.http import RetryableError, RetryPolicy, with_retries
 from fathom.tools.search.results import dedupe_hits, make_hit
 
 INSTALL_HINT = (
-    "DuckDuckGo search needs the ddgs package: pip install 'fathom[ddg]' "
+    "DuckDuckGo search needs the ddgs package: pip install ddgs "
     "(or configure another backend: TAVILY_API_KEY, SERPER_API_KEY or SEARXNG_URL)"
 )
 
