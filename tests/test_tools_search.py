@@ -369,7 +369,7 @@ async def test_ddg_search_with_rate_limit_retry(sleep: RecordedSleep) -> None:
 
 def test_ddg_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ddgs", None)  # makes `import ddgs` fail, installed or not
-    with pytest.raises(ToolError, match=r"pip install 'fathom\[ddg\]'"):
+    with pytest.raises(ToolError, match=r"pip install ddgs"):
         DdgBackend()
 
 
@@ -407,7 +407,7 @@ def test_factory_fails_clearly(settings: dict[str, Any], message: str) -> None:
 
 def test_factory_ddg_without_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ddgs", None)
-    with pytest.raises(ToolError, match=r"pip install 'fathom\[ddg\]'"):
+    with pytest.raises(ToolError, match=r"pip install ddgs"):
         make_search_backend(Settings())
 
 
