@@ -13,38 +13,9 @@ from fathom.graph.context import Services
 from fathom.runner import run_question
 from tests.conftest import fake_env, fake_settings, research_script
 from tests.fakes.sglang import FakeSGLang, Reply
+from tests.fakes.synthesizer import PLAN, report_text, synthesizer
 
 QUESTION = "When did the Kestrel Bridge open?"
-PLAN = "## Plan\nSQ1: when did it open? -> S1 History\n| Section | Item | Content | Confidence |"
-
-
-def report_text(web) -> str:
-    article = web.url("/article")
-    return (
-        "# Executive Summary\n"
-        f"- The Kestrel Bridge opened on 14 June 1897. [{article}]\n"
-        f"- Trams crossed it later. [{web.url('/news/tram')}#section-2]\n"
-        "- It was the longest bridge in the world. [https://invented.example/fake-fact]\n\n"
-        "## S1 History\n"
-        f"Construction began in 1894 [{article}/].\n\n"
-        "## Sources used\nhttps://invented.example/fake-fact\n"
-    )
-
-
-def synthesizer(web, *, report: str | None = None, cut_first: bool = False) -> Iterator:
-    """Fathom-Synthesizer as a function of its prompt: a plan when asked to start, then the report."""
-    state = {"writes": 0}
-
-    def reply(prompt: str) -> Reply:
-        if prompt.endswith("<|im_start|>assistant\n"):
-            return Reply(f"<think>\n{PLAN}\n</think>\nnot part of the plan")
-        state["writes"] += 1
-        text = report or report_text(web)
-        if cut_first and state["writes"] == 1:
-            return Reply(text[:60], finish_reason="length")
-        return Reply(text[60:] if cut_first else text)
-
-    return reply
 
 
 @pytest.fixture

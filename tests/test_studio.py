@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import fake_env, research_script
 from tests.fakes.server import free_port
 from tests.fakes.sglang import FakeSGLang
-from tests.test_deepresearch import synthesizer
+from tests.fakes.synthesizer import synthesizer
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGGRAPH = Path(sys.executable).with_name("langgraph")
