@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from fathom.tools.extract import ExtractError, extract, html_to_text
@@ -71,6 +73,14 @@ def test_hidden_elements_and_comments_are_dropped() -> None:
 def test_absurdly_deep_nesting_keeps_the_words() -> None:
     _, text = html_to_text("<div>" * 5000 + "<p>deep text</p>" + "</div>" * 5000)
     assert text == "deep text"
+
+
+def test_markup_that_looks_like_a_url_or_file_name_is_read_without_warnings() -> None:
+    # BeautifulSoup warns about short markup that looks like a URL or a file name; a page may be just that.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert html_to_text("https://site.test/page") == ("", "https://site.test/page")
+        assert html_to_text("index.html") == ("", "index.html")
 
 
 def test_pre_blocks_keep_their_lines() -> None:

@@ -5,19 +5,24 @@ block quotes, ``<pre>`` kept line for line, paragraphs separated by blank lines.
 navigation, forms, hidden elements and boilerplate marked by tag, ARIA role or class/id are
 dropped; a page's ``header``/``footer`` are dropped unless they sit inside the article itself.
 
-Parsing is libxml2's HTML parser (lxml), which is forgiving and fast: bench/read_pipeline.py
-compares the whole read pipeline with trafilatura. A page nested deeper than libxml2 (or Python's
-recursion) can follow keeps its words and loses its structure.
+The tree is BeautifulSoup's, built from libxml2's forgiving HTML parser (lxml) by
+:class:`_ReadableTreeBuilder`. Building a soup costs a few microseconds of Python per element, so
+the builder leaves boilerplate out *while parsing* instead of building it and decomposing it
+afterwards: on real pages most elements are site chrome (menus, footers, comment threads), and
+this is what keeps the read pipeline faster than trafilatura (bench/read_pipeline.py). A page
+nested deeper than libxml2's tree limit or Python's recursion keeps its words, not its structure.
 """
 
 from __future__ import annotations
 
 import html as html_lib
+import io
 import re
-import threading
+from collections.abc import Iterator, Mapping
 
+from bs4 import BeautifulSoup, Tag
+from bs4.builder import HTMLTreeBuilder
 from lxml import etree
-from lxml import html as lxml_html
 
 _DROP_TAGS = frozenset(
     {"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed",
@@ -25,6 +30,7 @@ _DROP_TAGS = frozenset(
      "meta", "map", "audio", "video", "picture", "img"}
 )
 _PAGE_CHROME = frozenset({"header", "footer"})  # dropped unless inside the article itself
+_ARTICLE_TAGS = frozenset({"article", "main"})
 _BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary",
                                 "dialog", "alertdialog", "menu", "menubar"})
 # Whole class/id tokens that mark site chrome. Kept short and exact: content classes such as
@@ -45,35 +51,31 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u3000]+")
 _BR = "\x00"  # stands for <br> inside inline text until lines are split
 _UNREADABLE_TAGS = re.compile(r"<(script|style|noscript|template|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _ANY_TAG = re.compile(r"<[^>]*>")
-_local = threading.local()  # lxml parsers must not be shared between threads
+# Elements open at once, boilerplate included, past which a page is read as words only: libxml2's
+# own limit when it builds a tree (XML_PARSE_HUGE), which it does not apply when it feeds a
+# parser target. Deeper than that, structure is noise and building the soup mere cost.
+_MAX_DEPTH = 2048
 
 
-def _parser() -> lxml_html.HTMLParser:
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        # huge_tree raises libxml2's nesting limit from 256 to 2048; encoding is fixed because
-        # the text was decoded already (a <meta charset> must not re-decode it).
-        parser = _local.parser = lxml_html.HTMLParser(
-            encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, huge_tree=True
-        )
-    return parser
+class _TooDeep(Exception):
+    """Raised inside the parse to abandon it: the page nests deeper than :data:`_MAX_DEPTH`."""
 
 
 def html_to_text(markup: str) -> tuple[str, str]:
     """``(title, text)`` of an HTML document, boilerplate removed, structure kept as light markdown."""
-    parser = _parser()
+    builder = _ReadableTreeBuilder()
+    # UTF-8 bytes, declared as such to libxml2: the text was decoded already, and a
+    # <meta charset> must not re-decode it. Handed over as a file so that BeautifulSoup skips its
+    # guess at whether short markup is really a URL or a file name (a warning for people at a
+    # prompt; a page may well consist of a URL).
     try:
-        root = lxml_html.document_fromstring(markup.encode("utf-8", "replace"), parser=parser)
-    except (etree.ParserError, ValueError):  # nothing but whitespace
-        return "", ""
-    title_el = root.find(".//title")
-    title = _collapse(title_el.text_content()) if title_el is not None else ""
-    if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):  # content was lost
-        return title, _words_only(markup)
-    _strip_boilerplate(root)
+        soup = BeautifulSoup(io.BytesIO(markup.encode("utf-8", "replace")), builder=builder)
+    except _TooDeep:
+        return _collapse("".join(builder.title)), _words_only(markup)
+    title = _collapse("".join(builder.title))
     renderer = _Renderer()
     try:
-        renderer.walk(root)
+        renderer.walk(soup)
         blocks = renderer.finish()
     except RecursionError:  # absurdly deep nesting: keep the words, lose the structure
         return title, _words_only(markup)
@@ -86,48 +88,119 @@ def _words_only(markup: str) -> str:
     return "\n\n".join(line for line in map(_collapse, text.split("\n")) if line)
 
 
-def _strip_boilerplate(root: lxml_html.HtmlElement) -> None:
-    # Top-down with an explicit stack: a removed subtree is never visited, and deep pages cannot
-    # exhaust the recursion limit. The flag says whether we are inside the article itself.
-    stack: list[tuple[lxml_html.HtmlElement, bool]] = [(root, False)]
-    while stack:
-        node, in_article = stack.pop()
-        for child in list(node):
-            tag = child.tag
-            if not isinstance(tag, str):  # an entity or other non-element node
-                continue
-            if _is_boilerplate(child, tag, in_article):
-                child.drop_tree()  # keeps the text that follows the element
-            else:
-                stack.append((child, in_article or tag in ("article", "main")))
+# ---- parsing ----------------------------------------------------------------------------------
 
 
-def _is_boilerplate(el: lxml_html.HtmlElement, tag: str, in_article: bool) -> bool:
-    if tag in _DROP_TAGS:
-        return True
-    if tag in _PAGE_CHROME and not in_article:
-        return True
-    attrib = el.attrib
-    if not attrib:
-        return False
-    if "hidden" in attrib or attrib.get("aria-hidden", "").lower() == "true":
-        return True
-    if attrib.get("role", "").lower() in _BOILERPLATE_ROLES:
-        return True
-    style = attrib.get("style")
-    if style:
-        style = style.replace(" ", "").lower()
-        if "display:none" in style or "visibility:hidden" in style:
+class _ReadableTreeBuilder(HTMLTreeBuilder):
+    """A BeautifulSoup tree builder fed by lxml's HTML parser that never builds boilerplate.
+
+    lxml calls :meth:`start`, :meth:`end` and :meth:`data` as it parses (its parser-target
+    interface, as in bs4's own lxml builder). It calls only the methods a target has, so comments,
+    doctypes and processing instructions never reach the soup: every string in it is text.
+    A boilerplate element and everything inside it are skipped by counting their nesting, so
+    BeautifulSoup creates no objects for them; the text after them still reaches their parent.
+    The first ``<title>`` is collected on the way, though it sits in the dropped ``<head>``.
+    One builder per document: it holds that parse's state.
+    """
+
+    NAME = "fathom-readable"
+
+    def __init__(self) -> None:
+        # No attributes reach the soup (boilerplate is judged here, the renderer needs none), so
+        # no class lists to split; no special string classes for <script>/<style>, never kept.
+        super().__init__(multi_valued_attributes={}, string_containers={})
+        self.title: list[str] = []
+        self._title_state = 0  # 0: no <title> seen yet, 1: inside the first one, 2: done
+        self._skip_depth = 0  # > 0 while inside a dropped element
+        self._depth = 0  # elements open, dropped ones included
+
+    def feed(self, markup: str | bytes) -> None:
+        # A parser per document: a parser target cannot be swapped, and no state is shared
+        # between threads. huge_tree lifts libxml2's limit on the size of a text node.
+        parser = etree.HTMLParser(target=self, encoding="utf-8", recover=True, no_network=True,
+                                  huge_tree=True)
+        parser.feed(markup)
+        parser.close()
+
+    # -- lxml parser target --
+
+    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
+        self._depth += 1
+        if self._depth > _MAX_DEPTH:
+            raise _TooDeep  # lxml stops parsing and re-raises it from feed()
+        if tag == "title" and self._title_state == 0:
+            self._title_state = 1
+        if self._skip_depth:
+            self._skip_depth += 1
+        elif self._is_boilerplate(tag, attrib):
+            self._skip_depth = 1
+        else:
+            assert self.soup is not None
+            self.soup.handle_starttag(tag, None, None, None)
+
+    def end(self, tag: str) -> None:
+        self._depth -= 1
+        if tag == "title" and self._title_state == 1:
+            self._title_state = 2
+        if self._skip_depth:
+            self._skip_depth -= 1
+        else:
+            assert self.soup is not None
+            self.soup.handle_endtag(tag)
+
+    def data(self, data: str) -> None:
+        if self._title_state == 1:
+            self.title.append(data)
+        if not self._skip_depth:
+            assert self.soup is not None
+            self.soup.handle_data(data)
+
+    def close(self) -> None:
+        """End of document (lxml requires a target to have it): nothing left to do."""
+
+    def _is_boilerplate(self, tag: str, attrib: Mapping[str, str]) -> bool:
+        if tag in _DROP_TAGS:
             return True
-    marks = set(attrib.get("class", "").lower().split())
-    if attrib.get("id"):
-        marks.add(attrib["id"].lower())
-    return not marks.isdisjoint(_BOILERPLATE_MARKS)
+        if tag in _PAGE_CHROME and not self._in_article():
+            return True
+        if not attrib:
+            return False
+        if "hidden" in attrib or attrib.get("aria-hidden", "").lower() == "true":
+            return True
+        if attrib.get("role", "").lower() in _BOILERPLATE_ROLES:
+            return True
+        style = attrib.get("style")
+        if style:
+            style = style.replace(" ", "").lower()
+            if "display:none" in style or "visibility:hidden" in style:
+                return True
+        marks = set(attrib.get("class", "").lower().split())
+        if attrib.get("id"):
+            marks.add(attrib["id"].lower())
+        return not marks.isdisjoint(_BOILERPLATE_MARKS)
+
+    def _in_article(self) -> bool:
+        # The soup's stack of open elements holds only kept ones: exactly the ancestors.
+        assert self.soup is not None
+        return any(t.name in _ARTICLE_TAGS for t in self.soup.tagStack)
 
 
-def _text(el: lxml_html.HtmlElement) -> str:
+# ---- rendering --------------------------------------------------------------------------------
+
+
+def _text(el: Tag) -> str:
     """All text inside ``el``, pieces joined by spaces, collapsed."""
-    return _collapse(" ".join(el.itertext()))
+    contents = el.contents
+    if len(contents) == 1 and isinstance(contents[0], str):  # most cells and headings: skip the tree walk
+        return _collapse(contents[0])
+    return _collapse(el.get_text(" "))
+
+
+def _child_tags(node: Tag, *names: str) -> Iterator[Tag]:
+    """The element children of ``node`` named ``names``, in order."""
+    for child in node.contents:
+        if isinstance(child, Tag) and child.name in names:
+            yield child
 
 
 class _Renderer:
@@ -137,15 +210,14 @@ class _Renderer:
         self.blocks: list[str] = []
         self._inline: list[str] = []
 
-    def walk(self, node: lxml_html.HtmlElement) -> None:
+    def walk(self, node: Tag) -> None:
         inline = self._inline
-        if node.text:
-            inline.append(node.text)
-        for child in node:
-            name = child.tag
-            if not isinstance(name, str):
-                pass
-            elif name in _HEADINGS:
+        for child in node.contents:
+            if isinstance(child, str):  # a NavigableString, always text (see _ReadableTreeBuilder)
+                inline.append(child)
+                continue
+            name = child.name
+            if name in _HEADINGS:
                 self._flush()
                 heading = _text(child)
                 if heading:
@@ -153,14 +225,14 @@ class _Renderer:
             elif name == "table":
                 self._flush()
                 self.blocks.extend(_render_table(child))
-            elif name in ("ul", "ol"):
+            elif name == "ul" or name == "ol":
                 self._flush()
                 lines = _render_list(child)
                 if lines:
                     self.blocks.append("\n".join(lines))
             elif name == "pre":
                 self._flush()
-                code = child.text_content().strip("\n")
+                code = child.get_text().strip("\n")
                 if code.strip():
                     self.blocks.append(code)
             elif name == "br":
@@ -178,8 +250,6 @@ class _Renderer:
                     self._flush()
             else:  # inline element: its text joins the current paragraph
                 self.walk(child)
-            if child.tail:  # the text after an element flows on in its parent
-                inline.append(child.tail)
 
     def _flush(self) -> None:
         if not self._inline:
@@ -196,11 +266,11 @@ class _Renderer:
         return self.blocks
 
 
-def _render_list(node: lxml_html.HtmlElement, depth: int = 0) -> list[str]:
+def _render_list(node: Tag, depth: int = 0) -> list[str]:
     lines: list[str] = []
-    ordered = node.tag == "ol"
+    ordered = node.name == "ol"
     number = 0
-    for item in node.iterchildren("li"):
+    for item in _child_tags(node, "li"):
         number += 1
         inner = _Renderer()
         inner.walk(item)
@@ -216,18 +286,26 @@ def _render_list(node: lxml_html.HtmlElement, depth: int = 0) -> list[str]:
     return lines
 
 
-def _render_table(table: lxml_html.HtmlElement) -> list[str]:
+def _table_rows(node: Tag) -> Iterator[Tag]:
+    """The ``<tr>`` elements under ``node`` in document order, not those of a nested table."""
+    for child in node.contents:
+        if isinstance(child, Tag):
+            if child.name == "tr":
+                yield child
+            if child.name != "table":  # a nested table's rows belong to it
+                yield from _table_rows(child)
+
+
+def _render_table(table: Tag) -> list[str]:
     blocks: list[str] = []
-    caption = table.find("caption")
+    caption = next(_child_tags(table, "caption"), None)
     if caption is not None:
         text = _text(caption)
         if text:
             blocks.append(text)
     rows: list[str] = []
-    for tr in table.iter("tr"):
-        if next(tr.iterancestors("table"), None) is not table:  # a nested table's rows belong to it
-            continue
-        cells = [_text(c) for c in tr.iterchildren("th", "td")]
+    for tr in _table_rows(table):
+        cells = [_text(c) for c in _child_tags(tr, "th", "td")]
         if any(cells):
             rows.append(" | ".join(cells))
     if rows:
