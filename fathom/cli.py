@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
+
+try:  # typer >= 0.2x vendors its own click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on real click
+    from click import exceptions as click_exceptions
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -517,10 +522,30 @@ def corpus_remove(directory: CorpusDir, db: DbUrl = None) -> None:
     stderr.print(f"removed {escape(str(directory))} from the corpus ({removed} files)")
 
 
+def _command_path(ctx: Any) -> str:
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["fathom", *reversed(names)])
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Usage errors are one line, like every other error."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        raise SystemExit(0) from None
+    except click_exceptions.UsageError as exc:
+        hint = f" (see '{_command_path(exc.ctx)} --help')" if exc.ctx is not None else ""
+        sys.stderr.write(f"fathom: error: {' '.join(exc.format_message().split())}{hint}\n")
+        raise SystemExit(EXIT_USAGE) from None
+    except click_exceptions.Abort:
+        sys.stderr.write("fathom: error: aborted\n")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

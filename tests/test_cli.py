@@ -61,6 +61,8 @@ def test_unreachable_model_server_is_one_line_and_nonzero(cli, searxng, web):
         (["--search-backend", "altavista"], "--search-backend"),
         (["--search-model-url", "localhost:8902"], "must start with http://"),
         (["--prompt-file", "/nonexistent/prompt.txt"], "prompt"),
+        (["--max-rounds", "many"], "Invalid value for '--max-rounds'"),
+        (["--no-such-flag"], "No such option: --no-such-flag"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(cli, args, fragment):
