@@ -1,4 +1,4 @@
-"""Many concurrent runs writing one SQLite file: nothing locked, nothing lost."""
+"""Many concurrent runs writing one SQLite file: nothing locked, nothing lost, nothing left open."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select, text
 
 from fathom.checkpoints import SQLSaver
-from fathom.checkpoints.schema import checkpoints, writes
+from fathom.checkpoints.schema import blobs, checkpoints, writes
 from tests.test_checkpoint_support import research_graph, research_input, run_config
 
 WRITERS = 32
@@ -72,3 +73,46 @@ async def test_concurrent_writers_on_one_sqlite_file(tmp_path: Path, mode: str) 
 
         async with saver.db.engine.connect() as conn:
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+
+
+@pytest.mark.parametrize("failure", ["error", "cancel"])
+async def test_a_failed_or_cancelled_put_rolls_back_and_releases_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Async puts on SQLite share one kept writer connection: a put that fails or is cancelled
+    half way must roll back, leaving no rows and no open transaction for the next writer."""
+    async with SQLSaver.from_url(f"sqlite:///{tmp_path}/rollback.db") as saver:
+        put_rows = SQLSaver._put_rows
+
+        def interrupted(self: SQLSaver, prepared: Any) -> Any:
+            if failure == "cancel":
+                asyncio.current_task().cancel()  # delivered at the first statement's await
+                return (yield from put_rows(self, prepared))
+            yield from put_rows(self, prepared)  # every statement ran, then the put fails
+            raise RuntimeError("failed after writing")
+
+        monkeypatch.setattr(SQLSaver, "_put_rows", interrupted)
+        lost = asyncio.create_task(saver.aput(_config("lost"), *_checkpoint(saver, ["a", "b"])))
+        with pytest.raises(asyncio.CancelledError if failure == "cancel" else RuntimeError):
+            await lost
+        monkeypatch.undo()
+
+        assert await saver.aget_tuple(_config("lost")) is None
+        assert "lost" not in await rows_per_thread(saver, blobs)
+        saver.put(_config("sync"), *_checkpoint(saver, ["c"]))  # another connection takes the lock
+        await saver.aput(_config("async"), *_checkpoint(saver, ["d"]))  # so does the kept one
+        for thread_id, value in (("sync", ["c"]), ("async", ["d"])):
+            loaded = await saver.aget_tuple(_config(thread_id))
+            assert loaded is not None and loaded.checkpoint["channel_values"]["messages"] == value
+
+
+def _config(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+def _checkpoint(saver: SQLSaver, messages: list[str]) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """(checkpoint, metadata, new_versions) of a first checkpoint holding a list channel."""
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": messages}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    return checkpoint, {"source": "input", "step": -1}, dict(checkpoint["channel_versions"])

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
+from sqlalchemy import create_engine, text
 
-from fathom.checkpoints import SQLSaver
+from fathom.checkpoints import SQLSaver, engine, maintenance, queries
 from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config, saver
 
 __all__ = ["backend_url", "saver"]  # fixtures
@@ -106,6 +107,64 @@ async def test_sync_calls_work_on_the_event_loop_thread(saver: SQLSaver) -> None
     loaded = saver.get_tuple({"configurable": {"thread_id": "sync"}})
     assert loaded is not None and loaded.pending_writes == [("task-1", "x", [3])]
     assert (await saver.aget_tuple(stored)) is not None
+
+
+@pytest.mark.parametrize("path", ["async", "sync"])
+async def test_a_get_torn_by_a_concurrent_delete_is_read_again(
+    saver: SQLSaver, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """``get_tuple`` reads the checkpoint row and its blobs with separate statements outside a
+    transaction; if a delete commits in between, it reads again in one transaction instead of
+    returning the checkpoint without its values."""
+    stored = await put(saver, "torn", {"source": "loop", "step": 0}, document="x" * 2000, pages=["a", "b"])
+    select_checkpoint = queries.select_checkpoint
+
+    def select_then_delete(*args: Any) -> Any:
+        found = yield from select_checkpoint(*args)
+        saver.db.write_sync(maintenance.delete_threads, ["torn"])  # commits between the statements
+        return found
+
+    monkeypatch.setattr(queries, "select_checkpoint", select_then_delete)
+    loaded = await saver.aget_tuple(stored) if path == "async" else saver.get_tuple(stored)
+    if saver.db.backend == "mysql":  # its reads are one REPEATABLE READ snapshot: the state before
+        assert loaded is not None
+        assert loaded.checkpoint["channel_values"] == {"document": "x" * 2000, "pages": ["a", "b"]}
+    else:
+        assert loaded is None
+
+
+async def test_a_server_connection_dropped_while_idle_is_replaced(
+    saver: SQLSaver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled PostgreSQL/MySQL connections idle past PING_AFTER_IDLE_S are pinged before use."""
+    backend = saver.db.backend
+    if backend == "sqlite":
+        pytest.skip("no server connection to drop")
+    stored = await put(saver, "idle", {"source": "input", "step": -1})
+    assert saver.get_tuple(stored) is not None  # the sync engine has a pooled connection too
+    monkeypatch.setattr(engine, "PING_AFTER_IDLE_S", 0.0)
+    admin = create_engine(saver.db.url.sync_url)
+    with admin.connect() as conn:
+        if backend == "postgresql":
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        else:
+            others = conn.execute(
+                text(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+                )
+            ).scalars()
+            for connection_id in list(others):
+                conn.execute(text(f"KILL {int(connection_id)}"))
+    admin.dispose()
+    assert await saver.aget_tuple(stored) is not None
+    assert saver.get_tuple(stored) is not None
+    await put(saver, "idle", {"source": "loop", "step": 0}, stored)
 
 
 async def test_large_values_round_trip(saver: SQLSaver) -> None:

@@ -5,6 +5,12 @@ Every database operation is written once, as a plain function of a sync SQLAlche
 bridge, so the driver is still aiosqlite / psycopg async / aiomysql); the sync path runs the same
 function on the sync engine. No event loop is involved on the sync path, so it works from
 LangGraph's worker threads and even from a thread that has a running loop.
+
+The saver's hot operations are *plans* (:mod:`fathom.checkpoints.plans`), run by
+:meth:`Database.fetch` and :meth:`Database.write_plan`. On SQLite these bypass SQLAlchemy's
+connection and driver adapter: the async path keeps two aiosqlite connections of its own pool
+checked out (one for reads, one for writes) and spends one aiosqlite round trip per statement;
+the sync path runs the statements on a pooled pysqlite connection.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from fathom.checkpoints.errors import CheckpointStoreError, translated
+from fathom.checkpoints.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite
 from fathom.checkpoints.schema import migrate
 from fathom.checkpoints.urls import Backend, DatabaseURL, URLLike, resolve_url
 
@@ -30,6 +38,9 @@ T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
+PING_AFTER_IDLE_S = 2.0
+"""A pooled PostgreSQL/MySQL connection idle longer than this is pinged before use."""
+_RETURNED_AT = "fathom_returned_at"  # connection-record info key: when it went back to the pool
 # Execution option read by the SQLite "begin" hook: how a transaction starts.
 _BEGIN_OPTION = "fathom_begin"
 
@@ -48,12 +59,24 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url.async_url, **self._engine_options())
         if self.backend == "sqlite":
             _configure_sqlite(self.engine.sync_engine)
-        elif self.url.async_url.get_driver_name() == "aiomysql":
-            _fix_aiomysql_bytes(self.engine.sync_engine)
+        else:
+            _ping_when_idle(self.engine.sync_engine)
+            if self.url.async_url.get_driver_name() == "aiomysql":
+                _fix_aiomysql_bytes(self.engine.sync_engine)
         # Reads on SQLite start a deferred transaction, so WAL readers never queue behind writers.
         self._read_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN"})
+        # PostgreSQL: plain statements need no BEGIN/ROLLBACK round trips (psycopg sets
+        # autocommit on the client only). MySQL's driver would send SET AUTOCOMMIT both ways.
+        self._fetch_engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.backend == "postgresql"
+            else self._read_engine
+        )
+        # SQLite, async plans: aiosqlite connections kept checked out, keyed "reader"/"writer".
+        self._pinned: dict[str, tuple[AsyncConnection, Any]] = {}
         self._sync_engine: Engine | None = None
         self._sync_read_engine: Engine | None = None
+        self._sync_fetch_engine: Engine | None = None
         self._sync_lock = threading.Lock()
         self._ready = False
         # SQLite has one writer at a time. Writers of this process queue on these locks, which
@@ -72,18 +95,25 @@ class Database:
         """The sync engine on the same database, built on first use."""
         return self._sync_engines()[0]
 
-    def _sync_engines(self) -> tuple[Engine, Engine]:
-        """(writer, reader) sync engines sharing one pool, built once."""
-        if self._sync_engine is None or self._sync_read_engine is None:
+    def _sync_engines(self) -> tuple[Engine, Engine, Engine]:
+        """(writer, reader, plain statements) sync engines sharing one pool, built once."""
+        if self._sync_engine is None or self._sync_read_engine is None or self._sync_fetch_engine is None:
             with self._sync_lock:
                 if self._sync_engine is None:
                     engine = create_engine(self.url.sync_url, **self._engine_options(sync=True))
                     if self.backend == "sqlite":
                         _configure_sqlite(engine)
+                    else:
+                        _ping_when_idle(engine)
                     self._sync_read_engine = engine.execution_options(**{_BEGIN_OPTION: "BEGIN"})
+                    self._sync_fetch_engine = (
+                        engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if self.backend == "postgresql"
+                        else self._sync_read_engine
+                    )
                     self._sync_engine = engine
-        assert self._sync_read_engine is not None
-        return self._sync_engine, self._sync_read_engine
+        assert self._sync_read_engine is not None and self._sync_fetch_engine is not None
+        return self._sync_engine, self._sync_read_engine, self._sync_fetch_engine
 
     # ---- schema ------------------------------------------------------------------------------
 
@@ -140,6 +170,106 @@ class Database:
         with translated(str(self.url)), self._sync_engines()[1].connect() as conn:
             return fn(conn, *args, **kwargs)
 
+    # ---- running plans (the saver's hot path) -------------------------------------------------
+
+    async def fetch(self, plan: Plan[T]) -> T:
+        """Run a read plan with each statement on its own, outside any transaction.
+
+        The cheapest read: no BEGIN/ROLLBACK, and on SQLite one aiosqlite round trip per
+        statement. Consecutive statements may see different commits, so the caller must check
+        the result and fall back to :meth:`read` when it does not hang together.
+        """
+        await self.setup()
+        with translated(str(self.url)):
+            if self.backend == "sqlite":
+                # Statements need no exclusive use of the connection: concurrent readers share it.
+                return await run_plan_aiosqlite(await self._pinned_sqlite("reader"), plan)
+            async with self._fetch_engine.connect() as conn:
+                return await conn.run_sync(run_plan, plan)
+
+    async def write_plan(self, plan: Plan[T]) -> T:
+        """Run a plan in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        if self.backend != "sqlite":
+            return await self.write(run_plan, plan)
+        await self.setup()
+        with translated(str(self.url)):
+            async with self._async_writer:  # the writer connection is used under this lock only
+                conn = await self._pinned_sqlite("writer")
+                try:
+                    await conn.execute("BEGIN IMMEDIATE")
+                    result = await run_plan_aiosqlite(conn, plan)
+                    await conn.commit()
+                except BaseException:
+                    await self._rollback_pinned(conn)
+                    raise
+                return result
+
+    def fetch_sync(self, plan: Plan[T]) -> T:
+        """:meth:`fetch` on the sync engine."""
+        self.setup_sync()
+        with translated(str(self.url)):
+            if self.backend == "sqlite":
+                pooled = self.sync_engine.raw_connection()
+                try:
+                    return run_plan_sqlite(pooled.driver_connection, plan)
+                finally:
+                    pooled.close()
+            with self._sync_engines()[2].connect() as conn:
+                return run_plan(conn, plan)
+
+    def write_plan_sync(self, plan: Plan[T]) -> T:
+        """:meth:`write_plan` on the sync engine."""
+        if self.backend != "sqlite":
+            return self.write_sync(run_plan, plan)
+        self.setup_sync()
+        with translated(str(self.url)), self._sync_writer:
+            pooled = self.sync_engine.raw_connection()
+            conn = pooled.driver_connection
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                result = run_plan_sqlite(conn, plan)
+                conn.commit()
+                return result
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                pooled.close()  # the pool rolls back anything still open, too
+
+    async def _pinned_sqlite(self, role: str) -> Any:
+        """The aiosqlite connection kept for ``role``, checked out of the pool on first use.
+
+        Checking a connection out and back in costs two thread round trips and a greenlet
+        switch per operation (the pool's rollback on return); a kept one costs nothing. It
+        comes from the engine's pool, so it has the pragmas of every other connection.
+        """
+        pinned = self._pinned.get(role)
+        if pinned is None:
+            conn = await self.engine.connect()
+            raw = await conn.get_raw_connection()
+            if role in self._pinned:  # another task pinned one meanwhile: use that
+                await conn.close()
+            else:
+                self._pinned[role] = (conn, raw.driver_connection)
+            pinned = self._pinned[role]
+        return pinned[1]
+
+    async def _rollback_pinned(self, conn: Any) -> None:
+        """Roll back the writer connection; if that fails, stop using the connection.
+
+        aiosqlite runs requests in order on the connection's thread, so the ROLLBACK is queued
+        behind everything the failed (or cancelled) plan sent, and runs even if this task is
+        cancelled again while waiting for it.
+        """
+        try:
+            await conn.rollback()
+        except Exception:
+            pinned = self._pinned.pop("writer", None)
+            if pinned is not None:
+                with suppress(Exception):
+                    await pinned[0].invalidate()  # closed, not handed back to the pool
+                    await pinned[0].close()
+
     @asynccontextmanager
     async def _one_writer(self) -> AsyncIterator[None]:
         if self.backend != "sqlite":
@@ -160,6 +290,9 @@ class Database:
 
     async def aclose(self) -> None:
         """Close every pooled connection of both engines."""
+        pinned, self._pinned = list(self._pinned.values()), {}
+        for conn, _ in pinned:
+            await conn.close()  # back to the pool, which dispose() then closes
         await self.engine.dispose()
         self.close()
 
@@ -179,7 +312,6 @@ class Database:
                 connect_args["check_same_thread"] = False
             options["connect_args"] = connect_args
         else:
-            options["pool_pre_ping"] = True
             options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
             if self.backend == "mysql":
                 options["pool_recycle"] = 3600  # MySQL drops idle connections after wait_timeout
@@ -237,6 +369,31 @@ def _enable_wal(cursor: Any) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)  # only ever on a file's first open, so blocking briefly is fine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled server connection before use, if it sat idle in the pool for a while.
+
+    This replaces ``pool_pre_ping``, which costs a round trip on every checkout: a checkpoint
+    put or get is then one round trip in three. Servers, proxies and NATs drop connections
+    that sit idle, which is what the ping guards against; one handed back a moment ago worked
+    then. A failed ping makes the pool replace the connection (up to three attempts).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)  # None: connected just now
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
 
 
 def _fix_aiomysql_bytes(engine: Engine) -> None:

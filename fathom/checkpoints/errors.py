@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,5 +40,6 @@ def translated(where: str) -> Iterator[None]:
         yield
     except CheckpointStoreError:
         raise
-    except (sa_exc.SQLAlchemyError, OSError) as exc:
+    # sqlite3.Error: the saver's hot path runs raw sqlite3/aiosqlite statements (see plans.py)
+    except (sa_exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
         raise CheckpointStoreError(f"{where}: {one_line(exc)}") from exc

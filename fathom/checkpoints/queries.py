@@ -1,9 +1,10 @@
-"""The saver's SQL, as plain functions of a sync SQLAlchemy ``Connection``.
+"""The saver's hot SQL: statements built once, and the plans (see :mod:`.plans`) that run them.
 
-Each function runs inside the caller's transaction (see :class:`~fathom.checkpoints.engine.
-Database`), and knows tables and dialects but nothing of serialization: callers pass encoded
-rows in and get raw rows back. Dialect differences handled here: upserts (``ON CONFLICT`` on
-SQLite/PostgreSQL, ``ON DUPLICATE KEY`` on MySQL) and the JSON metadata filter.
+Plans know tables and dialects but nothing of serialization: callers pass encoded rows in and
+get raw rows back. Each runs inside whatever transaction its driver provides. Dialect
+differences handled here: upserts (``ON CONFLICT`` on SQLite/PostgreSQL, ``ON DUPLICATE KEY``
+on MySQL), the key list of the blob query, and the JSON metadata filter. The cold operations
+(delete, copy, prune) are in :mod:`.maintenance`.
 """
 
 from __future__ import annotations
@@ -16,25 +17,26 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
+    Integer,
     Select,
     Table,
     and_,
     bindparam,
-    delete,
     exists,
     func,
-    literal,
+    literal_column,
     select,
+    text,
     true,
     tuple_,
     type_coerce,
-    update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
 
 from fathom.checkpoints.codec import LIST_TYPE, ListHead
+from fathom.checkpoints.plans import Plan, execute, execute_many, fetch_all
 from fathom.checkpoints.schema import blobs, checkpoints, writes
 
 BlobKey = tuple[str, str, str, str]
@@ -96,7 +98,7 @@ _CHECKPOINT_COLUMNS = (
 )
 
 # The hot statements are built once, with bind parameters, so each call costs SQLAlchemy only
-# a compiled-cache lookup instead of rebuilding (and re-deriving columns of) a CTE every time.
+# a compiled-cache lookup (and the raw SQLite drivers compile each exactly once).
 _BLOB_KEY = (blobs.c.thread_id, blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.version)
 _WRITE_COLUMNS = (
     writes.c.task_id,
@@ -134,17 +136,21 @@ _SELECT_WRITES_OF_MANY = select(*_CHECKPOINT_KEY, *_WRITE_COLUMNS).where(
 )
 
 
-def _chain_query() -> Select[Any]:
+@cache
+def _chain_query(dialect: str) -> Select[Any]:
     """Blob rows for the ``keys`` parameter plus, recursively, the bases of their list chains.
 
     The CTE walks ``base_version`` links over key columns only (its UNION deduplicates
-    cheaply); the payloads are joined in once at the end.
+    cheaply); the payloads are joined in once at the end. On SQLite the keys arrive as one
+    JSON array, so a single prepared statement serves any number of keys.
     """
-    chain = (
-        select(*_BLOB_KEY, blobs.c.base_version)
-        .where(tuple_(*_BLOB_KEY).in_(bindparam("keys", expanding=True)))
-        .cte("fathom_chain", recursive=True)
-    )
+    if dialect == "sqlite":
+        wanted = func.json_each(bindparam("keys")).table_valued("value")
+        fields = [wanted.c.value.op("->>")(literal_column(str(i))) for i in range(len(_BLOB_KEY))]
+        keys_match = tuple_(*_BLOB_KEY).in_(select(*fields))
+    else:
+        keys_match = tuple_(*_BLOB_KEY).in_(bindparam("keys", expanding=True))
+    chain = select(*_BLOB_KEY, blobs.c.base_version).where(keys_match).cte("fathom_chain", recursive=True)
     link = blobs.alias("link")
     chain = chain.union(
         select(
@@ -166,7 +172,47 @@ def _chain_query() -> Select[Any]:
     )
 
 
-_SELECT_CHAINS = _chain_query()
+_LATEST_KEYS_MAX = 16  # keys of one get_tuple; a list page's hundreds take the recursive query
+_LATEST_DIALECTS = ("sqlite", "postgresql")  # MySQL's LIMIT takes no subquery
+
+
+@cache
+def _latest_chains(count: int) -> Executable:
+    """Per key ``(t, n, c, v)``: the ``depth + 1`` newest versions up to ``v`` of its channel.
+
+    A list version made by extending the version before it (a run going forward, by far the
+    most common case) has exactly those rows as its chain, found by one index range read per
+    key: about three times cheaper than the recursive walk on SQLite, which reads each row's
+    ``base_version`` (stored after the payload) once to follow the link and again with the
+    payload, and on PostgreSQL. A fork leaves other branches' versions in the range;
+    :func:`select_blobs` then finds the chain incomplete and walks the links instead.
+    """
+    parts = [
+        f"""SELECT * FROM (
+            SELECT {i} AS k, version, type, blob, base_version FROM fathom_blobs
+            WHERE thread_id = :t{i} AND checkpoint_ns = :n{i} AND channel = :c{i} AND version <= :v{i}
+            ORDER BY version DESC
+            LIMIT coalesce((SELECT coalesce(depth, 0) + 1 FROM fathom_blobs WHERE thread_id = :t{i}
+                AND checkpoint_ns = :n{i} AND channel = :c{i} AND version = :v{i}), 0)) AS chain_{i}"""
+        for i in range(count)
+    ]
+    key = literal_column("k", Integer)
+    return text("\nUNION ALL\n".join(parts)).columns(
+        key, blobs.c.version, blobs.c.type, blobs.c.blob, blobs.c.base_version
+    )
+
+
+def _has_chain(found: Mapping[BlobKey, BlobRecord], key: BlobKey) -> bool:
+    """Whether ``found`` holds ``key``'s row and every base row back to a snapshot."""
+    for _ in range(len(found) + 1):  # more links than rows: a cycle
+        record = found.get(key)
+        if record is None:
+            return False
+        if record.base_version is None:
+            return True
+        key = (*key[:3], record.base_version)
+    return False
+
 
 _LIST_HEADS = (
     select(blobs.c.version, blobs.c.length, blobs.c.digest, blobs.c.depth)
@@ -188,28 +234,32 @@ _BLOB_EXISTS = select(true()).where(*(col == bindparam(col.name) for col in _BLO
 
 
 def upsert(
-    conn: Connection, table: Table, rows: dict[str, Any] | list[dict[str, Any]], *, update: Sequence[str] = ()
-) -> None:
+    dialect: str, table: Table, rows: dict[str, Any] | list[dict[str, Any]], *, update: Sequence[str] = ()
+) -> Plan[None]:
     """INSERT ``rows``; on a primary-key clash overwrite the ``update`` columns, or keep the old row."""
-    conn.execute(_upsert(conn.dialect.name, table, tuple(update)), rows)
+    statement = upsert_statement(dialect, table, tuple(update))
+    if isinstance(rows, list):
+        yield from execute_many(statement, rows)
+    else:
+        yield from execute(statement, rows)
 
 
-def insert_list_row(conn: Connection, row: dict[str, Any], base_digest: str) -> bool:
+def insert_list_row(dialect: str, row: dict[str, Any], base_digest: str) -> Plan[bool]:
     """Insert a list tail only if its base row still holds the value we extend; else False.
 
     Check and insert are one statement, so a cached base that another process deleted (or a
     version key reused for a different value) can never yield a tail that loads wrongly.
     """
     params = {f"new_{name}": value for name, value in row.items()}
-    if conn.execute(_insert_tail(conn.dialect.name), {**params, "base_digest": base_digest}).rowcount:
+    if (yield from execute(_insert_tail(dialect), {**params, "base_digest": base_digest})):
         return True
     # Nothing inserted: either the base is gone, or this exact version is already stored.
-    return conn.execute(_BLOB_EXISTS, {c.name: row[c.name] for c in _BLOB_KEY}).first() is not None
+    return bool((yield from fetch_all(_BLOB_EXISTS, {c.name: row[c.name] for c in _BLOB_KEY})))
 
 
 def list_heads(
-    conn: Connection, thread_id: str, checkpoint_ns: str, channel: str, max_length: int, limit: int = 8
-) -> list[ListHead]:
+    thread_id: str, checkpoint_ns: str, channel: str, max_length: int, limit: int = 8
+) -> Plan[list[ListHead]]:
     """Stored list versions of a channel that could prefix a list of ``max_length``, longest first."""
     params = {
         "thread_id": thread_id,
@@ -218,21 +268,21 @@ def list_heads(
         "max_length": max_length,
         "limit": limit,
     }
-    return [ListHead(v, n, d, depth) for v, n, d, depth in conn.execute(_LIST_HEADS, params)]
+    return [ListHead(v, n, d, depth) for v, n, d, depth in (yield from fetch_all(_LIST_HEADS, params))]
 
 
 # ---- reading -------------------------------------------------------------------------------
 
 
 def select_checkpoint(
-    conn: Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-) -> tuple[CheckpointRecord, list[WriteRecord]] | None:
+    thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+) -> Plan[tuple[CheckpointRecord, list[WriteRecord]] | None]:
     """One checkpoint (the latest of the namespace when ``checkpoint_id`` is None) and its writes."""
     params = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
     if checkpoint_id is None:
-        rows = conn.execute(_LATEST_WITH_WRITES, params).all()
+        rows = yield from fetch_all(_LATEST_WITH_WRITES, params)
     else:
-        rows = conn.execute(_CHECKPOINT_WITH_WRITES, {**params, "checkpoint_id": checkpoint_id}).all()
+        rows = yield from fetch_all(_CHECKPOINT_WITH_WRITES, {**params, "checkpoint_id": checkpoint_id})
     if not rows:
         return None
     width = len(_CHECKPOINT_COLUMNS)
@@ -241,161 +291,55 @@ def select_checkpoint(
 
 
 def select_checkpoints(
-    conn: Connection, query: ListQuery, after: CheckpointKey | None, limit: int
-) -> list[CheckpointRecord]:
+    dialect: str, query: ListQuery, after: CheckpointKey | None, limit: int
+) -> Plan[list[CheckpointRecord]]:
     """A page of ``alist``: newest first, strictly after the ``after`` cursor."""
     order = (checkpoints.c.checkpoint_id, checkpoints.c.thread_id, checkpoints.c.checkpoint_ns)
-    stmt = select(*_CHECKPOINT_COLUMNS).where(*_list_filters(conn, query))
+    stmt = select(*_CHECKPOINT_COLUMNS).where(*_list_filters(dialect, query))
     if after is not None:
         thread_id, checkpoint_ns, checkpoint_id = after
         stmt = stmt.where(tuple_(*order) < tuple_(checkpoint_id, thread_id, checkpoint_ns))
     stmt = stmt.order_by(*(c.desc() for c in order)).limit(limit)
-    return [CheckpointRecord(*row) for row in conn.execute(stmt)]
+    return [CheckpointRecord(*row) for row in (yield from fetch_all(stmt, {}))]
 
 
-def select_blobs(conn: Connection, keys: Iterable[BlobKey]) -> dict[BlobKey, BlobRecord]:
+def select_blobs(dialect: str, keys: Iterable[BlobKey]) -> Plan[dict[BlobKey, BlobRecord]]:
     """The blob rows for ``keys`` plus every base row their list chains need."""
+    wanted = sorted(set(keys))
     found: dict[BlobKey, BlobRecord] = {}
-    for chunk in _chunks(sorted(set(keys))):
-        for t, ns, channel, version, type_, blob, base in conn.execute(_SELECT_CHAINS, {"keys": list(chunk)}):
+    if dialect in _LATEST_DIALECTS and len(wanted) <= _LATEST_KEYS_MAX:
+        params = {
+            f"{field}{i}": value
+            for i, key in enumerate(wanted)
+            for field, value in zip("tncv", key, strict=True)
+        }
+        for i, version, type_, blob, base in (yield from fetch_all(_latest_chains(len(wanted)), params)):
+            found[(*wanted[i][:3], version)] = BlobRecord(type_, blob, base)
+        wanted = [key for key in wanted if not _has_chain(found, key)]  # a fork: walk the links
+    for chunk in chunks(wanted):
+        param = json.dumps(chunk) if dialect == "sqlite" else list(chunk)
+        for t, ns, channel, version, type_, blob, base in (
+            yield from fetch_all(_chain_query(dialect), {"keys": param})
+        ):
             found[(t, ns, channel, version)] = BlobRecord(type_, blob, base)
     return found
 
 
-def select_writes(conn: Connection, keys: Sequence[CheckpointKey]) -> dict[CheckpointKey, list[WriteRecord]]:
+def select_writes(keys: Sequence[CheckpointKey]) -> Plan[dict[CheckpointKey, list[WriteRecord]]]:
     """Pending writes of each checkpoint (unsorted; the caller applies ``writes_sort_key``)."""
     found: dict[CheckpointKey, list[WriteRecord]] = {}
-    for chunk in _chunks(sorted(set(keys))):
-        for t, ns, cid, *rest in conn.execute(_SELECT_WRITES_OF_MANY, {"keys": list(chunk)}):
+    for chunk in chunks(sorted(set(keys))):
+        for t, ns, cid, *rest in (yield from fetch_all(_SELECT_WRITES_OF_MANY, {"keys": list(chunk)})):
             found.setdefault((t, ns, cid), []).append(WriteRecord(*rest))
     return found
-
-
-# ---- deleting, copying, pruning ------------------------------------------------------------
-
-
-def delete_threads(conn: Connection, thread_ids: Sequence[str]) -> None:
-    """Every checkpoint, blob and write of the threads, all namespaces."""
-    for chunk in _chunks(sorted(set(thread_ids))):
-        for table in (writes, blobs, checkpoints):
-            conn.execute(delete(table).where(table.c.thread_id.in_(chunk)))
-
-
-def copy_thread(conn: Connection, source: str, target: str) -> None:
-    """Copy every row of ``source`` to ``target``; rows the target already has are kept."""
-    for table in (checkpoints, blobs, writes):
-        columns = [literal(target, c.type).label(c.name) if c.name == "thread_id" else c for c in table.c]
-        rows = select(*columns).where(table.c.thread_id == source)
-        conn.execute(_upsert(conn.dialect.name, table, ()).from_select([c.name for c in table.c], rows))
-
-
-def delete_runs(conn: Connection, run_ids: Sequence[str], refs_of: RefsOf) -> set[str]:
-    """Delete the checkpoints (and their writes) made by the runs; return the threads touched.
-
-    A surviving child of a deleted checkpoint is re-parented to its nearest surviving ancestor,
-    so history stays walkable, and blobs are garbage-collected without breaking list chains.
-    """
-    doomed: dict[tuple[str, str], set[str]] = {}
-    for chunk in _chunks(sorted(set(run_ids))):
-        stmt = select(
-            checkpoints.c.thread_id, checkpoints.c.checkpoint_ns, checkpoints.c.checkpoint_id
-        ).where(checkpoints.c.run_id.in_(chunk))
-        for thread_id, checkpoint_ns, checkpoint_id in conn.execute(stmt):
-            doomed.setdefault((thread_id, checkpoint_ns), set()).add(checkpoint_id)
-    for (thread_id, checkpoint_ns), ids in doomed.items():
-        parents = dict(
-            conn.execute(
-                select(checkpoints.c.checkpoint_id, checkpoints.c.parent_checkpoint_id).where(
-                    checkpoints.c.thread_id == thread_id, checkpoints.c.checkpoint_ns == checkpoint_ns
-                )
-            ).all()
-        )
-        for child, parent in parents.items():
-            if child in ids or parent not in ids:
-                continue
-            while parent in ids:
-                parent = parents.get(parent)
-            _set_parent(conn, (thread_id, checkpoint_ns, child), parent)
-        _delete_checkpoints(conn, thread_id, checkpoint_ns, ids)
-        collect_garbage(conn, thread_id, checkpoint_ns, refs_of)
-    return {thread_id for thread_id, _ in doomed}
-
-
-def prune_keep_latest(conn: Connection, thread_id: str, refs_of: RefsOf) -> None:
-    """Keep only the newest checkpoint (and its writes) of each namespace of the thread."""
-    latest = conn.execute(
-        select(checkpoints.c.checkpoint_ns, func.max(checkpoints.c.checkpoint_id))
-        .where(checkpoints.c.thread_id == thread_id)
-        .group_by(checkpoints.c.checkpoint_ns)
-    ).all()
-    for checkpoint_ns, keep in latest:
-        # Delete by id, not "all but keep": writes can commit before their checkpoint row
-        # (durability="async"), and those belong to a checkpoint that is about to exist.
-        ids = set(
-            conn.scalars(
-                select(checkpoints.c.checkpoint_id).where(
-                    checkpoints.c.thread_id == thread_id,
-                    checkpoints.c.checkpoint_ns == checkpoint_ns,
-                    checkpoints.c.checkpoint_id < keep,
-                )
-            )
-        )
-        if not ids:
-            continue
-        _delete_checkpoints(conn, thread_id, checkpoint_ns, ids)
-        _set_parent(conn, (thread_id, checkpoint_ns, keep), None)
-        collect_garbage(conn, thread_id, checkpoint_ns, refs_of)
-
-
-def collect_garbage(conn: Connection, thread_id: str, checkpoint_ns: str, refs_of: RefsOf) -> None:
-    """Delete the namespace's blobs that no checkpoint reads, directly or as a chain base.
-
-    On SQLite this runs under the write lock, so a concurrent put is either fully seen or not
-    started. On PostgreSQL and MySQL a run writing the same thread meanwhile could extend a
-    chain whose base is being collected, so prune or delete a thread only when no run is
-    writing it (as LangGraph's API server does).
-    """
-    live: set[BlobRef] = set()
-    stored = conn.execute(
-        select(checkpoints.c.type, checkpoints.c.checkpoint).where(
-            checkpoints.c.thread_id == thread_id, checkpoints.c.checkpoint_ns == checkpoint_ns
-        )
-    )
-    for type_, data in stored:
-        live.update(refs_of(type_, data))
-    base_of: dict[BlobRef, str | None] = {
-        (channel, version): base
-        for channel, version, base in conn.execute(
-            select(blobs.c.channel, blobs.c.version, blobs.c.base_version).where(
-                blobs.c.thread_id == thread_id, blobs.c.checkpoint_ns == checkpoint_ns
-            )
-        )
-    }
-    keep: set[BlobRef] = set()
-    pending = [ref for ref in live if ref in base_of]
-    while pending:
-        ref = pending.pop()
-        if ref in keep:
-            continue
-        keep.add(ref)
-        if (base := base_of.get(ref)) is not None:
-            pending.append((ref[0], base))
-    garbage = sorted(ref for ref in base_of if ref not in keep)
-    for chunk in _chunks(garbage):
-        conn.execute(
-            delete(blobs).where(
-                blobs.c.thread_id == thread_id,
-                blobs.c.checkpoint_ns == checkpoint_ns,
-                tuple_(blobs.c.channel, blobs.c.version).in_(chunk),
-            )
-        )
 
 
 # ---- helpers -------------------------------------------------------------------------------
 
 
 @cache
-def _upsert(dialect: str, table: Table, update_columns: tuple[str, ...]) -> Insert:
+def upsert_statement(dialect: str, table: Table, update_columns: tuple[str, ...]) -> Insert:
+    """INSERT into ``table`` that overwrites ``update_columns`` on a key clash (none: keeps the row)."""
     pk = [c.name for c in table.primary_key.columns]
     if dialect in ("sqlite", "postgresql"):
         stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
@@ -425,10 +369,10 @@ def _insert_tail(dialect: str) -> Insert:
     source = select(*[bindparam(f"new_{c.name}", type_=c.type).label(c.name) for c in blobs.c]).where(
         base_present
     )
-    return _upsert(dialect, blobs, ()).from_select([c.name for c in blobs.c], source)
+    return upsert_statement(dialect, blobs, ()).from_select([c.name for c in blobs.c], source)
 
 
-def _list_filters(conn: Connection, query: ListQuery) -> list[ColumnElement[bool]]:
+def _list_filters(dialect: str, query: ListQuery) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if query.thread_id is not None:
         where.append(checkpoints.c.thread_id == query.thread_id)
@@ -439,7 +383,7 @@ def _list_filters(conn: Connection, query: ListQuery) -> list[ColumnElement[bool
     if query.before is not None:
         where.append(checkpoints.c.checkpoint_id < query.before)
     if query.metadata:
-        where.extend(_metadata_filter(conn.dialect.name, query.metadata))
+        where.extend(_metadata_filter(dialect, query.metadata))
     return where
 
 
@@ -460,30 +404,7 @@ def _mysql_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _delete_checkpoints(conn: Connection, thread_id: str, checkpoint_ns: str, ids: Iterable[str]) -> None:
-    for chunk in _chunks(sorted(ids)):
-        for table in (writes, checkpoints):
-            conn.execute(
-                delete(table).where(
-                    table.c.thread_id == thread_id,
-                    table.c.checkpoint_ns == checkpoint_ns,
-                    table.c.checkpoint_id.in_(chunk),
-                )
-            )
-
-
-def _set_parent(conn: Connection, key: CheckpointKey, parent: str | None) -> None:
-    conn.execute(
-        update(checkpoints)
-        .where(
-            checkpoints.c.thread_id == key[0],
-            checkpoints.c.checkpoint_ns == key[1],
-            checkpoints.c.checkpoint_id == key[2],
-        )
-        .values(parent_checkpoint_id=parent)
-    )
-
-
-def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+def chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``items`` in slices small enough for one IN (...) list."""
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]

@@ -216,6 +216,27 @@ def to_tuple(serde: SerializerProtocol, loaded: Loaded) -> CheckpointTuple:
     )
 
 
+def is_complete(loaded: Loaded) -> bool:
+    """Whether every blob row the checkpoint reads, and every base of its list chains, was loaded.
+
+    Blob rows never change once written, only get deleted; so rows read by separate statements
+    describe one state unless a delete or prune removed some in between, which this detects.
+    """
+    record = loaded.record
+    for channel, version in blob_refs(loaded.checkpoint):
+        key = (record.thread_id, record.checkpoint_ns, channel, version)
+        for _ in range(MAX_CHAIN_ROWS):
+            blob = loaded.blobs.get(key)
+            if blob is None:
+                return False
+            if blob.base_version is None:
+                break
+            key = (record.thread_id, record.checkpoint_ns, channel, blob.base_version)
+        else:
+            return False  # a cycle or an overlong chain: corrupt, let the consistent read report it
+    return True
+
+
 def _decode_blob(
     serde: SerializerProtocol,
     record: CheckpointRecord,

@@ -19,7 +19,7 @@ from typing import Any, cast
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection, delete, insert, select, update
 
-from fathom.checkpoints import queries
+from fathom.checkpoints import maintenance
 from fathom.checkpoints.engine import Database
 from fathom.checkpoints.errors import CheckpointStoreError, UnknownRunError
 from fathom.checkpoints.saver import SQLSaver
@@ -194,7 +194,7 @@ def _list(conn: Connection, status: str | None, limit: int) -> list[RunRecord]:
 def _delete(conn: Connection, run_id: str) -> bool:
     existed = conn.execute(delete(runs).where(runs.c.run_id == run_id)).rowcount > 0
     had_thread = _thread_exists(conn, run_id)
-    queries.delete_threads(conn, [run_id])
+    maintenance.delete_threads(conn, [run_id])
     return existed or had_thread
 
 

@@ -15,12 +15,12 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection
 
-from fathom.checkpoints import queries, rows, schema
+from fathom.checkpoints import maintenance, queries, rows, schema
 from fathom.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base
 from fathom.checkpoints.engine import Database
 from fathom.checkpoints.errors import CheckpointStoreError
+from fathom.checkpoints.plans import Plan, run_plan
 from fathom.checkpoints.queries import BlobRef, CheckpointKey, CheckpointRecord, ListQuery, WriteRecord
 from fathom.checkpoints.rows import BrokenChainError, Loaded, PreparedPut
 from fathom.checkpoints.urls import URLLike, default_db_url
@@ -127,7 +127,12 @@ class SQLSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint named by ``config``, or the latest of its thread and namespace."""
-        loaded = await self.db.read(self._read_one, *rows.target(config))
+        target = rows.target(config)
+        # Two statements without a transaction (the common, cheap case); if a delete or prune
+        # removed blob rows between them, read again in one consistent transaction.
+        loaded = await self.db.fetch(self._read_one(*target))
+        if loaded is not None and not rows.is_complete(loaded):
+            loaded = await self.db.read(run_plan, self._read_one(*target))
         return self._to_tuple(loaded) if loaded is not None else None
 
     async def alist(
@@ -142,7 +147,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
         query = rows.list_query(config, filter, before)
         after: CheckpointKey | None = None
         while (size := _page_size(limit)) > 0:
-            page = await self.db.read(self._read_page, query, after, size)
+            page = await self.db.read(run_plan, self._read_page(query, after, size))
             for loaded in page:
                 yield self._to_tuple(loaded)
             if len(page) < size:
@@ -160,7 +165,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
         # Serialization runs on the caller's thread, before the transaction, to keep the
         # transaction (and SQLite's write lock) short.
         prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions)
-        heads = await self.db.write(self._put_rows, prepared)
+        heads = await self.db.write_plan(self._put_rows(prepared))
         self._remember(heads)
         return prepared.next_config
 
@@ -170,22 +175,23 @@ class SQLSaver(BaseCheckpointSaver[str]):
         """Store a task's pending writes for the checkpoint in ``config`` (idempotent)."""
         write_rows, update = rows.prepare_writes(self.serde, config, writes, task_id, task_path)
         if write_rows:
-            await self.db.write(queries.upsert, schema.writes, write_rows, update=update)
+            plan = queries.upsert(self.db.backend, schema.writes, write_rows, update=update)
+            await self.db.write_plan(plan)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of the thread, in all namespaces."""
-        await self.db.write(queries.delete_threads, [str(thread_id)])
+        await self.db.write(maintenance.delete_threads, [str(thread_id)])
         self._heads.forget_threads([str(thread_id)])
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints whose ``metadata["run_id"]`` is listed, with their writes."""
         if run_ids:
-            touched = await self.db.write(queries.delete_runs, [str(r) for r in run_ids], self._refs_of)
+            touched = await self.db.write(maintenance.delete_runs, [str(r) for r in run_ids], self._refs_of)
             self._heads.forget_threads(touched)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of one thread to another (a new thread)."""
-        await self.db.write(queries.copy_thread, str(source_thread_id), str(target_thread_id))
+        await self.db.write(maintenance.copy_thread, str(source_thread_id), str(target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only the latest checkpoint per namespace (``keep_latest``), or delete all (``delete``).
@@ -195,17 +201,20 @@ class SQLSaver(BaseCheckpointSaver[str]):
         """
         ids = _prune_args(thread_ids, strategy)
         if strategy == "delete":
-            await self.db.write(queries.delete_threads, ids)
+            await self.db.write(maintenance.delete_threads, ids)
         else:
             for thread_id in ids:
-                await self.db.write(queries.prune_keep_latest, thread_id, self._refs_of)
+                await self.db.write(maintenance.prune_keep_latest, thread_id, self._refs_of)
         self._heads.forget_threads(ids)
 
     # ---- sync API (same SQL on the sync engine) ----------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Sync :meth:`aget_tuple`."""
-        loaded = self.db.read_sync(self._read_one, *rows.target(config))
+        target = rows.target(config)
+        loaded = self.db.fetch_sync(self._read_one(*target))
+        if loaded is not None and not rows.is_complete(loaded):
+            loaded = self.db.read_sync(run_plan, self._read_one(*target))
         return self._to_tuple(loaded) if loaded is not None else None
 
     def list(
@@ -220,7 +229,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
         query = rows.list_query(config, filter, before)
         after: CheckpointKey | None = None
         while (size := _page_size(limit)) > 0:
-            page = self.db.read_sync(self._read_page, query, after, size)
+            page = self.db.read_sync(run_plan, self._read_page(query, after, size))
             for loaded in page:
                 yield self._to_tuple(loaded)
             if len(page) < size:
@@ -236,7 +245,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Sync :meth:`aput`."""
         prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions)
-        self._remember(self.db.write_sync(self._put_rows, prepared))
+        self._remember(self.db.write_plan_sync(self._put_rows(prepared)))
         return prepared.next_config
 
     def put_writes(
@@ -245,31 +254,32 @@ class SQLSaver(BaseCheckpointSaver[str]):
         """Sync :meth:`aput_writes`."""
         write_rows, update = rows.prepare_writes(self.serde, config, writes, task_id, task_path)
         if write_rows:
-            self.db.write_sync(queries.upsert, schema.writes, write_rows, update=update)
+            plan = queries.upsert(self.db.backend, schema.writes, write_rows, update=update)
+            self.db.write_plan_sync(plan)
 
     def delete_thread(self, thread_id: str) -> None:
         """Sync :meth:`adelete_thread`."""
-        self.db.write_sync(queries.delete_threads, [str(thread_id)])
+        self.db.write_sync(maintenance.delete_threads, [str(thread_id)])
         self._heads.forget_threads([str(thread_id)])
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Sync :meth:`adelete_for_runs`."""
         if run_ids:
-            touched = self.db.write_sync(queries.delete_runs, [str(r) for r in run_ids], self._refs_of)
+            touched = self.db.write_sync(maintenance.delete_runs, [str(r) for r in run_ids], self._refs_of)
             self._heads.forget_threads(touched)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Sync :meth:`acopy_thread`."""
-        self.db.write_sync(queries.copy_thread, str(source_thread_id), str(target_thread_id))
+        self.db.write_sync(maintenance.copy_thread, str(source_thread_id), str(target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Sync :meth:`aprune`."""
         ids = _prune_args(thread_ids, strategy)
         if strategy == "delete":
-            self.db.write_sync(queries.delete_threads, ids)
+            self.db.write_sync(maintenance.delete_threads, ids)
         else:
             for thread_id in ids:
-                self.db.write_sync(queries.prune_keep_latest, thread_id, self._refs_of)
+                self.db.write_sync(maintenance.prune_keep_latest, thread_id, self._refs_of)
         self._heads.forget_threads(ids)
 
     def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
@@ -282,19 +292,20 @@ class SQLSaver(BaseCheckpointSaver[str]):
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
 
-    # ---- the transactions (plain functions of a sync Connection; see engine.py) --------------
+    # ---- the operations, as plans (see plans.py; run by Database.write_plan / fetch / read) ----
 
-    def _put_rows(self, conn: Connection, prepared: PreparedPut) -> Cached:
+    def _put_rows(self, prepared: PreparedPut) -> Plan[Cached]:
         """The put transaction; returns what to cache once it has committed."""
         stored = []
         for channel, version, encoded in prepared.lists:
             key = (prepared.thread_id, prepared.checkpoint_ns, channel)
-            head = self._write_list(conn, key, version, encoded, look_up=not prepared.is_first)
+            head = yield from self._write_list(key, version, encoded, look_up=not prepared.is_first)
             stored.append((key, CachedList(head, encoded.items)))
+        dialect = self.db.backend
         if prepared.blob_rows:
-            queries.upsert(conn, schema.blobs, prepared.blob_rows)
-        queries.upsert(
-            conn,
+            yield from queries.upsert(dialect, schema.blobs, prepared.blob_rows)
+        yield from queries.upsert(
+            dialect,
             schema.checkpoints,
             prepared.checkpoint_row,
             update=("type", "checkpoint", "metadata", "run_id"),
@@ -303,13 +314,12 @@ class SQLSaver(BaseCheckpointSaver[str]):
 
     def _write_list(
         self,
-        conn: Connection,
         key: tuple[str, str, str],
         version: str,
         encoded: EncodedList,
         *,
         look_up: bool,
-    ) -> ListHead:
+    ) -> Plan[ListHead]:
         """Store one list version as a tail of the longest stored prefix, or whole."""
         cached = self._heads.get(key)
         if cached is not None and encoded.starts_with(cached.items):
@@ -318,37 +328,36 @@ class SQLSaver(BaseCheckpointSaver[str]):
             base, found = None, False
         if not found and look_up:
             # A new process, a fork, or an edited list: ask the database for a stored prefix.
-            candidates = queries.list_heads(conn, *key, max_length=len(encoded))
+            candidates = yield from queries.list_heads(*key, max_length=len(encoded))
             base, found = choose_base(encoded, candidates, self.max_chain_depth)
         row = encoded.row(base)
-        if base is not None and queries.insert_list_row(conn, rows.list_row(key, version, row), base.digest):
+        dialect = self.db.backend
+        if base is not None and (
+            yield from queries.insert_list_row(dialect, rows.list_row(key, version, row), base.digest)
+        ):
             return row.head(version)
         # No usable base, or it vanished (deleted elsewhere) since it was cached: store it whole.
         row = encoded.row(None)
-        queries.upsert(conn, schema.blobs, rows.list_row(key, version, row))
+        yield from queries.upsert(dialect, schema.blobs, rows.list_row(key, version, row))
         return row.head(version)
 
-    def _read_one(
-        self, conn: Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> Loaded | None:
-        found = queries.select_checkpoint(conn, thread_id, checkpoint_ns, checkpoint_id)
+    def _read_one(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Plan[Loaded | None]:
+        found = yield from queries.select_checkpoint(thread_id, checkpoint_ns, checkpoint_id)
         if found is None:
             return None
         record, pending = found
-        return self._read_blobs(conn, [record], {rows.key_of(record): pending})[0]
+        return (yield from self._read_blobs([record], {rows.key_of(record): pending}))[0]
 
-    def _read_page(
-        self, conn: Connection, query: ListQuery, after: CheckpointKey | None, size: int
-    ) -> LoadedPage:
-        records = queries.select_checkpoints(conn, query, after, size)
-        return self._read_blobs(conn, records, queries.select_writes(conn, [rows.key_of(r) for r in records]))
+    def _read_page(self, query: ListQuery, after: CheckpointKey | None, size: int) -> Plan[LoadedPage]:
+        records = yield from queries.select_checkpoints(self.db.backend, query, after, size)
+        pending = yield from queries.select_writes([rows.key_of(r) for r in records])
+        return (yield from self._read_blobs(records, pending))
 
     def _read_blobs(
         self,
-        conn: Connection,
         records: Sequence[CheckpointRecord],
         pending: Mapping[CheckpointKey, Sequence[WriteRecord]],
-    ) -> LoadedPage:
+    ) -> Plan[LoadedPage]:
         """Decode the checkpoint rows (small) and fetch the blobs and chain bases they need."""
         decoded = [self.serde.loads_typed((r.type, r.checkpoint)) for r in records]
         keys = {
@@ -356,7 +365,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
             for r, checkpoint in zip(records, decoded, strict=True)
             for channel, version in rows.blob_refs(checkpoint)
         }
-        found = queries.select_blobs(conn, keys) if keys else {}
+        found = (yield from queries.select_blobs(self.db.backend, keys)) if keys else {}
         return [
             Loaded(r, checkpoint, found, list(pending.get(rows.key_of(r), ())))
             for r, checkpoint in zip(records, decoded, strict=True)

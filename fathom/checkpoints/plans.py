@@ -1,0 +1,179 @@
+"""Database operations as *plans*: generators that yield SQL statements and get their results back.
+
+The saver's hot operations (``put``, ``put_writes``, ``get_tuple``) are written once, as plans,
+and run by whichever driver fits the call:
+
+- :func:`run_plan` executes each statement through SQLAlchemy Core on a ``Connection``
+  (PostgreSQL and MySQL, and every operation that needs one consistent read transaction);
+- :func:`run_plan_sqlite` and :func:`run_plan_aiosqlite` execute the same statements on a
+  raw sqlite3 / aiosqlite connection. Through SQLAlchemy's aiosqlite adapter a statement costs
+  about four thread round trips (cursor, execute, fetch, close) plus Core's per-call work;
+  aiosqlite's own ``execute_fetchall`` / ``execute`` / ``executemany`` cost one.
+
+Statements stay SQLAlchemy Core constructs (the single source of the SQL). For the raw drivers
+each is compiled once for SQLite; values are converted with the column types' own bind and
+result processors (public ``TypeEngine`` API), so both drivers see and return the same data.
+A plan receives a list of row tuples for :data:`ROWS`, the affected row count for
+:data:`COUNT`, and None for :data:`MANY`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql import Executable
+
+T = TypeVar("T")
+
+ROWS, COUNT, MANY = "rows", "count", "many"
+Params = dict[str, Any]
+
+
+class Step(NamedTuple):
+    """One statement of a plan: ``params`` is a dict, or a list of dicts for :data:`MANY`."""
+
+    statement: Executable
+    params: Params | list[Params]
+    mode: str
+
+
+Plan = Generator[Step, Any, T]
+
+
+def fetch_all(statement: Executable, params: Params) -> Plan[list[Sequence[Any]]]:
+    """Rows of a SELECT (``rows = yield from fetch_all(...)``)."""
+    return (yield Step(statement, params, ROWS))  # type: ignore[no-any-return]
+
+
+def execute(statement: Executable, params: Params) -> Plan[int]:
+    """Run a DML statement once; the number of rows it changed."""
+    return (yield Step(statement, params, COUNT))  # type: ignore[no-any-return]
+
+
+def execute_many(statement: Executable, params: list[Params]) -> Plan[None]:
+    """Run a DML statement once per parameter set."""
+    yield Step(statement, params, MANY)
+
+
+def run_plan(conn: Connection, plan: Plan[T]) -> T:
+    """Run ``plan`` through SQLAlchemy Core on ``conn`` (in the caller's transaction)."""
+    return _drive(plan, lambda step: _core(conn, step))
+
+
+def run_plan_sqlite(conn: Any, plan: Plan[T]) -> T:
+    """Run ``plan`` on a raw ``sqlite3.Connection`` (transactions are the caller's)."""
+    return _drive(plan, lambda step: _raw(conn, step))
+
+
+async def run_plan_aiosqlite(conn: Any, plan: Plan[T]) -> T:
+    """Run ``plan`` on an ``aiosqlite.Connection``: one thread round trip per statement."""
+    result: Any = None
+    try:
+        while True:
+            step = plan.send(result)
+            compiled = _compile(step.statement)
+            if step.mode == ROWS:
+                rows = await conn.execute_fetchall(compiled.sql, compiled.bind(step.params))
+                result = compiled.rows(rows)
+            elif step.mode == COUNT:
+                result = (await conn.execute(compiled.sql, compiled.bind(step.params))).rowcount
+            else:
+                await conn.executemany(compiled.sql, [compiled.bind(p) for p in step.params])
+                result = None
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
+
+
+def _drive(plan: Plan[T], run: Callable[[Step], Any]) -> T:
+    result: Any = None
+    try:
+        while True:
+            result = run(plan.send(result))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
+
+
+def _core(conn: Connection, step: Step) -> Any:
+    result = conn.execute(step.statement, step.params)
+    if step.mode == ROWS:
+        return result.all()
+    return result.rowcount if step.mode == COUNT else None
+
+
+def _raw(conn: Any, step: Step) -> Any:
+    compiled = _compile(step.statement)
+    if step.mode == MANY:
+        conn.executemany(compiled.sql, [compiled.bind(p) for p in step.params])
+        return None
+    cursor = conn.execute(compiled.sql, compiled.bind(step.params))
+    try:
+        return compiled.rows(cursor.fetchall()) if step.mode == ROWS else cursor.rowcount
+    finally:
+        cursor.close()
+
+
+# ---- statements compiled for the raw SQLite drivers --------------------------------------------
+
+_SQLITE = sqlite.dialect()  # pysqlite's: qmark parameters, the same SQL the engines would send
+
+Processor = Callable[[Any], Any]
+
+
+class _Compiled:
+    """A statement's SQLite text, and how to turn named parameters into a positional tuple."""
+
+    __slots__ = ("_binds", "_defaults", "_names", "_results", "sql")
+
+    def __init__(self, statement: Executable) -> None:
+        compiled = statement.compile(dialect=_SQLITE)
+        if compiled.post_compile_params:  # an expanding IN list is rendered per call by Core
+            raise ValueError("a statement with expanding parameters runs only through run_plan")
+        self.sql = str(compiled)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        binds = compiled.binds
+        # literal values the statement carries itself (LIMIT 1, type = 'fathom.list', ...)
+        self._defaults = {n: binds[n].effective_value for n in self._names if not binds[n].required}
+        self._binds: dict[str, Processor] = {}
+        for name in self._names:
+            process = binds[name].type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+            if process is not None:
+                self._binds[name] = process
+        self._results: list[tuple[int, Processor]] = []
+        for i, column in enumerate(getattr(statement, "selected_columns", ())):
+            process = column.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None)
+            if process is not None:
+                self._results.append((i, process))
+
+    def bind(self, params: Params) -> tuple[Any, ...]:
+        values = []
+        for name in self._names:
+            value = params[name] if name in params else self._defaults[name]
+            process = self._binds.get(name)
+            values.append(process(value) if process is not None else value)
+        return tuple(values)
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        if not self._results:
+            return list(rows)
+        converted = []
+        for row in rows:
+            values = list(row)
+            for i, process in self._results:
+                values[i] = process(values[i])
+            converted.append(tuple(values))
+        return converted
+
+
+@lru_cache(maxsize=512)
+def _compile(statement: Executable) -> _Compiled:
+    # Keyed by the statement object: the plans' statements are module constants or cached per
+    # dialect, so each is compiled once per process.
+    return _Compiled(statement)
