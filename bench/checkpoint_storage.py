@@ -44,7 +44,7 @@ from fathom.checkpoints.testing import scratch_database, server_url
 from fathom.checkpoints.urls import resolve_url
 
 MEASURED_ROUNDS = (1, 16, 64)
-GET_REPEATS = 15
+GET_REPEATS = 41
 
 
 # ---- the workload ----------------------------------------------------------------------------
@@ -124,6 +124,7 @@ def _timed_puts(saver: BaseCheckpointSaver, samples: dict[int, list[float]]) -> 
 async def run_saver(
     label: str, saver: BaseCheckpointSaver, rounds: int, reps: int, measure_size: Callable[[], Any]
 ) -> Result:
+    """Run the workload ``reps`` times; record put latencies and storage."""
     graph = build_graph().compile(checkpointer=saver)
     samples: dict[int, list[float]] = defaultdict(list)
     _timed_puts(saver, samples)
@@ -139,21 +140,35 @@ async def run_saver(
         final = await graph.ainvoke(start, config, durability="sync")
     result = Result(label)
     result.put_ms = {r: 1000 * statistics.median(samples[r]) for r in MEASURED_ROUNDS if samples.get(r)}
-    thread = {"configurable": {"thread_id": "bench-0", "checkpoint_ns": ""}}
-    for r in MEASURED_ROUNDS:
-        target = [t async for t in saver.alist(thread, filter={"step": r}, limit=1)]
-        if not target:
-            continue
-        times = []
-        for _ in range(GET_REPEATS):
-            begin = time.perf_counter()
-            await saver.aget_tuple(target[0].config)
-            times.append(time.perf_counter() - begin)
-        result.get_ms[r] = 1000 * statistics.median(times)
     payload, disk = await measure_size()
     result.payload_bytes, result.disk_bytes = payload / reps, disk / reps
     result.final_state_bytes = len(JsonPlusSerializer().dumps_typed(final)[1])
     return result
+
+
+async def time_gets(pairs: list[tuple[Result, BaseCheckpointSaver]]) -> None:
+    """Time ``aget_tuple`` of each saver's checkpoint at the measured rounds, taking turns.
+
+    Alternating the savers call by call (rather than timing one, then the other) exposes both
+    to the same background load, which on a shared machine moves single calls by more than
+    the difference being measured.
+    """
+    thread = {"configurable": {"thread_id": "bench-0", "checkpoint_ns": ""}}
+    for r in MEASURED_ROUNDS:
+        targets = []
+        for _, saver in pairs:
+            found = [t async for t in saver.alist(thread, filter={"step": r}, limit=1)]
+            targets.append(found[0].config if found else None)
+        if None in targets:
+            continue
+        times: list[list[float]] = [[] for _ in pairs]
+        for i in range(GET_REPEATS * len(pairs)):
+            k = (i + i // len(pairs)) % len(pairs)  # vary who goes first, too
+            begin = time.perf_counter()
+            await pairs[k][1].aget_tuple(targets[k])
+            times[k].append(time.perf_counter() - begin)
+        for (result, _), samples in zip(pairs, times, strict=True):
+            result.get_ms[r] = 1000 * statistics.median(samples)
 
 
 def _payload_sql(table: str, columns: list[str], length: str) -> str:
@@ -233,10 +248,10 @@ async def compare(
     official_name: str,
     args: argparse.Namespace,
 ) -> None:
-    async with ours as saver:
-        mine = await run_saver("SQLSaver (fathom)", saver, args.rounds, args.reps, ours_size)
-    async with official as saver:
-        theirs = await run_saver(official_name, saver, args.rounds, args.reps, official_size)
+    async with ours as our_saver, official as their_saver:
+        mine = await run_saver("SQLSaver (fathom)", our_saver, args.rounds, args.reps, ours_size)
+        theirs = await run_saver(official_name, their_saver, args.rounds, args.reps, official_size)
+        await time_gets([(mine, our_saver), (theirs, their_saver)])
     report(backend, mine, theirs)
 
 

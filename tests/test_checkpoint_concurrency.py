@@ -13,7 +13,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select, text
 
-from fathom.checkpoints import SQLSaver
+from fathom.checkpoints import SQLSaver, plans
 from fathom.checkpoints.schema import blobs, checkpoints, writes
 from tests.test_checkpoint_support import research_graph, research_input, run_config
 
@@ -75,12 +75,19 @@ async def test_concurrent_writers_on_one_sqlite_file(tmp_path: Path, mode: str) 
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
 
 
-@pytest.mark.parametrize("failure", ["error", "cancel"])
+@pytest.mark.parametrize(
+    ("failure", "round_trips"),
+    [("error", "one per put"), ("error", "one per statement"), ("cancel", "one per statement")],
+)
 async def test_a_failed_or_cancelled_put_rolls_back_and_releases_the_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str, round_trips: str
 ) -> None:
-    """Async puts on SQLite share one kept writer connection: a put that fails or is cancelled
-    half way must roll back, leaving no rows and no open transaction for the next writer."""
+    """Async puts on SQLite share one kept writer connection: a put that fails, or is cancelled
+    half way through sending its statements, must roll back, leaving no rows and no open
+    transaction for the next writer. (With one round trip per put the statements are sent at
+    once, so only the fallback for aiosqlite versions without it can be cancelled half way.)"""
+    if round_trips == "one per statement":
+        monkeypatch.setattr(plans, "connection_thread", lambda conn: None)
     async with SQLSaver.from_url(f"sqlite:///{tmp_path}/rollback.db") as saver:
         put_rows = SQLSaver._put_rows
 
@@ -95,15 +102,51 @@ async def test_a_failed_or_cancelled_put_rolls_back_and_releases_the_lock(
         lost = asyncio.create_task(saver.aput(_config("lost"), *_checkpoint(saver, ["a", "b"])))
         with pytest.raises(asyncio.CancelledError if failure == "cancel" else RuntimeError):
             await lost
-        monkeypatch.undo()
+        monkeypatch.setattr(SQLSaver, "_put_rows", put_rows)
 
         assert await saver.aget_tuple(_config("lost")) is None
         assert "lost" not in await rows_per_thread(saver, blobs)
-        saver.put(_config("sync"), *_checkpoint(saver, ["c"]))  # another connection takes the lock
-        await saver.aput(_config("async"), *_checkpoint(saver, ["d"]))  # so does the kept one
-        for thread_id, value in (("sync", ["c"]), ("async", ["d"])):
-            loaded = await saver.aget_tuple(_config(thread_id))
-            assert loaded is not None and loaded.checkpoint["channel_values"]["messages"] == value
+        await _next_writers_succeed(saver)
+
+
+async def test_a_put_cancelled_while_its_transaction_runs_stores_all_or_nothing(tmp_path: Path) -> None:
+    """A caller cancelled while its put's transaction runs on aiosqlite's thread gets
+    CancelledError once that transaction has ended (committed whole here: it was past the
+    point of no return), so the next writers find the lock free and no transaction open."""
+    async with SQLSaver.from_url(f"sqlite:///{tmp_path}/cancel.db") as saver:
+        put_rows = SQLSaver._put_rows
+        running, release = threading.Event(), threading.Event()
+
+        def slow(self: SQLSaver, prepared: Any) -> Any:
+            running.set()  # on the connection's thread, inside BEGIN IMMEDIATE
+            release.wait(30)
+            return (yield from put_rows(self, prepared))
+
+        SQLSaver._put_rows = slow  # type: ignore[method-assign]
+        try:
+            put = asyncio.create_task(saver.aput(_config("cancelled"), *_checkpoint(saver, ["a", "b"])))
+            assert await asyncio.to_thread(running.wait, 30)
+            put.cancel()
+            done, _ = await asyncio.wait([put], timeout=0.5)
+            assert not done, "the cancelled put returned while its transaction was still open"
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(put, 30)
+        finally:
+            release.set()
+            SQLSaver._put_rows = put_rows  # type: ignore[method-assign]
+
+        await _next_writers_succeed(saver)  # queued behind the cancelled put's transaction
+        loaded = await saver.aget_tuple(_config("cancelled"))
+        assert loaded is not None and loaded.checkpoint["channel_values"]["messages"] == ["a", "b"]
+
+
+async def _next_writers_succeed(saver: SQLSaver) -> None:
+    saver.put(_config("sync"), *_checkpoint(saver, ["c"]))  # another connection takes the lock
+    await saver.aput(_config("async"), *_checkpoint(saver, ["d"]))  # so does the kept one
+    for thread_id, value in (("sync", ["c"]), ("async", ["d"])):
+        loaded = await saver.aget_tuple(_config(thread_id))
+        assert loaded is not None and loaded.checkpoint["channel_values"]["messages"] == value
 
 
 def _config(thread_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import ormsgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 LIST_TYPE = "fathom.list"
 """Blob type of a list version: ``blob`` holds framed ``(type, bytes)`` elements."""
@@ -167,7 +168,21 @@ def unpack(blob: bytes) -> list[tuple[str, bytes]]:
 
 def decode_list(serde: SerializerProtocol, chunks: Iterable[bytes]) -> list[Any]:
     """Rebuild a list from its blobs, snapshot first, then each tail in order."""
-    return [serde.loads_typed(item) for chunk in chunks for item in unpack(chunk)]
+    items = [item for chunk in chunks for item in unpack(chunk)]
+    if isinstance(serde, JsonPlusSerializer) and all(type_ == "msgpack" for type_, _ in items):
+        # A msgpack array is its header followed by its elements' encodings, so LangGraph's
+        # serializer decodes them in one call, exactly as it would the list stored whole.
+        array = _msgpack_array_header(len(items)) + b"".join(data for _, data in items)
+        return serde.loads_typed(("msgpack", array))  # type: ignore[no-any-return]
+    return [serde.loads_typed(item) for item in items]
+
+
+def _msgpack_array_header(length: int) -> bytes:
+    if length < 16:
+        return bytes([0x90 | length])
+    if length < 1 << 16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ LangGraph's worker threads and even from a thread that has a running loop.
 The saver's hot operations are *plans* (:mod:`fathom.checkpoints.plans`), run by
 :meth:`Database.fetch` and :meth:`Database.write_plan`. On SQLite these bypass SQLAlchemy's
 connection and driver adapter: the async path keeps two aiosqlite connections of its own pool
-checked out (one for reads, one for writes) and spends one aiosqlite round trip per statement;
+checked out (one for reads, one for writes) and runs each plan in one round trip to its thread;
 the sync path runs the statements on a pooled pysqlite connection.
 """
 
@@ -175,20 +175,24 @@ class Database:
     async def fetch(self, plan: Plan[T]) -> T:
         """Run a read plan with each statement on its own, outside any transaction.
 
-        The cheapest read: no BEGIN/ROLLBACK, and on SQLite one aiosqlite round trip per
-        statement. Consecutive statements may see different commits, so the caller must check
-        the result and fall back to :meth:`read` when it does not hang together.
+        The cheapest read: no BEGIN/ROLLBACK, and on SQLite one aiosqlite round trip in all.
+        Consecutive statements may see different commits, so the caller must check the result
+        and fall back to :meth:`read` when it does not hang together.
         """
         await self.setup()
         with translated(str(self.url)):
             if self.backend == "sqlite":
-                # Statements need no exclusive use of the connection: concurrent readers share it.
+                # Plain reads need no exclusive use of the connection: concurrent ones share it.
                 return await run_plan_aiosqlite(await self._pinned_sqlite("reader"), plan)
             async with self._fetch_engine.connect() as conn:
                 return await conn.run_sync(run_plan, plan)
 
     async def write_plan(self, plan: Plan[T]) -> T:
-        """Run a plan in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        """Run a plan in one write transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+        On SQLite a cancelled caller returns once the transaction has ended (it runs on
+        aiosqlite's thread, which finishes it), so no transaction outlives its caller.
+        """
         if self.backend != "sqlite":
             return await self.write(run_plan, plan)
         await self.setup()
@@ -196,13 +200,10 @@ class Database:
             async with self._async_writer:  # the writer connection is used under this lock only
                 conn = await self._pinned_sqlite("writer")
                 try:
-                    await conn.execute("BEGIN IMMEDIATE")
-                    result = await run_plan_aiosqlite(conn, plan)
-                    await conn.commit()
+                    return await run_plan_aiosqlite(conn, plan, begin="BEGIN IMMEDIATE")
                 except BaseException:
-                    await self._rollback_pinned(conn)
+                    await self._rollback_pinned(conn)  # no-op unless the plan's own rollback failed
                     raise
-                return result
 
     def fetch_sync(self, plan: Plan[T]) -> T:
         """:meth:`fetch` on the sync engine."""
@@ -224,15 +225,8 @@ class Database:
         self.setup_sync()
         with translated(str(self.url)), self._sync_writer:
             pooled = self.sync_engine.raw_connection()
-            conn = pooled.driver_connection
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                result = run_plan_sqlite(conn, plan)
-                conn.commit()
-                return result
-            except BaseException:
-                conn.rollback()
-                raise
+                return run_plan_sqlite(pooled.driver_connection, plan, begin="BEGIN IMMEDIATE")
             finally:
                 pooled.close()  # the pool rolls back anything still open, too
 
@@ -258,8 +252,8 @@ class Database:
         """Roll back the writer connection; if that fails, stop using the connection.
 
         aiosqlite runs requests in order on the connection's thread, so the ROLLBACK is queued
-        behind everything the failed (or cancelled) plan sent, and runs even if this task is
-        cancelled again while waiting for it.
+        behind the failed (or cancelled) plan, and runs even if this task is cancelled again
+        while waiting for it. After a plan that ended its own transaction it does nothing.
         """
         try:
             await conn.rollback()

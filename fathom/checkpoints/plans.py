@@ -8,7 +8,9 @@ and run by whichever driver fits the call:
 - :func:`run_plan_sqlite` and :func:`run_plan_aiosqlite` execute the same statements on a
   raw sqlite3 / aiosqlite connection. Through SQLAlchemy's aiosqlite adapter a statement costs
   about four thread round trips (cursor, execute, fetch, close) plus Core's per-call work;
-  aiosqlite's own ``execute_fetchall`` / ``execute`` / ``executemany`` cost one.
+  :func:`run_plan_aiosqlite` runs a whole plan, transaction included, in one round trip to
+  the aiosqlite connection's thread. A round trip (a thread wake-up each way) costs more
+  than a small statement, so this is what makes SQLite gets and puts cheap.
 
 Statements stay SQLAlchemy Core constructs (the single source of the SQL). For the raw drivers
 each is compiled once for SQLite; values are converted with the column types' own bind and
@@ -19,7 +21,7 @@ A plan receives a list of row tuples for :data:`ROWS`, the affected row count fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
@@ -64,13 +66,58 @@ def run_plan(conn: Connection, plan: Plan[T]) -> T:
     return _drive(plan, lambda step: _core(conn, step))
 
 
-def run_plan_sqlite(conn: Any, plan: Plan[T]) -> T:
-    """Run ``plan`` on a raw ``sqlite3.Connection`` (transactions are the caller's)."""
-    return _drive(plan, lambda step: _raw(conn, step))
+def run_plan_sqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
+    """Run ``plan`` on a raw ``sqlite3.Connection`` in autocommit mode.
+
+    With ``begin`` (say ``"BEGIN IMMEDIATE"``) the plan runs in a transaction opened with it,
+    committed at the end and rolled back if the plan fails; without, each statement stands
+    alone (or in the caller's transaction).
+    """
+    if begin is None:
+        return _drive(plan, lambda step: _raw(conn, step))
+    conn.execute(begin)
+    try:
+        result = _drive(plan, lambda step: _raw(conn, step))
+        conn.commit()
+        return result
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
 
 
-async def run_plan_aiosqlite(conn: Any, plan: Plan[T]) -> T:
-    """Run ``plan`` on an ``aiosqlite.Connection``: one thread round trip per statement."""
+async def run_plan_aiosqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
+    """:func:`run_plan_sqlite` on an ``aiosqlite.Connection``, in one round trip to its thread.
+
+    aiosqlite runs everything on a thread of its own, through a queue of functions that only
+    its internal ``_execute`` reaches (SQLAlchemy's adapter uses the same internals). Where a
+    version lacks it, the plan falls back to aiosqlite's public API: one round trip per
+    statement. Either way the connection's requests run in order, so a cancelled caller
+    cannot leave a half-sent plan interleaved with the next one.
+    """
+    submit = connection_thread(conn)
+    if submit is not None:
+        return await submit(lambda: run_plan_sqlite(conn._conn, plan, begin=begin))  # type: ignore[no-any-return]
+    if begin is None:
+        return await _run_statements_aiosqlite(conn, plan)
+    await conn.execute(begin)
+    try:
+        result = await _run_statements_aiosqlite(conn, plan)
+        await conn.commit()
+        return result
+    except BaseException:
+        await conn.rollback()
+        raise
+
+
+def connection_thread(conn: Any) -> Callable[[Callable[[], Any]], Awaitable[Any]] | None:
+    """aiosqlite's way to run a function on ``conn``'s thread, or None where it has none."""
+    submit = getattr(conn, "_execute", None)
+    return submit if callable(submit) else None
+
+
+async def _run_statements_aiosqlite(conn: Any, plan: Plan[T]) -> T:
+    """A plan through aiosqlite's public API: one thread round trip per statement."""
     result: Any = None
     try:
         while True:
