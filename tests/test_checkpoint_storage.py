@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import func, select
 
 from fathom.checkpoints import SQLSaver
+from fathom.checkpoints.codec import decode_list, encode_list, pack
 from fathom.checkpoints.schema import blobs, checkpoints
 from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config, saver
 
@@ -240,3 +243,36 @@ async def test_list_values_round_trip(saver: SQLSaver, value: list[Any]) -> None
     assert loaded is not None and loaded.checkpoint["channel_values"] == {"items": value}
     async with saver.db.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(checkpoints)) == 1
+
+
+class _OwnSerde:
+    """A serializer that is not LangGraph's (as a user may plug in), delegating the bytes."""
+
+    def __init__(self) -> None:
+        self._inner = JsonPlusSerializer()
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        type_, data = self._inner.dumps_typed(obj)
+        return f"own+{type_}", data
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        type_, payload = data
+        return self._inner.loads_typed((type_.removeprefix("own+"), payload))
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 65535, 65536])
+@pytest.mark.parametrize("serde", [JsonPlusSerializer(), _OwnSerde()], ids=["jsonplus", "own"])
+def test_a_list_decodes_from_any_split_into_tails(length: int, serde: Any) -> None:
+    """Tails decode to the original list whatever its length (msgpack's array header changes
+    size at 16 and 65536 elements), the split, or the serializer."""
+    value: list[Any] = [{"n": i} if i % 3 else f"s{i}" for i in range(length)]
+    encoded = encode_list(serde, value).items
+    cuts = sorted({0, length // 3, length // 2, length})
+    chunks = [pack(encoded[a:b]) for a, b in itertools.pairwise(cuts)]
+    assert decode_list(serde, chunks) == value
+
+
+def test_a_list_with_elements_that_are_not_msgpack_decodes_element_by_element() -> None:
+    value = [None, b"raw", AIMessage("hi", id="m"), bytearray(b"buf")]
+    serde = JsonPlusSerializer()
+    assert decode_list(serde, [pack(encode_list(serde, value).items)]) == value

@@ -161,20 +161,15 @@ def pack(items: Sequence[tuple[str, bytes]]) -> bytes:
     return ormsgpack.packb(items)
 
 
-def unpack(blob: bytes) -> list[tuple[str, bytes]]:
-    """Inverse of :func:`pack`."""
-    return [(type_, data) for type_, data in ormsgpack.unpackb(blob)]
-
-
 def decode_list(serde: SerializerProtocol, chunks: Iterable[bytes]) -> list[Any]:
     """Rebuild a list from its blobs, snapshot first, then each tail in order."""
-    items = [item for chunk in chunks for item in unpack(chunk)]
+    items = [item for chunk in chunks for item in ormsgpack.unpackb(chunk)]  # [type, bytes] pairs
     if isinstance(serde, JsonPlusSerializer) and all(type_ == "msgpack" for type_, _ in items):
         # A msgpack array is its header followed by its elements' encodings, so LangGraph's
         # serializer decodes them in one call, exactly as it would the list stored whole.
         array = _msgpack_array_header(len(items)) + b"".join(data for _, data in items)
         return serde.loads_typed(("msgpack", array))  # type: ignore[no-any-return]
-    return [serde.loads_typed(item) for item in items]
+    return [serde.loads_typed((type_, data)) for type_, data in items]
 
 
 def _msgpack_array_header(length: int) -> bytes:
