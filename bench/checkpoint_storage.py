@@ -4,7 +4,8 @@ A scripted 64-round research loop (each round appends an AIMessage of a few hund
 and a ToolMessage of 2-4 KB to ``messages`` and updates two scalar channels) runs through each
 saver with ``durability="sync"``. For each saver it prints the bytes stored (value payloads, and
 the database's size on disk) divided by the bytes of the final state, and the latency of ``aput``
-and ``aget_tuple`` at rounds 1, 16 and 64 as ours / official. It prints, it asserts nothing.
+and ``aget_tuple`` at rounds 1, 16 and 64 as ours / official (medians; the gets of the two savers
+take turns, so both see the same background load). It prints, it asserts nothing.
 
     .venv/bin/python bench/checkpoint_storage.py [--rounds 64] [--reps 5] [--no-postgres]
 
