@@ -254,7 +254,6 @@ def resume(
         "no_cache": True if no_cache else None,
     }
     progress = ProgressPrinter(stderr, enabled=not quiet)
-    progress.print(f"[bold]resuming run[/] {run_id}")
     summary = run_and_report(
         lambda: runner.resume(run_id, flags, db_url=db_url_of(db), on_event=progress.handle), run_id
     )

@@ -38,7 +38,9 @@ class ProgressPrinter:
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "turn":
+        if kind == "resume":
+            self.print(f"[bold]resuming run[/] {event['run_id']}: {escape(event['question'])}")
+        elif kind == "turn":
             forced = f" [yellow](final answer forced: {escape(event['forced'])})[/]" if event.get("forced") else ""
             self.print(f"[bold cyan]round {event['round']}[/]{forced}")
         elif kind == "model":

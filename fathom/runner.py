@@ -186,6 +186,8 @@ async def resume(
         record = await store.runs.get(run_id)
         if record is None:
             raise UnknownRunError(f"no run {run_id!r} in {store.db.url}")
+        if on_event is not None:
+            on_event({"event": "resume", "run_id": run_id, "question": record.question})
         settings = resume_settings(record, {**flags, "db_url": db_url})
         snapshot = await build_graph(checkpointer=store.saver).aget_state(run_config(run_id))
         if is_finished(snapshot):

@@ -173,5 +173,6 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(cli, db_url, searxng, late_web
         [row] = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
         assert row["status"] == "interrupted"
         sglang.fallback = model(web, {})
-        resumed = cli("resume", "-q", "ctrlc", env=env)
+        resumed = cli("resume", "ctrlc", env=env)
     assert resumed.returncode == 0 and resumed.stdout == "1897\n"
+    assert resumed.stderr.startswith("resuming run ctrlc: " + QUESTION), resumed.stderr

@@ -19,7 +19,8 @@ def test_unknown_run_ids_are_clear_errors(cli):
     for args in (["runs", "show", "nope"], ["runs", "export", "nope"], ["runs", "delete", "nope"], ["resume", "nope"]):
         result = cli(*args)
         assert result.returncode == 2, args
-        assert result.stderr.strip().splitlines()[-1].startswith("fathom: error: no run 'nope'"), result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[-1]], result.stderr
+        assert result.stderr.startswith("fathom: error: no run 'nope'"), result.stderr
 
 
 def test_list_show_export_delete_a_finished_run(cli, sglang, searxng, web, tmp_path):
