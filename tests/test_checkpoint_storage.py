@@ -13,7 +13,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import func, select
 
 from fathom.checkpoints import SQLSaver
-from fathom.checkpoints.codec import decode_list, encode_list, pack
+from fathom.checkpoints.codec import decode_chain, encode_list, pack
 from fathom.checkpoints.schema import blobs, checkpoints
 from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config, saver
 
@@ -31,7 +31,11 @@ async def message_rows(saver: SQLSaver, thread_id: str) -> list[dict[str, Any]]:
     """The stored rows of the ``messages`` channel, oldest (shortest) first."""
     stmt = (
         select(
-            blobs.c.version, blobs.c.base_version, blobs.c.depth, blobs.c.length, func.length(blobs.c.blob)
+            blobs.c.version,
+            blobs.c.base_version,
+            blobs.c.depth,
+            blobs.c.length,
+            func.coalesce(func.length(blobs.c.blob), 0),
         )
         .where(blobs.c.thread_id == thread_id, blobs.c.channel == "messages")
         .order_by(blobs.c.length, blobs.c.version)
@@ -68,21 +72,32 @@ async def test_sync_invoke_from_a_worker_thread(saver: SQLSaver) -> None:
     ]
 
 
-async def test_transcript_is_stored_as_tails_not_rewritten(saver: SQLSaver) -> None:
-    """Each round stores only its new messages, so storage grows linearly with rounds."""
+async def test_transcript_is_stored_once_and_loads_from_few_rows(saver: SQLSaver) -> None:
+    """Each round stores only its new messages, so storage grows linearly with rounds; and every
+    ``segment`` tails fold into one row, so the latest state loads from a row per segment."""
     graph = research_graph().compile(checkpointer=saver)
     await graph.ainvoke(research_input(budget=10), run_config("short"), durability="sync")
     await graph.ainvoke(research_input(budget=40), run_config("long"), durability="sync")
 
     rows = await message_rows(saver, "long")
     assert rows[0]["base"] is None  # the first version is a snapshot ...
-    assert all(r["base"] is not None for r in rows[1:])  # ... every later one a tail of it
+    assert all(r["base"] is not None for r in rows[1:])  # ... every later one builds on another
     stored_short = sum(r["bytes"] for r in await message_rows(saver, "short"))
     stored_long = sum(r["bytes"] for r in rows)
-    # four times the rounds costs about four times the bytes (rewriting would cost ~16x)
-    assert stored_long < 4.5 * stored_short
-    one_round = max(r["bytes"] for r in rows)
-    assert one_round < 2 * min(r["bytes"] for r in rows[1:])  # tails do not grow with the transcript
+    assert stored_long < 4.5 * stored_short  # four times the rounds (rewriting would cost ~16x)
+    final = (await graph.aget_state(run_config("long"))).values["messages"]
+    whole = len(pack(encode_list(saver.serde, final).items))
+    assert stored_long < 1.05 * whole  # every message is stored once
+
+    by_version = {r["version"]: r for r in rows}
+    chain, row = [], rows[-1]  # the longest value: the latest state
+    while row is not None:
+        chain.append(row)
+        row = by_version.get(row["base"])
+    assert chain[-1]["base"] is None  # back to the snapshot
+    assert len(chain) <= len(rows) // saver.segment + saver.segment + 1, [r["length"] for r in chain]
+    prefixes = [r for r in rows if r["bytes"] == 0]
+    assert prefixes and all(by_version[r["base"]]["length"] > r["length"] for r in prefixes)
 
 
 async def test_fork_from_an_old_checkpoint(saver: SQLSaver) -> None:
@@ -268,11 +283,51 @@ def test_a_list_decodes_from_any_split_into_tails(length: int, serde: Any) -> No
     value: list[Any] = [{"n": i} if i % 3 else f"s{i}" for i in range(length)]
     encoded = encode_list(serde, value).items
     cuts = sorted({0, length // 3, length // 2, length})
-    chunks = [pack(encoded[a:b]) for a, b in itertools.pairwise(cuts)]
-    assert decode_list(serde, chunks) == value
+    rows = [(pack(encoded[a:b]), b) for a, b in itertools.pairwise(cuts)]
+    assert decode_chain(serde, rows) == value
 
 
 def test_a_list_with_elements_that_are_not_msgpack_decodes_element_by_element() -> None:
     value = [None, b"raw", AIMessage("hi", id="m"), bytearray(b"buf")]
     serde = JsonPlusSerializer()
-    assert decode_list(serde, [pack(encode_list(serde, value).items)]) == value
+    assert decode_chain(serde, [(pack(encode_list(serde, value).items), len(value))]) == value
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3])
+async def test_folded_segments_keep_every_checkpoint_and_fork_loadable(backend_url: str, segment: int) -> None:
+    """With tails folded every ``segment`` rounds, time travel, a fork from a checkpoint whose
+    version became a prefix row, a restart mid-segment, and pruning all load what
+    InMemorySaver does."""
+    async with SQLSaver.from_url(backend_url, segment=segment) as saver:
+        graph = research_graph().compile(checkpointer=saver)
+        reference = research_graph().compile(checkpointer=InMemorySaver())
+        for g in (graph, reference):
+            await g.ainvoke(research_input(budget=9), run_config("folded"), durability="sync")
+        assert await history(graph, "folded") == await history(reference, "folded")
+        assert any(r["bytes"] == 0 for r in await message_rows(saver, "folded"))  # prefix rows exist
+
+        for g in (graph, reference):
+            round_3 = [s async for s in g.aget_state_history(run_config("folded")) if s.values.get("rounds") == 3][0]
+            forked = await g.aupdate_state(round_3.config, {"messages": [HumanMessage("hint", id="hint")], "budget": 6})
+            await g.ainvoke(None, forked, durability="sync")
+        assert await history(graph, "folded") == await history(reference, "folded")
+
+    async with SQLSaver.from_url(backend_url, segment=segment) as restarted:  # an empty cache
+        graph = research_graph().compile(checkpointer=restarted)
+        for g in (graph, reference):
+            await g.ainvoke({"budget": 12, "status": "running"}, run_config("folded"), durability="sync")
+        assert await history(graph, "folded") == await history(reference, "folded")
+
+        latest = (await graph.aget_state(run_config("folded"))).values
+        await restarted.aprune(["folded"], strategy="keep_latest")
+        assert (await graph.aget_state(run_config("folded"))).values == latest
+
+
+def test_a_prefix_row_cuts_its_base() -> None:
+    """A chain can run through a prefix row (a fork off a folded version): it keeps the first
+    ``length`` elements of its base, then the next tail appends."""
+    serde = JsonPlusSerializer()
+    items = encode_list(serde, list(range(10))).items
+    extra = encode_list(serde, ["fork"]).items
+    rows = [(pack(items[:2]), 2), (pack(items[2:]), 10), (None, 4), (pack(extra), 5)]
+    assert decode_chain(serde, rows) == [0, 1, 2, 3, "fork"]

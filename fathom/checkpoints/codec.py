@@ -13,8 +13,13 @@ time travel) it came from. In the common case the saver still holds the elements
 it stored last and compares bytes; otherwise each stored version carries a chained digest of its
 elements (``d_k = H(d_{k-1} + element_k)``), which a new value's prefix must reproduce. Chaining
 lets a tail's digest be computed from its base's digest and the tail alone. A chain is cut by a
-new snapshot after ``max_depth`` tails, so a load reads at most that many rows and a recursive
+new snapshot after ``max_depth`` links, so a load reads at most that many rows and a recursive
 query stays within MySQL's default recursion limit of 1000.
+
+Chains are also kept short without storing anything twice: every ``segment`` tails, the saver
+stores the next version as one tail of the segment's root (everything appended since) and turns
+the segment's tails into *prefix rows*: no blob, their base the new version, their value its
+first ``length`` elements. A load then reads a row per segment, not one per round.
 
 A serializer that does not encode equal values to equal bytes (an ``EncryptedSerializer`` with
 random nonces) never finds a matching prefix: every version is then a snapshot, which is still
@@ -161,13 +166,23 @@ def pack(items: Sequence[tuple[str, bytes]]) -> bytes:
     return ormsgpack.packb(items)
 
 
-def decode_list(serde: SerializerProtocol, chunks: Iterable[bytes]) -> list[Any]:
-    """Rebuild a list from its blobs, snapshot first, then each tail in order."""
-    items = [item for chunk in chunks for item in ormsgpack.unpackb(chunk)]  # [type, bytes] pairs
+def decode_chain(serde: SerializerProtocol, rows: Iterable[tuple[bytes | None, int | None]]) -> list[Any]:
+    """Rebuild a list from the ``(blob, length)`` rows of its chain, root (a snapshot) first.
+
+    Each row keeps the first ``length - len(tail)`` elements of the value built so far and
+    appends its tail: for a tail row that is the whole base, for a prefix row (no blob, see
+    :mod:`fathom.checkpoints.saver`) a cut of its base.
+    """
+    items: list[list[Any]] = []  # [type, bytes] pairs as ormsgpack returns them
+    for blob, length in rows:
+        tail = ormsgpack.unpackb(blob) if blob is not None else []
+        if length is not None:
+            del items[max(length - len(tail), 0) :]
+        items.extend(tail)
     if isinstance(serde, JsonPlusSerializer) and all(type_ == "msgpack" for type_, _ in items):
         # A msgpack array is its header followed by its elements' encodings, so LangGraph's
         # serializer decodes them in one call, exactly as it would the list stored whole.
-        array = _msgpack_array_header(len(items)) + b"".join(data for _, data in items)
+        array = b"".join([_msgpack_array_header(len(items)), *(data for _, data in items)])
         return serde.loads_typed(("msgpack", array))  # type: ignore[no-any-return]
     return [serde.loads_typed((type_, data)) for type_, data in items]
 
@@ -182,10 +197,17 @@ def _msgpack_array_header(length: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class CachedList:
-    """A stored list version and its elements, as this process wrote them."""
+    """A stored list version and its elements, as this process wrote them.
+
+    ``root`` is the row its chain was last folded onto (see :meth:`SQLSaver._write_list`): a
+    snapshot, a folded tail, or a base found in the database; ``since_root`` are the tails
+    this process stored after it, ``head`` last (empty when ``head`` is the root).
+    """
 
     head: ListHead
     items: list[tuple[str, bytes]]
+    root: ListHead
+    since_root: tuple[ListHead, ...] = ()
 
 
 class HeadCache:

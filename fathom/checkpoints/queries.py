@@ -17,7 +17,6 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     Select,
     Table,
     and_,
@@ -26,13 +25,12 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
     true,
     tuple_,
     type_coerce,
+    update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
 
 from fathom.checkpoints.codec import LIST_TYPE, ListHead
@@ -65,6 +63,7 @@ class BlobRecord(NamedTuple):
     type: str
     blob: bytes | None
     base_version: str | None
+    length: int | None  # list versions: the element count of the whole value
 
 
 class WriteRecord(NamedTuple):
@@ -167,51 +166,9 @@ def _chain_query(dialect: str) -> Select[Any]:
             )
         )
     )
-    return select(*_BLOB_KEY, blobs.c.type, blobs.c.blob, blobs.c.base_version).select_from(
+    return select(*_BLOB_KEY, blobs.c.type, blobs.c.blob, blobs.c.base_version, blobs.c.length).select_from(
         blobs.join(chain, and_(*(col == chain.c[col.name] for col in _BLOB_KEY)))
     )
-
-
-_LATEST_KEYS_MAX = 16  # keys of one get_tuple; a list page's hundreds take the recursive query
-_LATEST_DIALECTS = ("sqlite", "postgresql")  # MySQL's LIMIT takes no subquery
-
-
-@cache
-def _latest_chains(count: int) -> Executable:
-    """Per key ``(t, n, c, v)``: the ``depth + 1`` newest versions up to ``v`` of its channel.
-
-    A list version made by extending the version stored just before it (a run going forward,
-    by far the most common case) has exactly those rows as its chain, so one index range read
-    per key replaces the recursive walk, one key lookup per link. For a 64-link chain that is
-    about a third of the time on SQLite and half of it on PostgreSQL. When the range holds other
-    branches' versions (a fork, time travel), :func:`select_blobs` finds the chain broken and
-    walks the links instead, so the result never depends on the guess.
-    """
-    parts = [
-        f"""SELECT * FROM (
-            SELECT {i} AS k, version, type, blob, base_version FROM fathom_blobs
-            WHERE thread_id = :t{i} AND checkpoint_ns = :n{i} AND channel = :c{i} AND version <= :v{i}
-            ORDER BY version DESC
-            LIMIT coalesce((SELECT coalesce(depth, 0) + 1 FROM fathom_blobs WHERE thread_id = :t{i}
-                AND checkpoint_ns = :n{i} AND channel = :c{i} AND version = :v{i}), 0)) AS chain_{i}"""
-        for i in range(count)
-    ]
-    key = literal_column("k", Integer)
-    return text("\nUNION ALL\n".join(parts)).columns(
-        key, blobs.c.version, blobs.c.type, blobs.c.blob, blobs.c.base_version
-    )
-
-
-def _has_chain(found: Mapping[BlobKey, BlobRecord], key: BlobKey) -> bool:
-    """Whether ``found`` holds ``key``'s row and every base row back to a snapshot."""
-    for _ in range(len(found) + 1):  # more links than rows: a cycle
-        record = found.get(key)
-        if record is None:
-            return False
-        if record.base_version is None:
-            return True
-        key = (*key[:3], record.base_version)
-    return False
 
 
 _LIST_HEADS = (
@@ -228,6 +185,20 @@ _LIST_HEADS = (
     .limit(bindparam("limit"))
 )
 _BLOB_EXISTS = select(true()).where(*(col == bindparam(col.name) for col in _BLOB_KEY))
+# A stored list version becomes a prefix of a longer one, if it still holds the value we know.
+_TO_PREFIX = (
+    update(blobs)
+    .where(
+        blobs.c.thread_id == bindparam("key_thread_id"),
+        blobs.c.checkpoint_ns == bindparam("key_checkpoint_ns"),
+        blobs.c.channel == bindparam("key_channel"),
+        blobs.c.version == bindparam("key_version"),
+        blobs.c.type == LIST_TYPE,
+        blobs.c.length == bindparam("key_length"),
+        blobs.c.digest == bindparam("key_digest"),
+    )
+    .values(blob=None, base_version=bindparam("prefix_of"), depth=bindparam("new_depth"))
+)
 
 
 # ---- writing -------------------------------------------------------------------------------
@@ -255,6 +226,26 @@ def insert_list_row(dialect: str, row: dict[str, Any], base_digest: str) -> Plan
         return True
     # Nothing inserted: either the base is gone, or this exact version is already stored.
     return bool((yield from fetch_all(_BLOB_EXISTS, {c.name: row[c.name] for c in _BLOB_KEY})))
+
+
+def make_prefixes(key: tuple[str, str, str], heads: Sequence[ListHead], longer: ListHead) -> Plan[None]:
+    """Store the list versions ``heads`` as prefixes of version ``longer`` (which extends them)."""
+    thread_id, checkpoint_ns, channel = key
+    params = [
+        {
+            "key_thread_id": thread_id,
+            "key_checkpoint_ns": checkpoint_ns,
+            "key_channel": channel,
+            "key_version": head.version,
+            "key_length": head.length,
+            "key_digest": head.digest,
+            "prefix_of": longer.version,
+            "new_depth": longer.depth + 1,
+        }
+        for head in heads
+    ]
+    if params:
+        yield from execute_many(_TO_PREFIX, params)
 
 
 def list_heads(
@@ -305,23 +296,11 @@ def select_checkpoints(
 
 def select_blobs(dialect: str, keys: Iterable[BlobKey]) -> Plan[dict[BlobKey, BlobRecord]]:
     """The blob rows for ``keys`` plus every base row their list chains need."""
-    wanted = sorted(set(keys))
     found: dict[BlobKey, BlobRecord] = {}
-    if dialect in _LATEST_DIALECTS and len(wanted) <= _LATEST_KEYS_MAX:
-        params = {
-            f"{field}{i}": value
-            for i, key in enumerate(wanted)
-            for field, value in zip("tncv", key, strict=True)
-        }
-        for i, version, type_, blob, base in (yield from fetch_all(_latest_chains(len(wanted)), params)):
-            found[(*wanted[i][:3], version)] = BlobRecord(type_, blob, base)
-        wanted = [key for key in wanted if not _has_chain(found, key)]  # a fork: walk the links
-    for chunk in chunks(wanted):
+    for chunk in chunks(sorted(set(keys))):
         param = json.dumps(chunk) if dialect == "sqlite" else list(chunk)
-        for t, ns, channel, version, type_, blob, base in (
-            yield from fetch_all(_chain_query(dialect), {"keys": param})
-        ):
-            found[(t, ns, channel, version)] = BlobRecord(type_, blob, base)
+        for t, ns, channel, version, *record in (yield from fetch_all(_chain_query(dialect), {"keys": param})):
+            found[(t, ns, channel, version)] = BlobRecord(*record)
     return found
 
 

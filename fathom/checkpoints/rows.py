@@ -33,7 +33,7 @@ from fathom.checkpoints.codec import (
     LIST_TYPE,
     EncodedList,
     ListRow,
-    decode_list,
+    decode_chain,
     encode_list,
     is_incremental,
 )
@@ -219,8 +219,9 @@ def to_tuple(serde: SerializerProtocol, loaded: Loaded) -> CheckpointTuple:
 def is_complete(loaded: Loaded) -> bool:
     """Whether every blob row the checkpoint reads, and every base of its list chains, was loaded.
 
-    Blob rows never change once written, only get deleted; so rows read by separate statements
-    describe one state unless a delete or prune removed some in between, which this detects.
+    A blob row's value never changes once written (folding only turns a tail into a prefix row
+    of the same value), rows only get deleted; so rows read by separate statements describe one
+    state unless a delete or prune removed some in between, which this detects.
     """
     record = loaded.record
     for channel, version in blob_refs(loaded.checkpoint):
@@ -246,17 +247,17 @@ def _decode_blob(
 ) -> Any:
     if blob.type != LIST_TYPE:
         return serde.loads_typed((blob.type, blob.blob or b""))
-    chunks = [blob.blob]
+    chain = [blob]
     while blob.base_version is not None:
         base = found.get((record.thread_id, record.checkpoint_ns, channel, blob.base_version))
-        if base is None or len(chunks) > MAX_CHAIN_ROWS:
+        if base is None or len(chain) > MAX_CHAIN_ROWS:
             raise BrokenChainError(
                 f"stored value of channel {channel!r} in thread {record.thread_id!r} "
                 f"is missing its base version {blob.base_version}"
             )
-        chunks.append(base.blob)
+        chain.append(base)
         blob = base
-    return decode_list(serde, reversed(chunks))  # type: ignore[arg-type]
+    return decode_chain(serde, [(row.blob, row.length) for row in reversed(chain)])
 
 
 def key_of(record: CheckpointRecord) -> CheckpointKey:

@@ -17,7 +17,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from fathom.checkpoints import maintenance, queries, rows, schema
-from fathom.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base
+from fathom.checkpoints.codec import CachedList, EncodedList, HeadCache, choose_base
 from fathom.checkpoints.engine import Database
 from fathom.checkpoints.errors import CheckpointStoreError
 from fathom.checkpoints.plans import Plan, run_plan
@@ -27,6 +27,8 @@ from fathom.checkpoints.urls import URLLike, default_db_url
 
 DEFAULT_MAX_CHAIN_DEPTH = 256
 """Tails after which a list channel is stored whole again (bounds rows read per load)."""
+DEFAULT_SEGMENT = 16
+"""Tails after which a list channel's recent tails are folded into one row (see ``_write_list``)."""
 PAGE_SIZE = 64
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 
@@ -57,7 +59,8 @@ class SQLSaver(BaseCheckpointSaver[str]):
             a :class:`Database` shared with a :class:`~fathom.checkpoints.runs.RunRegistry`.
             The saver closes a database it opened from a URL, never a shared one.
         serde: serializer for every stored value (LangGraph's ``JsonPlusSerializer`` by default).
-        max_chain_depth: tails after which a list channel is stored whole again.
+        max_chain_depth: links after which a list channel is stored whole again.
+        segment: tails after which a list channel's recent tails are folded into one row.
 
     Raises:
         CheckpointStoreError: from any method, when the database cannot be used.
@@ -69,13 +72,17 @@ class SQLSaver(BaseCheckpointSaver[str]):
         *,
         serde: SerializerProtocol | None = None,
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+        segment: int = DEFAULT_SEGMENT,
     ) -> None:
         super().__init__(serde=serde)
         if not 0 <= max_chain_depth < 1000:  # MySQL's default CTE recursion limit is 1000
             raise ValueError("max_chain_depth must be between 0 and 999")
         self._owns_db = not isinstance(database, Database)
         self.db = database if isinstance(database, Database) else Database(database)
+        if segment < 1:
+            raise ValueError("segment must be at least 1")
         self.max_chain_depth = max_chain_depth
+        self.segment = segment
         self._heads = HeadCache()
 
     @classmethod
@@ -299,8 +306,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
         stored = []
         for channel, version, encoded in prepared.lists:
             key = (prepared.thread_id, prepared.checkpoint_ns, channel)
-            head = yield from self._write_list(key, version, encoded, look_up=not prepared.is_first)
-            stored.append((key, CachedList(head, encoded.items)))
+            stored.append((key, (yield from self._write_list(key, version, encoded, look_up=not prepared.is_first))))
         dialect = self.db.backend
         if prepared.blob_rows:
             yield from queries.upsert(dialect, schema.blobs, prepared.blob_rows)
@@ -319,27 +325,42 @@ class SQLSaver(BaseCheckpointSaver[str]):
         encoded: EncodedList,
         *,
         look_up: bool,
-    ) -> Plan[ListHead]:
-        """Store one list version as a tail of the longest stored prefix, or whole."""
+    ) -> Plan[CachedList]:
+        """Store one list version as a tail of the longest stored prefix, or whole.
+
+        When the version extends this process's last one and that ends a segment (``segment``
+        tails since its root), it is stored as one tail of the root instead, and the segment's
+        tails become prefix rows of it (see :mod:`fathom.checkpoints.codec`): the same bytes,
+        stored once, but one row to read for the whole segment.
+        """
         cached = self._heads.get(key)
+        dialect = self.db.backend
         if cached is not None and encoded.starts_with(cached.items):
+            if len(cached.since_root) >= self.segment and cached.root.depth < self.max_chain_depth:
+                row = encoded.row(cached.root)
+                if (yield from queries.insert_list_row(dialect, rows.list_row(key, version, row), cached.root.digest)):
+                    head = row.head(version)
+                    yield from queries.make_prefixes(key, cached.since_root, head)
+                    return CachedList(head, encoded.items, root=head)
             base, found = (cached.head if cached.head.depth < self.max_chain_depth else None), True
+            root, since_root = cached.root, cached.since_root
         else:
-            base, found = None, False
+            base, found, root, since_root = None, False, None, ()
         if not found and look_up:
             # A new process, a fork, or an edited list: ask the database for a stored prefix.
             candidates = yield from queries.list_heads(*key, max_length=len(encoded))
             base, found = choose_base(encoded, candidates, self.max_chain_depth)
-        row = encoded.row(base)
-        dialect = self.db.backend
-        if base is not None and (
-            yield from queries.insert_list_row(dialect, rows.list_row(key, version, row), base.digest)
-        ):
-            return row.head(version)
+            root, since_root = base, ()
+        if base is not None and root is not None:
+            row = encoded.row(base)
+            if (yield from queries.insert_list_row(dialect, rows.list_row(key, version, row), base.digest)):
+                head = row.head(version)
+                return CachedList(head, encoded.items, root=root, since_root=(*since_root, head))
         # No usable base, or it vanished (deleted elsewhere) since it was cached: store it whole.
         row = encoded.row(None)
         yield from queries.upsert(dialect, schema.blobs, rows.list_row(key, version, row))
-        return row.head(version)
+        head = row.head(version)
+        return CachedList(head, encoded.items, root=head)
 
     def _read_one(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Plan[Loaded | None]:
         found = yield from queries.select_checkpoint(thread_id, checkpoint_ns, checkpoint_id)

@@ -7,8 +7,9 @@ Layout (all tables prefixed ``fathom_``):
   copied out of the metadata so ``delete_for_runs`` can use an index.
 - ``fathom_blobs``: channel values keyed by ``(thread, ns, channel, version)``, written only when
   a checkpoint's ``new_versions`` names the channel, as the official Postgres saver does. A list
-  value is stored as framed elements (type ``fathom.list``): either all of them, or only the tail
-  appended since ``base_version`` (see :mod:`fathom.checkpoints.codec`).
+  value is stored as framed elements (type ``fathom.list``): either all of them, only the tail
+  appended since ``base_version``, or none (a prefix of ``base_version``; see
+  :mod:`fathom.checkpoints.codec`).
 - ``fathom_writes``: pending writes, keyed like LangGraph's own savers.
 - ``fathom_runs``: the run registry (:mod:`fathom.checkpoints.runs`).
 - ``fathom_migrations``: one row per applied migration. ``MIGRATIONS[i]`` brings the schema to
