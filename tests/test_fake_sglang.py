@@ -12,14 +12,8 @@ from tests.fakes.sglang import EOS_TOKEN_ID, FakeSGLang, Reply, count_tokens, re
 
 
 @pytest.fixture
-def fake():
-    with FakeSGLang() as server:
-        yield server
-
-
-@pytest.fixture
-async def http(fake):
-    async with httpx.AsyncClient(base_url=fake.url, timeout=10) as client:
+async def http(sglang):
+    async with httpx.AsyncClient(base_url=sglang.url, timeout=10) as client:
         yield client
 
 
@@ -37,19 +31,19 @@ def test_token_rule():
     assert [count_tokens(t) for t in ("", "a", "abcd", "abcde")] == [0, 1, 1, 2]
 
 
-async def test_generate_shape(fake, http):
-    fake.add("hello")
+async def test_generate_shape(sglang, http):
+    sglang.add("hello")
     resp = await http.post("/generate", json=gen_body("prompt text"))
     out = resp.json()
     assert resp.status_code == 200 and out["text"] == "hello"
     meta = out["meta_info"]
     assert meta["finish_reason"] == {"type": "stop", "matched": EOS_TOKEN_ID}
     assert (meta["prompt_tokens"], meta["completion_tokens"], meta["cached_tokens"]) == (3, 2, 0)
-    assert fake.prompts == ["prompt text"]
+    assert sglang.prompts == ["prompt text"]
 
 
-async def test_unknown_sampling_key_is_400_like_sglang(fake, http):
-    fake.add("never")
+async def test_unknown_sampling_key_is_400_like_sglang(sglang, http):
+    sglang.add("never")
     resp = await http.post("/generate", json={"text": "p", "sampling_params": {"max_tokens": 8}})
     assert resp.status_code == 400
     assert resp.json()["error"]["message"].startswith("unknown field `max_tokens`, expected one of `max_new_tokens`")
@@ -57,7 +51,7 @@ async def test_unknown_sampling_key_is_400_like_sglang(fake, http):
     assert bad.status_code == 400 and "repetition_penalty" in bad.json()["error"]["message"]
     missing = await http.post("/generate", json={"sampling_params": {}})
     assert missing.json()["error"]["message"] == "Either text, input_ids or input_embeds should be provided."
-    assert fake.remaining == 1
+    assert sglang.remaining == 1
 
 
 async def test_context_messages_are_sglangs(http):
@@ -73,16 +67,16 @@ async def test_context_messages_are_sglangs(http):
     assert alone.json()["error"]["message"] == "The input (100 tokens) is longer than the model's context length (100 tokens)."
 
 
-async def test_stop_trim_and_no_stop_trim(fake, http):
-    fake.add("answer: 42\nmore", "answer: 42\nmore")
+async def test_stop_trim_and_no_stop_trim(sglang, http):
+    sglang.add("answer: 42\nmore", "answer: 42\nmore")
     trimmed = (await http.post("/generate", json=gen_body("p", stop=["\n", "42"]))).json()
     kept = (await http.post("/generate", json=gen_body("q", stop="\n", no_stop_trim=True))).json()
     assert (trimmed["text"], trimmed["meta_info"]["finish_reason"]) == ("answer: ", {"type": "stop", "matched": "42"})
     assert kept["text"] == "answer: 42\n"
 
 
-async def test_cached_tokens_track_seen_prompts_and_flush(fake, http):
-    fake.add("abcd" * 4, "x", "y")
+async def test_cached_tokens_track_seen_prompts_and_flush(sglang, http):
+    sglang.add("abcd" * 4, "x", "y")
     await http.post("/generate", json=gen_body("P" * 40))
     hit = (await http.post("/generate", json=gen_body("P" * 40 + "abcd" * 4 + "tail")))
     assert hit.json()["meta_info"]["cached_tokens"] == 14  # (40 + 16) chars // 4
@@ -91,14 +85,14 @@ async def test_cached_tokens_track_seen_prompts_and_flush(fake, http):
     assert miss.json()["meta_info"]["cached_tokens"] == 0
 
 
-async def test_batch_text_gives_a_list(fake, http):
-    fake.add("one", "two")
+async def test_batch_text_gives_a_list(sglang, http):
+    sglang.add("one", "two")
     out = (await http.post("/generate", json={"text": ["a", "b"], "sampling_params": {"max_new_tokens": 8}})).json()
     assert [o["text"] for o in out] == ["one", "two"]
 
 
-async def test_generate_stream_is_cumulative_sse(fake, http):
-    fake.add("a fairly long completion that spans several chunks")
+async def test_generate_stream_is_cumulative_sse(sglang, http):
+    sglang.add("a fairly long completion that spans several chunks")
     resp = await http.post("/generate", json={**gen_body("p"), "stream": True})
     assert resp.headers["content-type"].startswith("text/event-stream")
     events = sse_events(resp.text)
@@ -118,15 +112,15 @@ async def test_stream_errors_arrive_inside_the_stream(http):
     assert event["error"]["code"] == 400 and "longer than the model's context length" in event["error"]["message"]
 
 
-async def test_when_routes_by_prompt_and_callables_see_the_prompt(fake, http):
-    fake.add("plain", Reply("about cats", when=r"cats?\b"), lambda prompt: f"echo {len(prompt)}")
+async def test_when_routes_by_prompt_and_callables_see_the_prompt(sglang, http):
+    sglang.add("plain", Reply("about cats", when=r"cats?\b"), lambda prompt: f"echo {len(prompt)}")
     texts = [(await http.post("/generate", json=gen_body(p))).json()["text"] for p in ("a cat", "dogs", "xyz")]
     # a matching conditional item wins over an earlier plain one; others take plain items in order
     assert texts == ["about cats", "plain", "echo 3"]
-    assert fake.remaining == 0
+    assert sglang.remaining == 0
 
 
-async def test_exhausted_script_is_a_500_with_a_clear_message(fake, http):
+async def test_exhausted_script_is_a_500_with_a_clear_message(sglang, http):
     resp = await http.post("/generate", json=gen_body("anything"))
     assert resp.status_code == 500 and "fake script exhausted" in resp.json()["error"]["message"]
 
@@ -138,22 +132,22 @@ async def test_fallback_answers_when_the_script_is_empty(http):
     assert texts == ["first", "default", "default"]
 
 
-async def test_failures_down_and_recording(fake, http):
-    fake.add("ok")
-    fake.fail_next(1, status=502)
+async def test_failures_down_and_recording(sglang, http):
+    sglang.add("ok")
+    sglang.fail_next(1, status=502)
     assert (await http.get("/health")).status_code == 200  # health does not consume failures
     assert (await http.post("/generate", json=gen_body("p"))).status_code == 502
-    fake.down()
+    sglang.down()
     assert (await http.get("/health")).status_code == 503
-    fake.up()
+    sglang.up()
     assert (await http.post("/generate", json=gen_body("p"), headers={"Authorization": "Bearer k"})).json()["text"] == "ok"
-    last = fake.requests[-1]
+    last = sglang.requests[-1]
     assert last["path"] == "/generate" and last["json"] == gen_body("p")
     assert "authorization" not in last["headers"]
 
 
-async def test_scripted_status_and_abort(fake, http):
-    fake.add(Reply(status=503, error="overloaded"), Reply(finish_reason="abort", error="cancelled"))
+async def test_scripted_status_and_abort(sglang, http):
+    sglang.add(Reply(status=503, error="overloaded"), Reply(finish_reason="abort", error="cancelled"))
     first = await http.post("/generate", json=gen_body("p"))
     assert (first.status_code, first.json()) == (503, {"error": {"message": "overloaded"}})
     second = (await http.post("/generate", json=gen_body("p"))).json()
@@ -161,7 +155,7 @@ async def test_scripted_status_and_abort(fake, http):
     assert second["meta_info"]["finish_reason"]["message"] == "cancelled"
 
 
-async def test_info_routes(fake, http):
+async def test_info_routes(sglang, http):
     for path in ("/health", "/health_generate", "/ready"):
         resp = await http.get(path)
         assert resp.status_code == 200 and resp.content == b""
@@ -175,19 +169,19 @@ async def test_info_routes(fake, http):
 
 
 async def test_restart_on_the_same_port():
-    fake = FakeSGLang(["before", "after"]).start()
-    url = fake.url
+    sglang = FakeSGLang(["before", "after"]).start()
+    url = sglang.url
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.post(url + "/generate", json=gen_body("p"))).json()["text"] == "before"
-        fake.stop()
+        sglang.stop()
         with pytest.raises(httpx.ConnectError):
             await client.post(url + "/generate", json=gen_body("p"))
-        fake.start()
+        sglang.start()
         try:
-            assert (await client.post(fake.url + "/generate", json=gen_body("p"))).json()["text"] == "after"
+            assert (await client.post(sglang.url + "/generate", json=gen_body("p"))).json()["text"] == "after"
         finally:
-            fake.stop()
-    assert fake.url == url
+            sglang.stop()
+    assert sglang.url == url
 
 
 # ---- OpenAI routes ---------------------------------------------------------------------------
@@ -197,14 +191,14 @@ CALL_TEXT = '<think>need data</think>\n<tool_call>\n{"name": "lookup", "argument
 
 
 @pytest.fixture
-async def sdk(fake):
-    client = openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key="EMPTY", max_retries=0)
+async def sdk(sglang):
+    client = openai.AsyncOpenAI(base_url=sglang.url + "/v1", api_key="EMPTY", max_retries=0)
     yield client
     await client.close()
 
 
-async def test_chat_completion_via_openai_sdk(fake, sdk):
-    fake.add(Reply("<think>hmm</think>\n\nParis", when=r"capital"), CALL_TEXT, CALL_TEXT)
+async def test_chat_completion_via_openai_sdk(sglang, sdk):
+    sglang.add(Reply("<think>hmm</think>\n\nParis", when=r"capital"), CALL_TEXT, CALL_TEXT)
     messages = [{"role": "user", "content": "capital of France?"}]
     resp = await sdk.chat.completions.create(model="m", messages=messages)
     msg = resp.choices[0].message
@@ -219,8 +213,8 @@ async def test_chat_completion_via_openai_sdk(fake, sdk):
     assert "<tool_call>" in plain.choices[0].message.content
 
 
-async def test_chat_stream_with_usage(fake, sdk):
-    fake.add("<think>thinking it over</think>The answer is forty-two, as computed.", CALL_TEXT)
+async def test_chat_stream_with_usage(sglang, sdk):
+    sglang.add("<think>thinking it over</think>The answer is forty-two, as computed.", CALL_TEXT)
     stream = await sdk.chat.completions.create(
         model="m", messages=[{"role": "user", "content": "q"}], stream=True,
         stream_options={"include_usage": True})
@@ -247,8 +241,8 @@ async def test_chat_errors_are_openai_shaped(sdk):
     assert "longer than the model's context length (20 tokens)" in err.value.body["message"]
 
 
-async def test_text_completions(fake, sdk):
-    fake.add("completed text that is long")
+async def test_text_completions(sglang, sdk):
+    sglang.add("completed text that is long")
     resp = await sdk.completions.create(model="m", prompt="Once", max_tokens=3)
     assert (resp.choices[0].text, resp.choices[0].finish_reason) == ("completed te", "length")
     assert resp.usage.prompt_tokens == 1

@@ -17,23 +17,17 @@ PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start
 
 
 @pytest.fixture
-def fake():
-    with FakeSGLang() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake):
-    async with SGLangClient(fake.url, backoff_s=0.001, name="search model") as c:
+async def client(sglang):
+    async with SGLangClient(sglang.url, backoff_s=0.001, name="search model") as c:
         yield c
 
 
-def generate_requests(fake: FakeSGLang) -> list[dict]:
-    return [r for r in fake.requests if r["path"] == "/generate"]
+def generate_requests(sglang: FakeSGLang) -> list[dict]:
+    return [r for r in sglang.requests if r["path"] == "/generate"]
 
 
-async def test_generate_returns_text_and_token_counts(fake, client):
-    fake.add("Paris.</think>\n\\boxed{Paris}")
+async def test_generate_returns_text_and_token_counts(sglang, client):
+    sglang.add("Paris.</think>\n\\boxed{Paris}")
     gen = await client.generate(PROMPT, max_new_tokens=512)
     assert gen.text == "Paris.</think>\n\\boxed{Paris}"
     assert gen.finish_reason == "stop"
@@ -43,11 +37,11 @@ async def test_generate_returns_text_and_token_counts(fake, client):
     assert gen.cached_tokens == 0
 
 
-async def test_generate_sends_only_sglang_sampling_names(fake, client):
-    fake.add("ok", "ok")
+async def test_generate_sends_only_sglang_sampling_names(sglang, client):
+    sglang.add("ok", "ok")
     await client.generate(PROMPT, max_new_tokens=100)
     await client.generate(PROMPT, max_new_tokens=7, temperature=0.4, repetition_penalty=1.0, top_p=0.9, stop=["\n"])
-    first, second = (r["json"] for r in generate_requests(fake))
+    first, second = (r["json"] for r in generate_requests(sglang))
     assert first == {
         "text": PROMPT,
         "sampling_params": {"max_new_tokens": 100, "temperature": 0.6, "repetition_penalty": 1.05},
@@ -55,17 +49,17 @@ async def test_generate_sends_only_sglang_sampling_names(fake, client):
     assert second["sampling_params"] == {
         "max_new_tokens": 7, "temperature": 0.4, "repetition_penalty": 1.0, "stop": ["\n"], "top_p": 0.9,
     }
-    assert fake.prompts == [PROMPT, PROMPT]
+    assert sglang.prompts == [PROMPT, PROMPT]
 
 
-async def test_stop_string_is_trimmed_and_reported(fake, client):
-    fake.add("first line\nsecond line")
+async def test_stop_string_is_trimmed_and_reported(sglang, client):
+    sglang.add("first line\nsecond line")
     gen = await client.generate(PROMPT, max_new_tokens=100, stop=["\n"])
     assert (gen.text, gen.finish_reason, gen.matched_stop) == ("first line", "stop", "\n")
 
 
-async def test_cached_tokens_grow_when_a_prompt_extends_the_last_round(fake, client):
-    fake.add("<tool_call>\n{\"name\": \"search_urls\"}\n</tool_call>", "done")
+async def test_cached_tokens_grow_when_a_prompt_extends_the_last_round(sglang, client):
+    sglang.add("<tool_call>\n{\"name\": \"search_urls\"}\n</tool_call>", "done")
     first = await client.generate(PROMPT, max_new_tokens=200)
     round2 = PROMPT + first.text + "<|im_end|>\n<|im_start|>user\n<tool_response>…</tool_response><|im_end|>"
     second = await client.generate(round2, max_new_tokens=200)
@@ -75,8 +69,8 @@ async def test_cached_tokens_grow_when_a_prompt_extends_the_last_round(fake, cli
     assert 0 < second.cached_tokens < second.prompt_tokens
 
 
-async def test_max_new_tokens_cuts_the_text_with_finish_length(fake, client):
-    fake.add("x" * 400)
+async def test_max_new_tokens_cuts_the_text_with_finish_length(sglang, client):
+    sglang.add("x" * 400)
     gen = await client.generate(PROMPT, max_new_tokens=10)
     assert gen.finish_reason == "length"
     assert gen.completion_tokens == 10
@@ -84,33 +78,33 @@ async def test_max_new_tokens_cuts_the_text_with_finish_length(fake, client):
     assert gen.matched_stop is None
 
 
-async def test_scripted_length_finish(fake, client):
-    fake.add(Reply("partial answer", finish_reason="length"))
+async def test_scripted_length_finish(sglang, client):
+    sglang.add(Reply("partial answer", finish_reason="length"))
     gen = await client.generate(PROMPT, max_new_tokens=50)
     assert (gen.text, gen.finish_reason) == ("partial answer", "length")
 
 
-async def test_503_twice_then_success_is_retried(fake, client):
-    fake.fail_next(2, status=503)
-    fake.add("ok")
+async def test_503_twice_then_success_is_retried(sglang, client):
+    sglang.fail_next(2, status=503)
+    sglang.add("ok")
     gen = await client.generate(PROMPT, max_new_tokens=10)
     assert gen.text == "ok"
-    assert len(generate_requests(fake)) == 3
+    assert len(generate_requests(sglang)) == 3
 
 
-async def test_503_forever_gives_up_after_max_retries(fake):
-    fake.fail_next(10, status=503)
-    async with SGLangClient(fake.url, max_retries=2, backoff_s=0.001, name="search model") as c:
+async def test_503_forever_gives_up_after_max_retries(sglang):
+    sglang.fail_next(10, status=503)
+    async with SGLangClient(sglang.url, max_retries=2, backoff_s=0.001, name="search model") as c:
         with pytest.raises(ModelUnavailableError) as err:
             await c.generate(PROMPT, max_new_tokens=10)
     message = str(err.value)
-    assert message.startswith(f"search model server at {fake.url} is unreachable after 3 attempts")
+    assert message.startswith(f"search model server at {sglang.url} is unreachable after 3 attempts")
     assert "HTTP 503" in message and "\n" not in message
-    assert len(generate_requests(fake)) == 3
+    assert len(generate_requests(sglang)) == 3
 
 
-async def test_exhausted_script_fails_loudly(fake):
-    async with SGLangClient(fake.url, max_retries=0) as c:
+async def test_exhausted_script_fails_loudly(sglang):
+    async with SGLangClient(sglang.url, max_retries=0) as c:
         with pytest.raises(ModelUnavailableError, match="fake script exhausted"):
             await c.generate(PROMPT, max_new_tokens=10)
 
@@ -131,17 +125,17 @@ async def test_context_overflow_is_a_readable_context_length_error():
         assert small.remaining == 1  # and nothing was generated
 
 
-async def test_other_4xx_is_a_model_error_with_the_servers_message_and_no_retry(fake, client):
-    fake.add(Reply(status=400, error="unknown field `max_tokens`, expected one of `max_new_tokens`"))
+async def test_other_4xx_is_a_model_error_with_the_servers_message_and_no_retry(sglang, client):
+    sglang.add(Reply(status=400, error="unknown field `max_tokens`, expected one of `max_new_tokens`"))
     with pytest.raises(ModelError) as err:
         await client.generate(PROMPT, max_new_tokens=10)
     assert not isinstance(err.value, (ModelUnavailableError, ContextLengthError))
     assert "HTTP 400" in str(err.value) and "unknown field `max_tokens`" in str(err.value)
-    assert len(generate_requests(fake)) == 1
+    assert len(generate_requests(sglang)) == 1
 
 
-async def test_abort_finish_is_a_model_error(fake, client):
-    fake.add(Reply(finish_reason="abort", error="Abort requested by the scheduler"))
+async def test_abort_finish_is_a_model_error(sglang, client):
+    sglang.add(Reply(finish_reason="abort", error="Abort requested by the scheduler"))
     with pytest.raises(ModelError, match="aborted the generation: Abort requested by the scheduler"):
         await client.generate(PROMPT, max_new_tokens=10)
 
@@ -155,27 +149,27 @@ async def test_server_down_is_unavailable_with_the_url():
     assert str(err.value) == f"search model server at {url} is unreachable after 2 attempts: connection refused"
 
 
-async def test_read_timeout_is_unavailable(fake):
-    fake.add(Reply("late", delay_s=30))
-    async with SGLangClient(fake.url, timeout_s=0.2, max_retries=0) as c:
+async def test_read_timeout_is_unavailable(sglang):
+    sglang.add(Reply("late", delay_s=30))
+    async with SGLangClient(sglang.url, timeout_s=0.2, max_retries=0) as c:
         with pytest.raises(ModelUnavailableError, match=r"no answer within 0.2 s"):
             await c.generate(PROMPT, max_new_tokens=10)
 
 
-async def test_a_timed_out_attempt_is_retried(fake):
-    fake.add(Reply("late", delay_s=30), "on time")
-    async with SGLangClient(fake.url, timeout_s=0.3, max_retries=1, backoff_s=0.001) as c:
+async def test_a_timed_out_attempt_is_retried(sglang):
+    sglang.add(Reply("late", delay_s=30), "on time")
+    async with SGLangClient(sglang.url, timeout_s=0.3, max_retries=1, backoff_s=0.001) as c:
         gen = await c.generate(PROMPT, max_new_tokens=10)
     assert gen.text == "on time"
 
 
 async def test_api_key_is_sent_as_bearer_and_never_logged(caplog):
     caplog.set_level(logging.DEBUG)
-    with FakeSGLang(["ok"], api_key="s3cret-key") as fake:
-        async with SGLangClient(fake.url, api_key="s3cret-key") as c:
+    with FakeSGLang(["ok"], api_key="s3cret-key") as sglang:
+        async with SGLangClient(sglang.url, api_key="s3cret-key") as c:
             assert (await c.generate(PROMPT, max_new_tokens=10)).text == "ok"
-        fake.fail_next(1)
-        async with SGLangClient(fake.url, api_key="wrong", backoff_s=0.001) as c:
+        sglang.fail_next(1)
+        async with SGLangClient(sglang.url, api_key="wrong", backoff_s=0.001) as c:
             with pytest.raises(ModelError, match="HTTP 401") as err:
                 await c.generate(PROMPT, max_new_tokens=10)
             assert "wrong" not in str(err.value) and "wrong" not in repr(c)
@@ -183,11 +177,11 @@ async def test_api_key_is_sent_as_bearer_and_never_logged(caplog):
 
 
 async def test_context_length_from_server_info_is_cached():
-    with FakeSGLang(context_length=32768) as fake:
-        async with SGLangClient(fake.url) as c:
+    with FakeSGLang(context_length=32768) as sglang:
+        async with SGLangClient(sglang.url) as c:
             assert await c.context_length() == 32768
             assert await c.context_length() == 32768
-        assert [r["path"] for r in fake.requests] == ["/server_info"]
+        assert [r["path"] for r in sglang.requests] == ["/server_info"]
 
 
 async def test_context_length_falls_back_to_older_routes():
@@ -225,15 +219,15 @@ async def test_list_text_and_batch_answers_are_accepted():
     assert (gen.text, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens) == ("hi there", 3, 2, 1)
 
 
-async def test_concurrent_generations_route_by_prompt(fake, client):
-    fake.add(*(Reply(f"answer {i}", when=rf"question {i}\b") for i in range(6)))
+async def test_concurrent_generations_route_by_prompt(sglang, client):
+    sglang.add(*(Reply(f"answer {i}", when=rf"question {i}\b") for i in range(6)))
     gens = await asyncio.gather(*(client.generate(f"question {i}?", max_new_tokens=20) for i in reversed(range(6))))
     assert [g.text for g in gens] == [f"answer {i}" for i in reversed(range(6))]
 
 
-async def test_health(fake, client):
+async def test_health(sglang, client):
     assert await client.health() is True
-    fake.down()
+    sglang.down()
     assert await client.health() is False
-    fake.up()
+    sglang.up()
     assert await client.health() is True
