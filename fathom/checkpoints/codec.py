@@ -157,8 +157,13 @@ def choose_base(
     """
     for head in candidates:
         if encoded.extends(head):
-            return (head if head.depth < max_depth else None), True
+            return usable_base(head, max_depth), True
     return None, False
+
+
+def usable_base(head: ListHead, max_depth: int) -> ListHead | None:
+    """``head``, unless it already ends a ``max_depth`` chain (the next version is a snapshot)."""
+    return head if head.depth < max_depth else None
 
 
 def pack(items: Sequence[tuple[str, bytes]]) -> bytes:

@@ -199,8 +199,14 @@ def to_tuple(serde: SerializerProtocol, loaded: Loaded) -> CheckpointTuple:
     values = checkpoint["channel_values"]
     for channel, version in blob_refs(checkpoint):
         blob = loaded.blobs.get((record.thread_id, record.checkpoint_ns, channel, version))
-        if blob is not None and blob.type != EMPTY_TYPE:
-            values[channel] = _decode_blob(serde, record, channel, blob, loaded.blobs)
+        if blob is None or blob.type == EMPTY_TYPE:
+            continue
+        chain = _chain(loaded.blobs, record, channel, version)
+        if chain is None:
+            raise BrokenChainError(
+                f"stored value of channel {channel!r} in thread {record.thread_id!r} is missing a base version"
+            )
+        values[channel] = _decode_blob(serde, chain)
     where = {"thread_id": record.thread_id, "checkpoint_ns": record.checkpoint_ns}
     pending = sorted(loaded.writes, key=lambda w: writes_sort_key(w.task_path, w.task_id, w.idx))
     return CheckpointTuple(
@@ -224,39 +230,30 @@ def is_complete(loaded: Loaded) -> bool:
     state unless a delete or prune removed some in between, which this detects.
     """
     record = loaded.record
-    for channel, version in blob_refs(loaded.checkpoint):
-        key = (record.thread_id, record.checkpoint_ns, channel, version)
-        for _ in range(MAX_CHAIN_ROWS):
-            blob = loaded.blobs.get(key)
-            if blob is None:
-                return False
-            if blob.base_version is None:
-                break
-            key = (record.thread_id, record.checkpoint_ns, channel, blob.base_version)
-        else:
-            return False  # a cycle or an overlong chain: corrupt, let the consistent read report it
-    return True
+    refs = blob_refs(loaded.checkpoint)
+    return all(_chain(loaded.blobs, record, channel, version) is not None for channel, version in refs)
 
 
-def _decode_blob(
-    serde: SerializerProtocol,
-    record: CheckpointRecord,
-    channel: str,
-    blob: BlobRecord,
-    found: dict[BlobKey, BlobRecord],
-) -> Any:
-    if blob.type != LIST_TYPE:
-        return serde.loads_typed((blob.type, blob.blob or b""))
-    chain = [blob]
-    while blob.base_version is not None:
-        base = found.get((record.thread_id, record.checkpoint_ns, channel, blob.base_version))
-        if base is None or len(chain) > MAX_CHAIN_ROWS:
-            raise BrokenChainError(
-                f"stored value of channel {channel!r} in thread {record.thread_id!r} "
-                f"is missing its base version {blob.base_version}"
-            )
-        chain.append(base)
-        blob = base
+def _chain(
+    found: dict[BlobKey, BlobRecord], record: CheckpointRecord, channel: str, version: str
+) -> list[BlobRecord] | None:
+    """The rows of a stored value, itself first and its snapshot last; None if one is missing
+    (or the links run in a cycle or past ``MAX_CHAIN_ROWS``: a corrupt chain)."""
+    chain: list[BlobRecord] = []
+    while len(chain) < MAX_CHAIN_ROWS:
+        row = found.get((record.thread_id, record.checkpoint_ns, channel, version))
+        if row is None:
+            return None
+        chain.append(row)
+        if row.base_version is None:
+            return chain
+        version = row.base_version
+    return None
+
+
+def _decode_blob(serde: SerializerProtocol, chain: list[BlobRecord]) -> Any:
+    if chain[0].type != LIST_TYPE:
+        return serde.loads_typed((chain[0].type, chain[0].blob or b""))
     return decode_chain(serde, [(row.blob, row.length) for row in reversed(chain)])
 
 

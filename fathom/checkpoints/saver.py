@@ -17,7 +17,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from fathom.checkpoints import maintenance, queries, rows, schema
-from fathom.checkpoints.codec import CachedList, EncodedList, HeadCache, choose_base
+from fathom.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base, usable_base
 from fathom.checkpoints.engine import Database
 from fathom.checkpoints.errors import CheckpointStoreError
 from fathom.checkpoints.plans import Plan, run_plan
@@ -334,15 +334,13 @@ class SQLSaver(BaseCheckpointSaver[str]):
         stored once, but one row to read for the whole segment.
         """
         cached = self._heads.get(key)
-        dialect = self.db.backend
         if cached is not None and encoded.starts_with(cached.items):
-            if len(cached.since_root) >= self.segment and cached.root.depth < self.max_chain_depth:
-                row = encoded.row(cached.root)
-                if (yield from queries.insert_list_row(dialect, rows.list_row(key, version, row), cached.root.digest)):
-                    head = row.head(version)
+            if len(cached.since_root) >= self.segment and usable_base(cached.root, self.max_chain_depth):
+                head = yield from self._insert_tail(key, version, encoded, cached.root)
+                if head is not None:
                     yield from queries.make_prefixes(key, cached.since_root, head)
                     return CachedList(head, encoded.items, root=head)
-            base, found = (cached.head if cached.head.depth < self.max_chain_depth else None), True
+            base, found = usable_base(cached.head, self.max_chain_depth), True
             root, since_root = cached.root, cached.since_root
         else:
             base, found, root, since_root = None, False, None, ()
@@ -352,15 +350,23 @@ class SQLSaver(BaseCheckpointSaver[str]):
             base, found = choose_base(encoded, candidates, self.max_chain_depth)
             root, since_root = base, ()
         if base is not None and root is not None:
-            row = encoded.row(base)
-            if (yield from queries.insert_list_row(dialect, rows.list_row(key, version, row), base.digest)):
-                head = row.head(version)
+            head = yield from self._insert_tail(key, version, encoded, base)
+            if head is not None:
                 return CachedList(head, encoded.items, root=root, since_root=(*since_root, head))
         # No usable base, or it vanished (deleted elsewhere) since it was cached: store it whole.
         row = encoded.row(None)
-        yield from queries.upsert(dialect, schema.blobs, rows.list_row(key, version, row))
+        yield from queries.upsert(self.db.backend, schema.blobs, rows.list_row(key, version, row))
         head = row.head(version)
         return CachedList(head, encoded.items, root=head)
+
+    def _insert_tail(
+        self, key: tuple[str, str, str], version: str, encoded: EncodedList, base: ListHead
+    ) -> Plan[ListHead | None]:
+        """Store ``version`` as the tail of ``base``; its head, or None if ``base`` is gone."""
+        row = encoded.row(base)
+        if (yield from queries.insert_list_row(self.db.backend, rows.list_row(key, version, row), base.digest)):
+            return row.head(version)
+        return None
 
     def _read_one(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Plan[Loaded | None]:
         found = yield from queries.select_checkpoint(thread_id, checkpoint_ns, checkpoint_id)
