@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fathom import runner
-from fathom.checkpoints import RUN_STATUSES, RunRecord, Store, UnknownRunError
+from fathom.checkpoints import RUN_STATUSES, RunRecord, Store
 from fathom.cli_common import EXIT_USAGE, DbUrl, fail, stderr, with_store
 from fathom.cli_report import render_report
 from fathom.cli_tools import index_with_progress, print_cache_sizes, print_corpus_stats, print_index_report
@@ -26,13 +26,6 @@ from fathom.tools.cache import ToolCache
 from fathom.tools.corpus import Corpus
 
 runs_app = typer.Typer(help="List, show, export and delete recorded runs.", no_args_is_help=True)
-
-
-async def _record_or_fail(store: Store, run_id: str) -> RunRecord:
-    record = await store.runs.get(run_id)
-    if record is None:
-        raise UnknownRunError(f"no run {run_id!r} in {store.db.url}")
-    return record
 
 
 def _age(when: datetime) -> str:
@@ -90,7 +83,7 @@ def runs_show(
     """Show a run: answer, sources, rounds, tool calls with their results, errors."""
 
     async def work(store: Store) -> tuple[RunRecord, str, dict[str, Any]]:
-        record = await _record_or_fail(store, run_id)
+        record = await runner.require_run(store, run_id)
         return record, await runner.honest_status(store, record), await runner.load_state(store, run_id)
 
     record, state, values = with_store(work)(db)
@@ -137,7 +130,7 @@ def runs_export(
         fail("--format must be json, md or html", EXIT_USAGE)
 
     async def work(store: Store) -> tuple[RunRecord, dict[str, Any]]:
-        record = await _record_or_fail(store, run_id)
+        record = await runner.require_run(store, run_id)
         return record, await runner.load_state(store, run_id)
 
     record, values = with_store(work)(db)

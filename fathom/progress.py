@@ -23,7 +23,6 @@ class ProgressPrinter:
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
         self.console = console
         self.enabled = enabled
-        self.tokens = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
 
     def print(self, text: str) -> None:
         if self.enabled:
@@ -44,8 +43,6 @@ class ProgressPrinter:
             forced = f" [yellow](final answer forced: {escape(event['forced'])})[/]" if event.get("forced") else ""
             self.print(f"[bold cyan]round {event['round']}[/]{forced}")
         elif kind == "model":
-            for key in self.tokens:
-                self.tokens[key] += int((event.get("usage") or {}).get(key, 0))
             usage = event.get("usage") or {}
             self.print(
                 f"  [dim]model: {usage.get('completion_tokens', 0)} tokens written, "

@@ -183,9 +183,7 @@ async def resume(
     run waiting for review returns its summary with the request under ``"review"`` again.
     """
     async with open_store(db_url) as store:
-        record = await store.runs.get(run_id)
-        if record is None:
-            raise UnknownRunError(f"no run {run_id!r} in {store.db.url}")
+        record = await require_run(store, run_id)
         if on_event is not None:
             on_event({"event": "resume", "run_id": run_id, "question": record.question})
         settings = resume_settings(record, {**flags, "db_url": db_url})
@@ -204,6 +202,18 @@ async def resume(
         else:
             payload = None
         return await execute(store, record, settings, payload=payload, on_event=on_event)
+
+
+async def require_run(store: Store, run_id: str) -> RunRecord:
+    """The run's registry record.
+
+    Raises:
+        UnknownRunError: no run ``run_id`` in the store's database.
+    """
+    record = await store.runs.get(run_id)
+    if record is None:
+        raise UnknownRunError(f"no run {run_id!r} in {store.db.url}")
+    return record
 
 
 def _alive(marker: dict[str, Any]) -> bool:

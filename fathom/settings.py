@@ -209,15 +209,6 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise SettingsError(_describe(exc)) from None
 
-    def merged(self, overrides: dict[str, Any]) -> "Settings":
-        """A copy with ``overrides`` applied (``None`` values ignored), validated again."""
-        data = self.model_dump()
-        data.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-        try:
-            return type(self)(**data)
-        except ValidationError as exc:
-            raise SettingsError(_describe(exc)) from None
-
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:

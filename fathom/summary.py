@@ -10,13 +10,12 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 def tool_calls(messages: list[Any]) -> list[dict[str, Any]]:
     """Every tool call of the run, in the order the model made them, with whether it succeeded."""
-    calls = []
-    for message in _tool_messages(messages):
-        artifact = message.artifact or {}
-        calls.append(
-            {"name": message.name, "arguments": artifact.get("args", artifact.get("raw")), "ok": message.status != "error"}
-        )
-    return calls
+    return [_call(message) for message in _tool_messages(messages)]
+
+
+def _call(message: ToolMessage) -> dict[str, Any]:
+    artifact = message.artifact or {}
+    return {"name": message.name, "arguments": artifact.get("args", artifact.get("raw")), "ok": message.status != "error"}
 
 
 def run_summary(run_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -63,11 +62,11 @@ def _message_view(message: Any) -> dict[str, Any]:
 def tool_results(messages: list[Any], *, max_chars: int | None = None) -> list[dict[str, Any]]:
     """Each tool call with its result text (cut to ``max_chars`` when given)."""
     results = []
-    for call, message in zip(tool_calls(messages), _tool_messages(messages)):
+    for message in _tool_messages(messages):
         text = str(message.content)
         if max_chars is not None and len(text) > max_chars:
             text = text[:max_chars] + f" … [{len(text) - max_chars} more characters]"
-        results.append({**call, "result": text})
+        results.append({**_call(message), "result": text})
     return results
 
 
@@ -85,11 +84,10 @@ def _tool_messages(messages: list[Any]) -> list[ToolMessage]:
 
 
 def export_json(run_id: str, values: dict[str, Any], record: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full trace of a run: summary, registry record, verification and every message."""
+    """The full trace of a run: summary (verification included), registry record and every message."""
     return {
         **run_summary(run_id, values),
         "record": record or {},
-        "verification": values.get("verification"),
         "tool_results": tool_results(values.get("messages") or []),
         "transcript": [_message_view(m) for m in values.get("messages") or []],
     }

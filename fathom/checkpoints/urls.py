@@ -54,8 +54,7 @@ class DatabaseURL:
     @property
     def display(self) -> str:
         """The URL for messages and logs: user-facing scheme, password hidden."""
-        scheme = "postgresql" if self.backend == "postgresql" else self.backend
-        return self.sync_url.set(drivername=scheme).render_as_string(hide_password=True)
+        return self.sync_url.set(drivername=self.backend).render_as_string(hide_password=True)
 
     def __str__(self) -> str:
         return self.display
@@ -77,7 +76,6 @@ def resolve_url(url: URLLike) -> DatabaseURL:
         )
     async_driver = driver if driver in _ASYNC_DRIVERS[backend] else _ASYNC_DRIVERS[backend][0]
     sync_driver = driver if driver in _SYNC_DRIVERS[backend] else _SYNC_DRIVERS[backend][0]
-    base_name = "postgresql" if backend == "postgresql" else backend
     if backend == "sqlite":
         parsed = _sqlite_file(parsed)
     elif backend == "mysql" and "charset" not in parsed.query:
@@ -85,8 +83,8 @@ def resolve_url(url: URLLike) -> DatabaseURL:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return DatabaseURL(
         backend=backend,
-        async_url=parsed.set(drivername=f"{base_name}+{async_driver}"),
-        sync_url=parsed.set(drivername=f"{base_name}+{sync_driver}"),
+        async_url=parsed.set(drivername=f"{backend}+{async_driver}"),
+        sync_url=parsed.set(drivername=f"{backend}+{sync_driver}"),
     )
 
 

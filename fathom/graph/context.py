@@ -37,7 +37,6 @@ class Services:
     settings: Settings
     protocol: SearchProtocol
     toolbox: Toolbox
-    prompt: Prompt
     synth: SGLangClient | None = None  # Fathom-Synthesizer, for deep research reports
     judge: ChatClient | None = None  # checks answers against the evidence (see nodes/verify)
     clients: list[Any] = field(default_factory=list)  # closed by aclose()
@@ -78,7 +77,7 @@ class Services:
         synth = keep(_sglang(settings, settings.synth_model_url, "synthesizer model"))
         # The judge of answers: the query LLM when configured, else the search model's chat route.
         judge = query_llm or keep(_search_model_chat(settings, "judge (search model)"))
-        return cls(settings, protocol, toolbox, prompt, synth=synth, judge=judge, clients=clients)
+        return cls(settings, protocol, toolbox, synth=synth, judge=judge, clients=clients)
 
     def deadline(self, run_key: str) -> float:
         """The wall-clock deadline of one run in this process (a resumed run gets a fresh budget)."""

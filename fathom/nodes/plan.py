@@ -35,8 +35,9 @@ async def synth_context(services: Services) -> int:
     return min(configured, served) if served else configured
 
 
-async def synth_prompt(state: ResearchState, services: Services) -> str:
-    """The synthesizer's raw prompt: system, question, the trace fitted to the context, tool calls."""
+async def synth_prompt(state: ResearchState, services: Services, context_tokens: int) -> str:
+    """The synthesizer's raw prompt: system, question, the trace fitted to ``context_tokens``
+    (see :func:`synth_context`), tool calls."""
     settings = services.settings
     messages = list(state.get("messages") or [])
     question = state["question"]
@@ -45,7 +46,7 @@ async def synth_prompt(state: ResearchState, services: Services) -> str:
     )
     calls = tool_call_list(messages)
     budget = trace_budget(
-        context_tokens=await synth_context(services),
+        context_tokens=context_tokens,
         max_new_tokens=settings.synth_max_new_tokens,
         system=system,
         question=question,
@@ -61,7 +62,7 @@ async def plan(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[st
     settings = services.settings
     assert services.synth is not None
     emit("plan_start")
-    prompt = await synth_prompt(state, services)
+    prompt = await synth_prompt(state, services, await synth_context(services))
     generation = await services.synth.generate(
         prompt,
         max_new_tokens=settings.synth_max_new_tokens,

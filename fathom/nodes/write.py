@@ -35,8 +35,8 @@ async def write(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[s
     services = await get_services(runtime.context)
     settings = services.settings
     assert services.synth is not None
-    head = await synth_prompt(state, services) + plan_text_for_prompt(state) + THINK_END
     context = await synth_context(services)
+    head = await synth_prompt(state, services, context) + plan_text_for_prompt(state) + THINK_END
     emit("write_start")
     report, usage, continued = "", {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}, 0
     max_new = settings.synth_max_new_tokens

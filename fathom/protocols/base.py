@@ -8,7 +8,7 @@ valid ``tool_calls`` and ``invalid_tool_calls``, or a final answer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 
@@ -39,10 +39,6 @@ class Turn:
     finish_reason: str = "stop"
     usage: dict[str, int] = field(default_factory=dict)  # prompt/completion/cached tokens
     context_tokens: int = 0  # prompt + completion tokens as the server counted them
-
-    @property
-    def calls(self) -> list[dict[str, Any]]:
-        return list(self.message.tool_calls)
 
     @property
     def has_calls(self) -> bool:
