@@ -124,7 +124,7 @@ class ToolCache:
 
     async def get_search(self, backend: str, query: str, top_k: int) -> list[SearchHit] | None:
         """Hits stored for this search and still fresh, else ``None``."""
-        row = await self._get("search", search_key(backend, query, top_k), self.ttl_s)
+        row = await self._get("search", search_key(backend, query, top_k))
         return [SearchHit(title=h["title"], url=h["url"], snippet=h["snippet"]) for h in row["hits"]] if row else None
 
     async def put_search(self, backend: str, query: str, top_k: int, hits: list[SearchHit]) -> None:
@@ -137,7 +137,7 @@ class ToolCache:
     # ---- pages -------------------------------------------------------------------------------
 
     async def get_page(self, url: str) -> CachedPage | None:
-        row = await self._get("pages", page_key(url), self.ttl_s)
+        row = await self._get("pages", page_key(url))
         if row is None:
             return None
         if row["error"] is not None:
@@ -166,7 +166,7 @@ class ToolCache:
     # ---- evidence ----------------------------------------------------------------------------
 
     async def get_evidence(self, url: str, goal: str, extractor: str) -> CachedEvidence | None:
-        row = await self._get("evidence", evidence_key(url, goal, extractor), self.ttl_s)
+        row = await self._get("evidence", evidence_key(url, goal, extractor))
         if row is None:
             return None
         return CachedEvidence(row["text"], [Source(url=s["url"], title=s["title"]) for s in row["sources"]])
@@ -198,9 +198,9 @@ class ToolCache:
 
     # ---- plumbing ----------------------------------------------------------------------------
 
-    async def _get(self, name: str, key: str, ttl_s: float) -> dict[str, Any] | None:
+    async def _get(self, name: str, key: str) -> dict[str, Any] | None:
         row = await self._safely(lambda: self.db.read(_get_row, TABLES[name], key))
-        fresh = row is not None and row["stored_at"] >= self.clock() - ttl_s
+        fresh = row is not None and row["stored_at"] >= self.clock() - self.ttl_s
         self.counts[f"{name}_{'hit' if fresh else 'miss'}"] += 1
         return row if fresh else None
 
@@ -208,7 +208,7 @@ class ToolCache:
         now = self.clock()
         self._writes[name] += 1
         prune = self._writes[name] % self.prune_every == 0
-        expired_before = now - max(self.ttl_s, self.negative_ttl_s)
+        expired_before = now - self.ttl_s  # negative entries never outlive ttl_s
         await self._safely(lambda: self.db.write(
             _put_row, TABLES[name], {**row, "cache_key": key, "stored_at": now},
             prune_to=self.max_rows if prune else None, expired_before=expired_before,

@@ -102,12 +102,13 @@ class EvidenceExtractor:
 
         ``timeout_s`` bounds the query-LLM call; when it runs out the extractive path answers.
         """
+        # Splitting and ranking a large page is CPU work: off the event loop, like its parsing.
         if self.llm is None:
-            return Evidence(self.extractive(doc, goal, url=url), "extractive")
+            return Evidence(await asyncio.to_thread(self.extractive, doc, goal, url=url), "extractive")
         try:
             async with asyncio.timeout(timeout_s):
-                reply = await self.llm.complete(self._messages(doc, goal), temperature=0.0,
-                                                max_tokens=self.llm_max_tokens)
+                messages = await asyncio.to_thread(self._messages, doc, goal)
+                reply = await self.llm.complete(messages, temperature=0.0, max_tokens=self.llm_max_tokens)
             sections = parse_sections(_content(reply))
             problem = validate_sections(sections)
         except TimeoutError:
@@ -116,7 +117,7 @@ class EvidenceExtractor:
             problem = f"the query LLM failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
         if problem:
             log.warning("evidence for %s: %s; using extractive passages", url, problem)
-            return Evidence(self.extractive(doc, goal, url=url), "extractive", problem)
+            return Evidence(await asyncio.to_thread(self.extractive, doc, goal, url=url), "extractive", problem)
         return Evidence(format_llm_evidence(url, goal, sections), "llm")
 
     def _messages(self, doc: Document, goal: str) -> list[dict[str, Any]]:

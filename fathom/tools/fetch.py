@@ -125,9 +125,7 @@ class Fetcher:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._fetch(url)
-        except TimeoutError:
-            raise FetchError(f"timed out after {self.timeout_s:g} s") from None
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             raise FetchError(f"timed out after {self.timeout_s:g} s") from None
         except httpx.ConnectError as exc:
             raise FetchError(f"could not connect ({_short(exc)})") from None

@@ -19,14 +19,15 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from fathom.settings import Settings
 from fathom.tools.base import SearchBackend, Source, ToolError, ToolOutcome
 from fathom.tools.evidence import EvidenceExtractor, QueryLLM
 from fathom.tools.extract import Document, ExtractError, extract
-from fathom.tools.fetch import FetchError, Fetcher
+from fathom.tools.fetch import Fetcher, FetchError
 from fathom.tools.search import dedupe_hits, format_search_results, make_search_backend
+from fathom.tools.specs import MAX_TOP_K
+from fathom.tools.ssrf import BlockedURLError, split_url
 
 if TYPE_CHECKING:
     from fathom.tools.cache import ToolCache
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 INVALID_URL = "[error] invalid URL \u2013 must start with http:// or https://"
 PER_HOST_FETCHES = 4
 MAX_FETCHES = 32
-MAX_TOP_K = 50
 WEB_SCHEMES = ("http://", "https://")
 # Fetch failures that say something about the page, not the moment: worth remembering briefly.
 _LASTING_FETCH_FAILURE = re.compile(r"^HTTP (404|410)\b")
@@ -136,9 +136,9 @@ class Toolbox:
             async with asyncio.timeout(self.tool_timeout_s):
                 hits = await cache.get_search(backend, query, k) if cache else None
                 if hits is None:
-                    hits = await self.search_backend.search(query, k)
+                    hits = dedupe_hits(await self.search_backend.search(query, k), k, schemes=self._schemes)
                     if cache:
-                        await cache.put_search(backend, query, k, dedupe_hits(hits, k, schemes=self._schemes))
+                        await cache.put_search(backend, query, k, hits)
         except TimeoutError:
             return _error(f"search timed out after {self.tool_timeout_s:g} s")
         except ToolError as exc:
@@ -146,7 +146,6 @@ class Toolbox:
         except Exception as exc:  # a backend bug must not end the research run
             log.exception("search backend %s failed", getattr(self.search_backend, "name", "?"))
             return _error(f"search failed: {type(exc).__name__}: {exc}")
-        hits = dedupe_hits(hits, k, schemes=self._schemes)
         return ToolOutcome(
             text=format_search_results(hits, query),
             ok=True,
@@ -159,8 +158,9 @@ class Toolbox:
         goal = " ".join(str(goal or "").split())
         if self.corpus is not None and url.lower().startswith("file:"):
             return await self._query_file(self.corpus, url, goal)
-        host = _http_host(url)
-        if host is None:
+        try:
+            _, host, _ = split_url(url)
+        except BlockedURLError:
             return ToolOutcome(text=INVALID_URL, ok=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.tool_timeout_s
@@ -281,18 +281,6 @@ def make_query_llm(settings: Settings) -> QueryLLM | None:
 
 def _error(message: str) -> ToolOutcome:
     return ToolOutcome(text=f"[error] {message}", ok=False)
-
-
-def _http_host(url: str) -> str | None:
-    """The lower-cased host of an http(s) URL, or ``None`` if ``url`` is not one."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.hostname
 
 
 def _clamp_top_k(top_k: Any, default: int) -> int:

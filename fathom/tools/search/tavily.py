@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextvars
 
 import httpx
-from tavily import AsyncTavilyClient
-from tavily import errors as tavily_errors
 
 from fathom.tools.base import SearchHit, ToolError
 from fathom.tools.search.http import (
@@ -58,6 +56,8 @@ class TavilyBackend:
         self._http = default_client(
             timeout_s, base_url=self.base_url, event_hooks={"response": [_remember_retry_after]}
         )
+        from tavily import AsyncTavilyClient  # imported on use: it pulls in requests, a slow import
+
         self._client = AsyncTavilyClient(api_key=api_key, api_base_url=self.base_url, client=self._http)
 
     async def search(self, query: str, top_k: int) -> list[SearchHit]:
@@ -85,6 +85,8 @@ class TavilyBackend:
 
 
 def _map_error(exc: Exception, retry_after: float | None) -> Exception:
+    from tavily import errors as tavily_errors
+
     detail = " ".join(str(exc).split())[:200]
     detail = f": {detail}" if detail else ""
     if isinstance(exc, tavily_errors.InvalidAPIKeyError):
