@@ -190,3 +190,18 @@ async def test_wall_clock_budget_forces_a_final_answer(sglang, searxng, web):
     summary = await run(fake_settings(sglang, searxng, web, max_wall_seconds=0.3))
     assert summary["answer"] == "1897" and summary["rounds"] == 2
     assert "budget is used up (the time limit" in sglang.prompts[-1]
+
+
+async def test_shared_services_are_rebuilt_for_a_different_api_key(sglang, searxng, web):
+    """Services built from settings are cached per event loop; a changed API key (which
+    ``model_dump_json`` masks) must get clients of its own, carrying the new key."""
+    from fathom.graph.context import FathomContext, get_services
+
+    base = fake_settings(sglang, searxng, web).model_dump()
+    first = await get_services(FathomContext(settings={**base, "model_api_key": "old-key"}))
+    again = await get_services(FathomContext(settings={**base, "model_api_key": "old-key"}))
+    other = await get_services(FathomContext(settings={**base, "model_api_key": "new-key"}))
+    assert again is first and other is not first
+    assert other.settings.model_api_key.get_secret_value() == "new-key"
+    for services in (first, other):
+        await services.aclose()

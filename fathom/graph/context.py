@@ -8,6 +8,7 @@ the nodes build services from the environment once per event loop.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from fathom.protocols.base import SearchProtocol
 from fathom.protocols.chat import ChatToolsProtocol
 from fathom.protocols.fathom import FathomProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
-from fathom.settings import Settings
+from fathom.settings import SECRET_ENV_VARS, Settings
 from fathom.tools.cache import ToolCache
 from fathom.tools.toolbox import Toolbox
 
@@ -155,8 +156,14 @@ async def get_services(context: FathomContext | dict[str, Any] | None) -> Servic
     if not isinstance(settings, Settings):
         settings = Settings.load(settings or {})
     per_loop = _cached.setdefault(asyncio.get_running_loop(), {})
-    key = (settings.model_dump_json(), id(context.chat_model))
+    key = (settings.model_dump_json(), _secrets_digest(settings), id(context.chat_model))
     if key not in per_loop:
         built = await asyncio.to_thread(Services.from_settings, settings, chat_model=context.chat_model)
         per_loop.setdefault(key, built)
     return per_loop[key]
+
+
+def _secrets_digest(settings: Settings) -> str:
+    """A digest of the API keys: ``model_dump_json`` masks them, yet clients differ by key."""
+    keys = [_secret(getattr(settings, name)) or "" for name in SECRET_ENV_VARS]
+    return hashlib.sha256("\0".join(keys).encode()).hexdigest()
