@@ -117,21 +117,24 @@ async def execute(
     except Exception as exc:
         await store.runs.update(record.run_id, status="failed", error=" ".join(str(exc).split()) or type(exc).__name__)
         raise
-    if "review" in summary:
-        status = "interrupted"  # waiting for a human: `fathom resume` asks again
-    elif summary["status"] == "answered" and summary["report_status"] in (None, "written", "aborted"):
-        status = "done"
-    else:
-        status = "failed"
     await store.runs.update(
         record.run_id,
-        status=status,
+        status=final_status(summary),
         rounds=int(summary["rounds"]),
         answer=summary["answer"],
         report=summary["report"],
         error=summary["error"],
     )
     return summary
+
+
+def final_status(summary: dict[str, Any]) -> str:
+    """The registry status of a run that stopped with ``summary``."""
+    if "review" in summary:
+        return "interrupted"  # waiting for a human: `fathom resume` asks again
+    if summary["status"] == "answered" and summary["report_status"] in (None, "written", "aborted"):
+        return "done"
+    return "failed"
 
 
 def _endpoints(settings: Settings) -> dict[str, Any]:
@@ -186,12 +189,11 @@ async def resume(
         record = await require_run(store, run_id)
         if on_event is not None:
             on_event({"event": "resume", "run_id": run_id, "question": record.question})
-        settings = resume_settings(record, {**flags, "db_url": db_url})
         snapshot = await build_graph(checkpointer=store.saver).aget_state(run_config(run_id))
-        if is_finished(snapshot):
+        if is_finished(snapshot):  # nothing to run: only make the record match the state
             summary = run_summary(run_id, snapshot.values)
-            if record.status != "done" and summary["status"] == "answered":
-                await store.runs.update(run_id, status="done", rounds=summary["rounds"], answer=summary["answer"])
+            if record.status != (status := final_status(summary)):
+                await store.runs.update(run_id, status=status, rounds=summary["rounds"], answer=summary["answer"])
             return summary
         if snapshot.interrupts:
             if decision is None:
@@ -201,6 +203,7 @@ async def resume(
             payload = record.options.get("inputs") or {"question": record.question}
         else:
             payload = None
+        settings = resume_settings(record, {**flags, "db_url": db_url})
         return await execute(store, record, settings, payload=payload, on_event=on_event)
 
 

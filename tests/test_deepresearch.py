@@ -171,3 +171,17 @@ def test_cli_review_waits_then_resume_continues(cli, sglang, searxng, web, synth
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["report_status"] == "written"
     assert (tmp_path / "rv.md").read_text().startswith(f"# {QUESTION}")
+
+
+def test_resuming_a_finished_run_keeps_its_status(cli, sglang, searxng, web):
+    """A finished run whose report failed stays `failed` when resumed (there is nothing to do)."""
+    sglang.add(*research_script(web))
+    with FakeSGLang(fallback=synthesizer(web, report="   ")) as synth:
+        env = {**fake_env(sglang, searxng, web), "FATHOM_SYNTH_MODEL_URL": synth.url}
+        cli("research", "-q", "--deepresearch", "--run-id", "empty-report", QUESTION, env=env)
+        statuses = []
+        for _ in range(2):
+            [row] = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
+            statuses.append(row["status"])
+            cli("resume", "-q", "empty-report", env=env)
+    assert statuses == ["failed", "failed"]
