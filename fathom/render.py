@@ -16,17 +16,21 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from fathom.nodes.citations import check_citations, lines_outside_code, sources_section, strip_sources_section
+from fathom.nodes.citations import (
+    CITATION_GROUP,
+    check_citations,
+    lines_outside_code,
+    sources_section,
+    split_citation_group,
+    strip_sources_section,
+)
 
 PLAN_HEADING = "## Appendix: research plan"
 META_HEADING = "## Run details"
 _SOURCE_TITLES = frozenset({"sources used", "sources", "references"})
 _HEADING = re.compile(r"^([ \t]{0,3})(#{1,6})(?=[ \t]|$)")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
-# Same shape as in citations.py: bracket content is matched loosely (bounded, no nested
-# quantifiers to backtrack through) and then split into URLs.
-_CITE = re.compile(r"\[[ \t]*(https?://[^\]\n]{0,2000}?)[ \t]*\]", re.IGNORECASE)
-_CITE_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORECASE)
+_CITE = re.compile(rf"\[[ \t]*({CITATION_GROUP})[ \t]*\]", re.IGNORECASE)
 _SAFE_HREF = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 _ANY_URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)
 
@@ -201,8 +205,8 @@ def _cite_tokens(text: str, numbers: dict[str, int], fallback: bool) -> list[Tok
     changed = False
     for match in _CITE.finditer(text):
         links: list[Token] = []
-        urls = _CITE_SPLIT.split(match.group(1))
-        if any(re.search(r"\s", url) for url in urls):
+        urls = split_citation_group(match.group(1))
+        if urls is None:
             continue  # prose in brackets, not a citation
         for url in urls:
             if url not in numbers and fallback:

@@ -33,16 +33,28 @@ _CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[ \t]*
 
 # Link text with one level of nested brackets. Lengths are bounded so that a degenerate line (a
 # small model repeating "[https://…" thousands of times) cannot make the scan quadratic.
+# The inside of a bracketed citation group, matched loosely (bounded, nothing to backtrack
+# through) and then split into URLs by split_citation_group.
+CITATION_GROUP = r"https?://[^\]\n]{0,2000}?"
 _LABEL = r"(?:[^\[\]\n]|\[[^\[\]\n]{0,500}\]){0,500}"
 _HREF = r"<[^<>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*"  # balanced parens, as in wiki URLs
 _CITATION = re.compile(
     rf"(?P<bang>!?)\[(?P<label>{_LABEL})\]\((?P<href>{_HREF})(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'))?\)"
     r"|<(?P<auto>https?://[^\s<>]+)>"
-    r"|\[[ \t]*(?P<group>https?://[^\]\n]{0,2000}?)[ \t]*\]",
+    rf"|\[[ \t]*(?P<group>{CITATION_GROUP})[ \t]*\]",
     re.IGNORECASE,
 )
 _GROUP_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORECASE)
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
+
+
+def split_citation_group(group: str) -> list[str] | None:
+    """The URLs of a bracketed citation group (``[url1, url2]``), or None if it is prose in
+    brackets that happens to start with a URL."""
+    pieces = _GROUP_SPLIT.split(group)
+    if any(re.search(r"\s", p) or not _HTTP.match(p) for p in pieces):
+        return None
+    return pieces
 
 
 @dataclass
@@ -132,9 +144,9 @@ def check_citations(report: str, retrieved: list[str]) -> CitationResult:
 def _rewrite(match: re.Match[str], resolver: _Resolver) -> str:
     """The replacement for one citation-like match ("" removes it)."""
     if match.group("group") is not None:
-        pieces = _GROUP_SPLIT.split(match.group("group"))
-        if any(re.search(r"\s", p) or not _HTTP.match(p) for p in pieces):
-            return match.group(0)  # prose in brackets that happens to start with a URL
+        pieces = split_citation_group(match.group("group"))
+        if pieces is None:
+            return match.group(0)
         kept = dict.fromkeys(u for u in map(resolver.resolve, pieces) if u)
         return " ".join(f"[{url}]" for url in kept)
     if match.group("auto") is not None:

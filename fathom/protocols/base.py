@@ -55,6 +55,11 @@ class SearchProtocol(Protocol):
     def estimate_tokens(self, text: str) -> int: ...
 
 
+def estimate_tokens(text: str) -> int:
+    """Tokens in ``text``, conservatively (~3 characters a token): budgets err towards room."""
+    return len(text) // 3 + 1
+
+
 # ---- answers ----------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from fathom.models.chat import ChatClient
-from fathom.protocols.base import Turn, TurnBudget, find_boxed
+from fathom.protocols.base import Turn, TurnBudget, estimate_tokens, find_boxed
 from fathom.tools.specs import TOOLS, ToolCallError, validate_call
 
 
@@ -31,7 +31,7 @@ class ChatToolsProtocol:
         self.tools = [spec.as_openai_tool() for spec in TOOLS.values()]
 
     def estimate_tokens(self, text: str) -> int:
-        return len(text) // 3 + 1
+        return estimate_tokens(text)
 
     async def turn(self, messages: list[AnyMessage], budget: TurnBudget) -> Turn:
         if isinstance(self.model, BaseChatModel):

@@ -17,7 +17,7 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from fathom.models.base import Generation
 from fathom.models.sglang import SGLangClient
-from fathom.protocols.base import Turn, TurnBudget, extract_answer, split_think
+from fathom.protocols.base import Turn, TurnBudget, estimate_tokens, extract_answer, split_think
 from fathom.protocols.prompts import Prompt, python_repr_schemas
 from fathom.tools.specs import ToolCallError, validate_call
 
@@ -175,8 +175,7 @@ class FathomProtocol:
         self.repetition_penalty = repetition_penalty
 
     def estimate_tokens(self, text: str) -> int:
-        # Conservative (~3 chars per token) so budgets err on the side of room for the answer.
-        return len(text) // 3 + 1
+        return estimate_tokens(text)
 
     def render(self, messages: list[AnyMessage], budget: TurnBudget | None = None) -> str:
         compact_until = _compact_boundary(messages) if budget and budget.compact else 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from fathom.protocols.base import estimate_tokens
 from fathom.protocols.prompts import (
     DEFAULT_SYNTH_PROMPT,
     LANGUAGE_PLACEHOLDER,
@@ -52,10 +53,6 @@ _HIT_URL = re.compile(r"^\*\*URL\*\*:\s*(https?://\S+)", re.MULTILINE)
 _HIT_HEAD = re.compile(r"^(?:### .*|\*\*URL\*\*:.*)$", re.MULTILINE)
 
 Estimator = Callable[[str], int]
-
-
-def _default_estimate(text: str) -> int:
-    return len(text) // 3 + 1
 
 
 # ---- reading the transcript ------------------------------------------------------------------
@@ -299,7 +296,7 @@ def fit_trace(
     messages: list[BaseMessage],
     *,
     max_tokens: int,
-    estimate: Estimator = _default_estimate,
+    estimate: Estimator = estimate_tokens,
     head_chars: int = 1200,
 ) -> list[BaseMessage]:
     """A copy of ``messages`` whose :func:`format_trace` fits in ``max_tokens``.
@@ -419,7 +416,7 @@ def trace_budget(
     system: str,
     question: str,
     tool_calls: list[dict[str, Any]],
-    estimate: Estimator = _default_estimate,
+    estimate: Estimator = estimate_tokens,
     margin: int = 256,
 ) -> int:
     """Tokens left for the trace (``fit_trace``'s ``max_tokens``) once the rest of the prompt and
