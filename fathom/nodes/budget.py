@@ -42,15 +42,29 @@ def plan_turn(
     prompt_estimate = known + tokens_since_last_turn(messages, protocol)
     room = settings.context_tokens - prompt_estimate - SAFETY_MARGIN
     reason: str | None = None
-    if rounds + 1 >= settings.max_rounds:
+    if not has_rounds_left(rounds, settings):
         reason = f"the limit of {settings.max_rounds} turns"
     elif time.monotonic() >= deadline:
         reason = f"the time limit of {settings.max_wall_seconds:.0f} s"
     elif room - settings.answer_reserve_tokens < MIN_TURN:
-        reason = f"the context window of {settings.context_tokens} tokens"
+        reason = context_limit_reason(settings)
     if reason is None:
         return TurnBudget(min(settings.max_new_tokens_per_turn, room - settings.answer_reserve_tokens)), None
     if room < settings.answer_reserve_tokens // 2:
         # Not even room for an answer: elide old tool results (the prefix cache is lost once).
-        return TurnBudget(settings.answer_reserve_tokens, force_answer=True, compact=True), reason
+        return compact_answer_budget(settings), reason
     return TurnBudget(max(64, min(room, settings.max_new_tokens_per_turn)), force_answer=True), reason
+
+
+def has_rounds_left(rounds: int, settings: Settings) -> bool:
+    """Whether a turn after round ``rounds`` may still research (not only answer)."""
+    return rounds + 1 < settings.max_rounds
+
+
+def context_limit_reason(settings: Settings) -> str:
+    return f"the context window of {settings.context_tokens} tokens"
+
+
+def compact_answer_budget(settings: Settings) -> TurnBudget:
+    """The last resort: answer now, with old tool results elided to make room."""
+    return TurnBudget(settings.answer_reserve_tokens, force_answer=True, compact=True)

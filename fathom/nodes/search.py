@@ -19,9 +19,9 @@ from langgraph.types import Send
 from fathom.graph.context import FathomContext, get_services
 from fathom.graph.state import ResearchState
 from fathom.models.base import ContextLengthError
-from fathom.nodes.budget import plan_turn
+from fathom.nodes.budget import compact_answer_budget, context_limit_reason, plan_turn
 from fathom.nodes.progress import emit
-from fathom.protocols.base import Turn, TurnBudget, refused_call_responses
+from fathom.protocols.base import Turn, refused_call_responses
 from fathom.protocols.prompts import FORCE_ANSWER_NOTE
 
 
@@ -51,10 +51,10 @@ async def search(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[
         if budget.compact:
             raise
         # Our estimate was short of the server's count: answer now, in a compacted prompt.
-        reason = reason or f"the context window of {settings.context_tokens} tokens"
+        reason = reason or context_limit_reason(settings)
         if not budget.force_answer:
             new.append(HumanMessage(FORCE_ANSWER_NOTE.format(reason=reason)))
-        budget = TurnBudget(settings.answer_reserve_tokens, force_answer=True, compact=True)
+        budget = compact_answer_budget(settings)
         turn = await services.protocol.turn(messages + new, budget)
     turn = _cap_calls(turn, settings.max_calls_per_turn)
     new.append(turn.message)

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 from fathom.graph.context import FathomContext, Services, get_services
 from fathom.graph.state import ResearchState
 from fathom.models.base import ModelError
+from fathom.nodes.budget import has_rounds_left
 from fathom.nodes.progress import emit
 from fathom.protocols.base import extract_answer, split_think
 from fathom.protocols.judge import Judgement, evidence_text, judge_messages, parse_judgement
@@ -37,7 +38,7 @@ async def verify(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[
     previous = state.get("verification") or {}
     send_backs = int(previous.get("send_backs", 0))
     loops = int(previous.get("loops", 0))
-    budget_left = not state.get("forced") and state.get("rounds", 0) + 1 < settings.max_rounds
+    budget_left = not state.get("forced") and has_rounds_left(state.get("rounds", 0), settings)
     checks = [*previous.get("checks", []), {"answer": answer, "problems": problems}]
     record = {"checks": checks, "send_backs": send_backs, "loops": loops}
 
