@@ -144,7 +144,7 @@ async def test_tool_calls_per_turn_are_capped(sglang, searxng, web):
     many = "".join(call("search_urls", query=f"q{i}") for i in range(5))
     sglang.add("go</think>\n" + many, "done</think>\n\\boxed{1897}")
     summary = await run(fake_settings(sglang, searxng, web, max_calls_per_turn=2))
-    assert queries(searxng) == ["q0", "q1"]
+    assert sorted(queries(searxng)) == ["q0", "q1"]  # the first two calls, run in parallel
     assert sum(not c["ok"] for c in summary["tool_calls"]) == 3
     assert "at most 2 tool calls are run per turn" in sglang.prompts[1]
 
