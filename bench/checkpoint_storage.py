@@ -40,9 +40,9 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fathom.checkpoints import SQLSaver
-from fathom.checkpoints.testing import scratch_database, server_url
-from fathom.checkpoints.urls import resolve_url
+from fathom.store import SQLSaver
+from fathom.store.checkpoints.testing import scratch_database, server_url
+from fathom.store.urls import resolve_url
 
 MEASURED_ROUNDS = (1, 16, 64)
 GET_REPEATS = 41

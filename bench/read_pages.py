@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from bench.read_fixtures import Filler
 
 Built = tuple[str, str, list[tuple[str, str]], dict[str, Any]]
-BUILDERS: dict[str, Callable[["Filler", random.Random], Built]] = {}
+BUILDERS: dict[str, Callable[[Filler, random.Random], Built]] = {}
 
 
-def builder(fn: Callable[["Filler", random.Random], Built]) -> Callable[["Filler", random.Random], Built]:
+def builder(fn: Callable[[Filler, random.Random], Built]) -> Callable[[Filler, random.Random], Built]:
     BUILDERS[fn.__name__] = fn
     return fn
 
@@ -35,7 +35,7 @@ def ul(items: Sequence[str], ordered: bool = False) -> str:
     return f"<{tag}>" + "".join(f"<li>{i}</li>" for i in items) + f"</{tag}>"
 
 
-def sections(f: "Filler", topic: str, titles: Sequence[str], planted: dict[int, str], paras: tuple[int, int] = (2, 4),
+def sections(f: Filler, topic: str, titles: Sequence[str], planted: dict[int, str], paras: tuple[int, int] = (2, 4),
              level: int = 2) -> str:
     """Sections of filler; ``planted[i]`` (a paragraph) goes into section ``i``."""
     out = []
@@ -47,7 +47,7 @@ def sections(f: "Filler", topic: str, titles: Sequence[str], planted: dict[int, 
 
 
 @builder
-def news_tram(f: "Filler", r: random.Random) -> Built:
+def news_tram(f: Filler, r: random.Random) -> Built:
     body = ("<h1>City council approves Line 4 tram extension</h1><p class=\"byline\">By Ana Lopes, 3 March 2025</p>"
             + f.paras("transport", 3)
             + "<p>After a six-hour debate the council voted 31 to 12 on Tuesday to extend the Line 4 tram by "
@@ -63,7 +63,7 @@ def news_tram(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def wiki_lake(f: "Filler", r: random.Random) -> Built:
+def wiki_lake(f: Filler, r: random.Random) -> Built:
     infobox = table(["Lake Vostrand", ""], [("Location", "Norrland, Sweden"), ("Surface area", "412 km2"),
                                             ("Max. depth", "221 m"), ("Surface elevation", "318 m")], cls="infobox")
     toc = '<div id="toc" class="toc"><h2>Contents</h2>' + ul([f"{i} {t}" for i, t in enumerate(
@@ -85,7 +85,7 @@ def wiki_lake(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def wiki_railway_long(f: "Filler", r: random.Random) -> Built:
+def wiki_railway_long(f: Filler, r: random.Random) -> Built:
     titles = [f"{f.words(2)} ({1860 + i})" for i in range(110)]
     planted = {
         9: "<p>The company's first chief engineer was Josiah Penrose, who had worked under Brunel and laid out "
@@ -106,7 +106,7 @@ def wiki_railway_long(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def product_phone(f: "Filler", r: random.Random) -> Built:
+def product_phone(f: Filler, r: random.Random) -> Built:
     specs = [("Display", "6.4-inch OLED, 120 Hz"), ("Processor", "Octa-core 3.1 GHz"), ("Battery", "4,850 mAh"),
              ("Weight", "186 g"), ("Dimensions", "152 x 71 x 8.1 mm"), ("Storage", "256 GB")]
     specs += [(f.words(2), f"{r.randint(1, 999)} {f.words(1)}") for _ in range(30)]
@@ -122,7 +122,7 @@ def product_phone(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def recipe_sourdough(f: "Filler", r: random.Random) -> Built:
+def recipe_sourdough(f: Filler, r: random.Random) -> Built:
     story = f.paras("food", 9)  # the life story before the recipe
     ingredients = ul(["500 g strong white flour", "350 g water", "100 g active starter", "10 g salt"])
     steps = ul([escape(f.sentence("food")) for _ in range(4)] + [
@@ -137,7 +137,7 @@ def recipe_sourdough(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def docs_api(f: "Filler", r: random.Random) -> Built:
+def docs_api(f: Filler, r: random.Random) -> Built:
     nav = '<nav class="docs-nav">' + "".join(f"<a href='/api/{i}'>{f.words(2)}</a>" for i in range(300)) + "</nav>"
     code = ("<pre><code>from webkit import fetch_page\n\npage = fetch_page(url, timeout=30)\n"
             "print(page.status)\n</code></pre>")
@@ -158,7 +158,7 @@ def docs_api(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def forum_bootloop(f: "Filler", r: random.Random) -> Built:
+def forum_bootloop(f: Filler, r: random.Random) -> Built:
     posts = []
     for i in range(45):
         text = f.paras("tech", r.randint(1, 3))
@@ -177,7 +177,7 @@ def forum_bootloop(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def gov_census_table(f: "Filler", r: random.Random) -> Built:
+def gov_census_table(f: Filler, r: random.Random) -> Built:
     rows = []
     for i in range(2400):
         name = f"{f.words(1)}{r.choice(['ton', 'by', 'ham', 'ford', 'wick'])} {i}"
@@ -195,7 +195,7 @@ def gov_census_table(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def sports_cup_final(f: "Filler", r: random.Random) -> Built:
+def sports_cup_final(f: Filler, r: random.Random) -> Built:
     teams = ["Rivertown Rovers", "Hexham United", "Port Ellis Athletic", "Skarra FC", "Millbank Town"]
     results = [(f"{r.randint(1, 28)} May", r.choice(teams), f"{r.randint(0, 4)}\u2013{r.randint(0, 4)}",
                 r.choice(teams)) for _ in range(120)]
@@ -211,7 +211,7 @@ def sports_cup_final(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def finance_q3(f: "Filler", r: random.Random) -> Built:
+def finance_q3(f: Filler, r: random.Random) -> Built:
     quarters = table(["Metric", "Q3 2023", "Q3 2024", "Change"], [
         ("Revenue", "$356.1 million", "$412.7 million", "+15.9%"),
         ("Operating margin", "18.2%", "21.4%", "+3.2 pts"),
@@ -227,7 +227,7 @@ def finance_q3(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def faq_returns(f: "Filler", r: random.Random) -> Built:
+def faq_returns(f: Filler, r: random.Random) -> Built:
     qa = [("How many days do I have to return an item?", "You can return any item within 45 days of delivery for "
            "a full refund."),
           ("Do you ship internationally?", "We currently ship to Canada and Mexico; other countries are coming soon.")]
@@ -241,7 +241,7 @@ def faq_returns(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def changelog(f: "Filler", r: random.Random) -> Built:
+def changelog(f: Filler, r: random.Random) -> Built:
     parts = []
     for minor in range(9, -1, -1):
         for patch in range(9, -1, -1):
@@ -259,7 +259,7 @@ def changelog(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def blog_astro(f: "Filler", r: random.Random) -> Built:
+def blog_astro(f: Filler, r: random.Random) -> Built:
     figs = "".join(f'<figure><img src="/p/{i}.jpg" alt="night sky"><figcaption>{f.words(5)}</figcaption></figure>'
                    for i in range(8))
     body = ("<h1>Chasing the Milky Way in the Atacama</h1>" + f.paras("nature", 6)
@@ -273,7 +273,7 @@ def blog_astro(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def course_catalog(f: "Filler", r: random.Random) -> Built:
+def course_catalog(f: Filler, r: random.Random) -> Built:
     courses = []
     for i in range(320):
         code = f"{r.choice(['ENV', 'HIS', 'CS', 'ECO', 'BIO'])} {100 + i}"
@@ -292,7 +292,7 @@ def course_catalog(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def travel_skarra(f: "Filler", r: random.Random) -> Built:
+def travel_skarra(f: Filler, r: random.Random) -> Built:
     ferries = table(["Route", "Duration", "Daily sailings"], [("Port Ellis \u2013 Skarra", "2 hours 40 minutes", 3)]
                     + [(f"{r.choice(['Hexham', 'Millbank'])} \u2013 {f.words(1)}", f"{r.randint(1, 5)} hours", r.randint(1, 6))
                        for _ in range(12)], caption="Ferries")
@@ -306,7 +306,7 @@ def travel_skarra(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def paper_landing(f: "Filler", r: random.Random) -> Built:
+def paper_landing(f: Filler, r: random.Random) -> Built:
     refs = ul([f"{r.choice(['Smith', 'Lee', 'Okafor'])} et al. {f.words(7)}. {r.randint(1990, 2024)}." for _ in range(90)],
               ordered=True)
     body = ("<h1>Evening light exposure and sleep onset in adolescents</h1><p class=\"journal\">Journal of Sleep "
@@ -320,7 +320,7 @@ def paper_landing(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def timeline_observatory(f: "Filler", r: random.Random) -> Built:
+def timeline_observatory(f: Filler, r: random.Random) -> Built:
     events = [f"{1850 + i * 3}: {escape(f.sentence('culture'))}" for i in range(50)]
     events.insert(4, "1862: The Rivertown Observatory was founded by the Philosophical Society.")
     events.insert(27, "1931: The observatory's main telescope was replaced with a 24-inch reflector.")
@@ -332,7 +332,7 @@ def timeline_observatory(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def legal_terms(f: "Filler", r: random.Random) -> Built:
+def legal_terms(f: Filler, r: random.Random) -> Built:
     clauses = []
     for n in range(1, 41):
         subs = [f"{n}.{m} {escape(f.sentence('law'))} {escape(f.sentence('law'))}" for m in range(1, r.randint(4, 9))]
@@ -349,7 +349,7 @@ def legal_terms(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def real_estate(f: "Filler", r: random.Random) -> Built:
+def real_estate(f: Filler, r: random.Random) -> Built:
     body = ("<h1>14 Alder Lane, Alder Green</h1><p class=\"price\">Asking price: \u00a3575,000</p>"
             "<ul class=\"features\"><li>Detached house with four bedrooms</li><li>Two bathrooms</li>"
             "<li>South-facing garden</li></ul>" + f.paras("culture", 5)
@@ -361,7 +361,7 @@ def real_estate(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def climate_skarra(f: "Filler", r: random.Random) -> Built:
+def climate_skarra(f: Filler, r: random.Random) -> Built:
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     highs = [f"{r.uniform(1, 18):.1f}" for _ in months]
     highs[6] = "19.4"
@@ -376,7 +376,7 @@ def climate_skarra(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def museum_exhibit(f: "Filler", r: random.Random) -> Built:
+def museum_exhibit(f: Filler, r: random.Random) -> Built:
     body = ("<h1>Silver of the North: Viking hoards</h1><p>The exhibition brings together more than 300 objects "
             "from hoards found across Scandinavia.</p>" + f.paras("culture", 4)
             + table(["Dates", "Tickets"], [("Until 16 March 2025", "\u00a318, members free")], cls="visit")
@@ -388,7 +388,7 @@ def museum_exhibit(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def movie_page(f: "Filler", r: random.Random) -> Built:
+def movie_page(f: Filler, r: random.Random) -> Built:
     cast = [("Ines Albrecht", "Captain Mirela Voss")] + [(f.words(2), f.words(2)) for _ in range(60)]
     body = ("<h1>The Long Tide (2022)</h1>" + f.paras("culture", 4)
             + table(["Actor", "Role"], cast, caption="Cast") + "<h2>Production</h2><p>The film was shot in Skarra "
@@ -400,7 +400,7 @@ def movie_page(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def press_release(f: "Filler", r: random.Random) -> Built:
+def press_release(f: Filler, r: random.Random) -> Built:
     body = ("<h1>New Rivertown library to open in spring</h1><p>The new central library will open to the public on "
             "2 May 2026. The building cost \u00a314.2 million and houses 180,000 books.</p>" + f.paras("culture", 1))
     return ("New Rivertown library", body, [
@@ -410,7 +410,7 @@ def press_release(f: "Filler", r: random.Random) -> Built:
 
 
 @builder
-def outage_mega_comments(f: "Filler", r: random.Random) -> Built:
+def outage_mega_comments(f: Filler, r: random.Random) -> Built:
     body = ("<h1>Thousands lose power in Rivertown</h1>" + f.paras("transport", 2)
             + "<p>The outage was caused by a failed transformer at the Millbank substation, the network operator "
             "said, and 12,400 homes lost power for up to nine hours.</p>" + f.paras("transport", 2))

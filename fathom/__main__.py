@@ -1,3 +1,3 @@
-from fathom.cli import main
+from fathom.cli.main import main
 
 main()

@@ -11,7 +11,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from fathom.errors import ConfigError
 
 SearchBackendName = Literal["tavily", "serper", "searxng", "ddg", "local"]
 
@@ -49,9 +58,6 @@ SECRET_ENV_VARS: dict[str, str] = {
     "model_api_key": "FATHOM_MODEL_API_KEY",
 }
 
-
-class SettingsError(ValueError):
-    """A setting has a value Fathom cannot use; the message names the setting and says why."""
 
 
 class Settings(BaseModel):
@@ -188,10 +194,10 @@ class Settings(BaseModel):
         *,
         config_file: str | Path | None = None,
         environ: dict[str, str] | None = None,
-    ) -> "Settings":
+    ) -> Settings:
         """Merge defaults < config file < environment < ``overrides`` (flags); ``None`` values are ignored.
 
-        Raises :class:`SettingsError` with a one-line, user-facing message on any bad value.
+        Raises :class:`ConfigError` with a one-line, user-facing message on any bad value.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -207,7 +213,7 @@ class Settings(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise SettingsError(_describe(exc)) from None
+            raise ConfigError(_describe(exc)) from None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -215,13 +221,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise SettingsError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     data = data.get("fathom", data)
     secrets = set(SECRET_ENV_VARS) & set(data)
     if secrets:
-        raise SettingsError(
+        raise ConfigError(
             f"config file {path} holds {', '.join(sorted(secrets))}: keep API keys in the environment"
         )
     return data

@@ -13,8 +13,8 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select, text
 
-from fathom.checkpoints import SQLSaver, plans
-from fathom.checkpoints.schema import blobs, checkpoints, writes
+from fathom.store import SQLSaver, plans
+from fathom.store.migrations import blobs, checkpoints, writes
 from tests.test_checkpoint_support import research_graph, research_input, run_config
 
 WRITERS = 32

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 
-from fathom.checkpoints import SQLSaver
-from fathom.checkpoints.testing import scratch_database
+from fathom.store import SQLSaver
+from fathom.store.checkpoints.testing import scratch_database
 from tests.test_checkpoint_support import BACKENDS, SyncPathSaver, server
 
 BASE_TESTS = 58  # put 17, put_writes 10, get_tuple 10, list 16, delete_thread 5

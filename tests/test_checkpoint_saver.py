@@ -10,8 +10,15 @@ import pytest
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 from sqlalchemy import create_engine, text
 
-from fathom.checkpoints import SQLSaver, engine, maintenance, queries
-from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config, saver
+from fathom.store import SQLSaver, engine
+from fathom.store.checkpoints import maintenance, queries
+from tests.test_checkpoint_support import (
+    backend_url,
+    research_graph,
+    research_input,
+    run_config,
+    saver,
+)
 
 __all__ = ["backend_url", "saver"]  # fixtures
 
@@ -195,7 +202,7 @@ async def test_versions_are_increasing_strings(saver: SQLSaver) -> None:
 
 
 async def test_shared_database_is_not_closed_by_the_saver(backend_url: str) -> None:
-    from fathom.checkpoints import Database
+    from fathom.store import Database
 
     db = Database(backend_url)
     async with SQLSaver(db) as first:

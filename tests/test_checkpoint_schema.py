@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, inspect, select
 
-from fathom.checkpoints import (
+from fathom.store import (
     SCHEMA_VERSION,
-    CheckpointStoreError,
     Database,
     SQLSaver,
+    StoreError,
     default_db_url,
     resolve_url,
 )
-from fathom.checkpoints.schema import MIGRATIONS, migrate, migrations
+from fathom.store.migrations import MIGRATIONS, migrate, migrations
 from tests.test_checkpoint_support import backend_url
 
 __all__ = ["backend_url"]  # fixture
@@ -72,7 +72,7 @@ async def test_a_newer_database_is_refused(backend_url: str) -> None:
         conn.execute(insert(migrations).values(v=SCHEMA_VERSION + 1))
     engine.dispose()
 
-    with pytest.raises(CheckpointStoreError, match=r"newer than this Fathom supports") as caught:
+    with pytest.raises(StoreError, match=r"newer than this Fathom supports") as caught:
         async with SQLSaver.from_url(backend_url):
             pass
     assert "\n" not in str(caught.value)
@@ -93,7 +93,7 @@ async def test_setup_is_safe_when_two_processes_open_a_fresh_database(tmp_path: 
 async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("these are my notes, not a database\n" * 100)
-    with pytest.raises(CheckpointStoreError) as caught:
+    with pytest.raises(StoreError) as caught:
         async with SQLSaver.from_url(f"sqlite:///{notes}"):
             pass
     assert "notes.txt" in str(caught.value) and "not a database" in str(caught.value)
@@ -105,7 +105,7 @@ async def test_fathom_tables_without_migrations_are_refused(tmp_path: Path) -> N
     path = tmp_path / "odd.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE fathom_checkpoints (x INTEGER)")
-    with pytest.raises(CheckpointStoreError, match="not a Fathom database"):
+    with pytest.raises(StoreError, match="not a Fathom database"):
         async with SQLSaver.from_url(f"sqlite:///{path}"):
             pass
 
@@ -120,14 +120,14 @@ async def test_another_applications_sqlite_file_is_shared_politely(tmp_path: Pat
 
 
 async def test_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointStoreError, match="does not exist"):
+    with pytest.raises(StoreError, match="does not exist"):
         async with SQLSaver.from_url(f"sqlite:///{tmp_path}/no/such/dir/x.db"):
             pass
 
 
 @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:1/test", "mysql://root@127.0.0.1:1/test"])
 async def test_unreachable_server(url: str) -> None:
-    with pytest.raises(CheckpointStoreError) as caught:
+    with pytest.raises(StoreError) as caught:
         async with SQLSaver.from_url(url):
             pass
     message = str(caught.value)
@@ -136,13 +136,13 @@ async def test_unreachable_server(url: str) -> None:
 
 def test_unreachable_server_on_the_sync_path() -> None:
     saver = SQLSaver.from_url("postgresql://postgres:secret@127.0.0.1:1/test")
-    with pytest.raises(CheckpointStoreError, match="cannot open"):
+    with pytest.raises(StoreError, match="cannot open"):
         saver.get_tuple({"configurable": {"thread_id": "x"}})  # first use sets the schema up
 
 
 def test_passwords_stay_out_of_messages() -> None:
     with (
-        pytest.raises(CheckpointStoreError) as caught,
+        pytest.raises(StoreError) as caught,
         SQLSaver.from_url("postgresql://postgres:hunter2@127.0.0.1:1/test"),
     ):
         pass
@@ -186,12 +186,12 @@ def test_sqlite_paths_expand_the_home_directory() -> None:
     ["sqlite://", "sqlite:///:memory:", "oracle://u@h/db", "", "://nothing", "postgresql://u:pw@h:port/db"],
 )
 def test_unusable_urls_are_refused(url: str) -> None:
-    with pytest.raises(CheckpointStoreError):
+    with pytest.raises(StoreError):
         resolve_url(url)
 
 
 def test_malformed_urls_do_not_echo_passwords() -> None:
-    with pytest.raises(CheckpointStoreError) as caught:
+    with pytest.raises(StoreError) as caught:
         resolve_url("postgresql://user:hunter2@host:port/db")
     assert "hunter2" not in str(caught.value)
 

@@ -12,10 +12,16 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import func, select
 
-from fathom.checkpoints import SQLSaver
-from fathom.checkpoints.codec import decode_chain, encode_list, pack
-from fathom.checkpoints.schema import blobs, checkpoints
-from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config, saver
+from fathom.store import SQLSaver
+from fathom.store.checkpoints.codec import decode_chain, encode_list, pack
+from fathom.store.migrations import blobs, checkpoints
+from tests.test_checkpoint_support import (
+    backend_url,
+    research_graph,
+    research_input,
+    run_config,
+    saver,
+)
 
 __all__ = ["backend_url", "saver"]  # fixtures
 

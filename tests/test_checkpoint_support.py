@@ -16,8 +16,8 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
-from fathom.checkpoints import SQLSaver
-from fathom.checkpoints.testing import ServerBackend, scratch_database, server_url
+from fathom.store import SQLSaver
+from fathom.store.checkpoints.testing import ServerBackend, scratch_database, server_url
 
 BACKENDS = [
     "sqlite",

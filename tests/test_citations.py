@@ -7,7 +7,11 @@ import re
 
 import pytest
 
-from fathom.nodes.citations import check_citations, sources_section, strip_sources_section
+from fathom.nodes.citations import (
+    check_citations,
+    sources_section,
+    strip_sources_section,
+)
 
 A = "https://a.com/x"
 B = "https://www.b.org/page/"

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import fake_env, research_script
 from tests.fakes.server import free_port
 
+
 def test_research_prints_the_answer_and_progress(cli, sglang, searxng, web):
     sglang.add(*research_script(web))
     result = cli("research", "When did the Kestrel Bridge open?", env=fake_env(sglang, searxng, web))

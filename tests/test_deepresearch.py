@@ -9,10 +9,10 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from fathom.graph.context import Services
-from fathom.runner import run_question
+from fathom.app.runs import run_question
+from fathom.app.services import build_services
 from tests.conftest import fake_env, fake_settings, research_script
-from tests.fakes.sglang import FakeSGLang, Reply
+from tests.fakes.sglang import FakeSGLang
 from tests.fakes.synthesizer import PLAN, report_text, synthesizer
 
 QUESTION = "When did the Kestrel Bridge open?"
@@ -25,7 +25,7 @@ def synth(web) -> Iterator[FakeSGLang]:
 
 
 async def run_deep(settings, inputs, *, saver=None, run_id="deep"):
-    async with Services.from_settings(settings) as services:
+    async with build_services(settings) as services:
         return await run_question(inputs, settings, run_id=run_id, services=services, checkpointer=saver)
 
 

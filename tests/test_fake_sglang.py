@@ -8,7 +8,13 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.sglang import EOS_TOKEN_ID, FakeSGLang, Reply, count_tokens, render_chatml
+from tests.fakes.sglang import (
+    EOS_TOKEN_ID,
+    FakeSGLang,
+    Reply,
+    count_tokens,
+    render_chatml,
+)
 
 
 @pytest.fixture

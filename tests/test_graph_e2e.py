@@ -1,13 +1,10 @@
+
 """The research loop end to end: fake SGLang, fake search API and fake web, all on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-
-from langchain_core.messages import ToolMessage
-
-from fathom.graph.context import Services
-from fathom.runner import run_question
+from fathom.app.runs import run_question
+from fathom.app.services import build_services
 from tests.conftest import call, fake_settings, research_script
 from tests.fakes.sglang import Reply
 
@@ -18,7 +15,7 @@ def queries(searxng) -> list[str]:
 
 
 async def run(settings, question="When did the Kestrel Bridge open?", events=None):
-    async with Services.from_settings(settings) as services:
+    async with build_services(settings) as services:
         return await run_question(
             question, settings, run_id="t1", services=services, on_event=(events.append if events is not None else None)
         )
@@ -195,13 +192,14 @@ async def test_wall_clock_budget_forces_a_final_answer(sglang, searxng, web):
 async def test_shared_services_are_rebuilt_for_a_different_api_key(sglang, searxng, web):
     """Services built from settings are cached per event loop; a changed API key (which
     ``model_dump_json`` masks) must get clients of its own, carrying the new key."""
-    from fathom.graph.context import FathomContext, get_services
+    from fathom.app.services import services_for
+    from fathom.graph.context import FathomContext
 
     base = fake_settings(sglang, searxng, web).model_dump()
-    first = await get_services(FathomContext(settings={**base, "model_api_key": "old-key"}))
-    again = await get_services(FathomContext(settings={**base, "model_api_key": "old-key"}))
-    other = await get_services(FathomContext(settings={**base, "model_api_key": "new-key"}))
+    first = await services_for(FathomContext(settings={**base, "model_api_key": "old-key"}))
+    again = await services_for(FathomContext(settings={**base, "model_api_key": "old-key"}))
+    other = await services_for(FathomContext(settings={**base, "model_api_key": "new-key"}))
     assert again is first and other is not first
-    assert other.settings.model_api_key.get_secret_value() == "new-key"
+    assert other.synth._http.headers["Authorization"] == "Bearer new-key"
     for services in (first, other):
         await services.aclose()

@@ -18,7 +18,7 @@ class ToolCallingFake(GenericFakeChatModel):
 
     bound_tools: list[Any] = []
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> "ToolCallingFake":
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingFake:
         self.bound_tools.append(tools)
         return self
 

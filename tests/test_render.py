@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fathom.app.report import report_html, report_markdown
 from fathom.nodes.citations import check_citations
-from fathom.render import report_html, report_markdown
 
 A = "https://a.com/x?p=1&q=2"
 B = "https://b.org/page"

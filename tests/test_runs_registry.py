@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fathom.checkpoints import CheckpointStoreError, RunRegistry, UnknownRunError, open_store
-from tests.test_checkpoint_support import backend_url, research_graph, research_input, run_config
+from fathom.store import RunRegistry, StoreError, UnknownRunError, open_store
+from tests.test_checkpoint_support import (
+    backend_url,
+    research_graph,
+    research_input,
+    run_config,
+)
 
 __all__ = ["backend_url"]  # fixture
 
@@ -24,7 +29,7 @@ async def test_a_run_is_recorded_updated_and_read_back(backend_url: str) -> None
         assert created.status == "running" and created.rounds == 0
         assert created.created_at == created.updated_at
         assert created.created_at.tzinfo is not None
-        assert abs(created.created_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
+        assert abs(created.created_at - datetime.now(UTC)) < timedelta(minutes=1)
 
         await asyncio.sleep(0.01)
         report = "# Kestrel Bridge\n" + "A paragraph with a citation [1].\n" * 5000  # > 64 KiB
@@ -71,7 +76,7 @@ async def test_deleting_a_run_deletes_its_checkpoints(backend_url: str) -> None:
 async def test_mistakes_are_reported(backend_url: str) -> None:
     async with open_store(backend_url) as store:
         await store.runs.create("run-1", "q")
-        with pytest.raises(CheckpointStoreError, match="already recorded"):
+        with pytest.raises(StoreError, match="already recorded"):
             await store.runs.create("run-1", "q again")
         with pytest.raises(UnknownRunError, match="no-such-run"):
             await store.runs.update("no-such-run", status="done")
@@ -80,7 +85,7 @@ async def test_mistakes_are_reported(backend_url: str) -> None:
         with pytest.raises(ValueError, match="unknown run status"):
             await store.runs.create("run-2", "q", status="paused")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="not a run field"):
-            await store.runs.update("run-1", created_at=datetime.now(timezone.utc))
+            await store.runs.update("run-1", created_at=datetime.now(UTC))
         with pytest.raises(ValueError, match="rounds"):
             await store.runs.update("run-1", rounds=-1)
         assert (await store.runs.get("run-1")).status == "running"  # type: ignore[union-attr]
@@ -106,6 +111,6 @@ async def test_registry_and_saver_share_one_database(backend_url: str) -> None:
 
 
 async def test_open_store_reports_an_unusable_database(tmp_path: object) -> None:
-    with pytest.raises(CheckpointStoreError, match="cannot open"):
+    with pytest.raises(StoreError, match="cannot open"):
         async with open_store("postgresql://postgres@127.0.0.1:1/test"):
             pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fathom.settings import Settings, SettingsError
+from fathom.settings import ConfigError, Settings
 
 
 def test_defaults_match_the_documented_contract():
@@ -52,26 +52,26 @@ def test_flags_override_env_which_overrides_the_file(tmp_path):
     ],
 )
 def test_bad_values_give_one_clear_line(overrides, fragment):
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         Settings.load(overrides, environ={})
     message = str(err.value)
     assert fragment in message and "\n" not in message
 
 
 def test_config_file_errors(tmp_path):
-    with pytest.raises(SettingsError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         Settings.load(config_file=tmp_path / "nope.toml", environ={})
     bad = tmp_path / "bad.toml"
     bad.write_text("max_rounds = [")
-    with pytest.raises(SettingsError, match="not valid TOML"):
+    with pytest.raises(ConfigError, match="not valid TOML"):
         Settings.load(config_file=bad, environ={})
     secret = tmp_path / "secret.toml"
     secret.write_text('tavily_api_key = "abc"\n')
-    with pytest.raises(SettingsError, match="keep API keys in the environment"):
+    with pytest.raises(ConfigError, match="keep API keys in the environment"):
         Settings.load(config_file=secret, environ={})
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("max_roundz = 3\n")
-    with pytest.raises(SettingsError, match="max_roundz: is not a known setting"):
+    with pytest.raises(ConfigError, match="max_roundz: is not a known setting"):
         Settings.load(config_file=unknown, environ={})
 
 

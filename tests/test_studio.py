@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -37,7 +37,7 @@ class DevServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "DevServer":
+    def start(self) -> DevServer:
         cli = str(LANGGRAPH) if LANGGRAPH.exists() else "langgraph"
         self.log = self.log_path.open("a")
         self.proc = subprocess.Popen(

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from fathom.graph.context import Services
-from fathom.runner import run_question
+from fathom.app.runs import run_question
+from fathom.app.services import build_services
+from fathom.app.services import toolbox as make_toolbox
 from fathom.settings import Settings
+from fathom.store.cache import ToolCache
 from fathom.tools.base import SearchHit
-from fathom.tools.cache import ToolCache
 from fathom.tools.extract import Document
 from fathom.tools.toolbox import Toolbox
 from tests.conftest import fake_env, fake_settings, research_script
@@ -132,7 +133,7 @@ def searches(searxng: FakeSearxng) -> int:
 @pytest.fixture
 async def toolbox(web: FakeWeb, searxng: FakeSearxng, db_url: str) -> AsyncIterator[Toolbox]:
     settings = Settings(allow_hosts=(web.hostport,), searxng_url=searxng.url, fetch_timeout_s=5, tool_timeout_s=10)
-    async with ToolCache.open(db_url) as cache, Toolbox.from_settings(settings, cache=cache) as tools:
+    async with ToolCache.open(db_url) as cache, make_toolbox(settings, cache=cache) as tools:
         yield tools
 
 
@@ -173,7 +174,7 @@ async def test_query_llm_fallbacks_are_not_cached(web: FakeWeb, db_url: str) -> 
             raise RuntimeError("down")
 
     settings = Settings(allow_hosts=(web.hostport,), searxng_url="http://127.0.0.1:9", tool_timeout_s=10)
-    async with ToolCache.open(db_url) as cache, Toolbox.from_settings(settings, cache=cache, query_llm=Failing()) as tools:
+    async with ToolCache.open(db_url) as cache, make_toolbox(settings, cache=cache, query_llm=Failing()) as tools:
         for _ in range(2):
             assert (await tools.query_url(web.url("/article"), "When did it open?")).ok
     assert Failing.calls == 2 and web.hits["/article"] == 1  # the page was cached, the fallback not
@@ -183,7 +184,7 @@ async def test_query_llm_fallbacks_are_not_cached(web: FakeWeb, db_url: str) -> 
 
 
 async def research_once(settings: Settings, run_id: str) -> dict:
-    async with Services.from_settings(settings) as services:
+    async with build_services(settings) as services:
         return await run_question("When did the Kestrel Bridge open?", settings, run_id=run_id, services=services)
 
 

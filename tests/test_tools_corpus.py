@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from fathom.app.services import toolbox
 from fathom.settings import Settings
-from fathom.tools.corpus import Corpus, CorpusError, file_url
-from fathom.tools.search.local import LocalSearchBackend
-from fathom.tools.toolbox import INVALID_URL, Toolbox
+from fathom.store.corpus import Corpus, CorpusError, file_url
+from fathom.store.fulltext import LocalSearchBackend
+from fathom.tools.toolbox import INVALID_URL
 from tests.conftest import call, fake_env
 from tests.fakes.pdf import make_pdf
 from tests.test_checkpoint_support import backend_url
@@ -159,7 +160,7 @@ async def test_removed_directories_are_forgotten(corpus: Corpus, docs: Path) -> 
 async def test_toolbox_searches_and_reads_the_corpus(docs: Path, db_url: str) -> None:
     async with Corpus.open(db_url) as corpus:
         await corpus.index(docs)
-    async with Toolbox.from_settings(Settings(search_backend="local", db_url=db_url)) as tools:
+    async with toolbox(Settings(search_backend="local", db_url=db_url)) as tools:
         found = await tools.search_urls("Kestrel Bridge opening date")
         assert found.ok and found.sources[0]["url"] == file_url(docs / "bridges" / "kestrel.md")
         read = await tools.query_url(found.sources[0]["url"], "When did the Kestrel Bridge open?")
@@ -173,7 +174,7 @@ async def test_web_backends_never_read_local_files(docs: Path, db_url: str) -> N
     async with Corpus.open(db_url) as corpus:
         await corpus.index(docs)
     settings = Settings(search_backend="searxng", searxng_url="http://127.0.0.1:9", db_url=db_url)
-    async with Toolbox.from_settings(settings) as tools:
+    async with toolbox(settings) as tools:
         assert (await tools.query_url(file_url(docs / "tram.txt"), "tram")).text == INVALID_URL
 
 

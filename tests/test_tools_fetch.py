@@ -10,9 +10,14 @@ import httpx
 import pytest
 
 from fathom.tools.extract import ExtractError, extract
-from fathom.tools.fetch import USER_AGENT, FetchError, Fetcher, decode_body
+from fathom.tools.fetch import USER_AGENT, Fetcher, FetchError, decode_body
 from fathom.tools.media import MediaKind
-from fathom.tools.ssrf import BlockedURLError, GuardedNetworkBackend, GuardedTransport, SSRFGuard
+from fathom.tools.ssrf import (
+    BlockedURLError,
+    GuardedNetworkBackend,
+    GuardedTransport,
+    SSRFGuard,
+)
 from tests.fakes.web import FakeWeb
 
 

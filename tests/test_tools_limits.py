@@ -8,11 +8,16 @@ import asyncio
 
 import pytest
 
+from fathom.app.services import make_search_backend, toolbox
 from fathom.settings import Settings
 from fathom.tools.base import SearchHit
-from fathom.tools.search import make_search_backend
-from fathom.tools.search.limits import DEFAULT_LIMITS, LimitedBackend, Limiter, TokenBucket, limit
-from fathom.tools.toolbox import Toolbox
+from fathom.tools.search.limits import (
+    DEFAULT_LIMITS,
+    LimitedBackend,
+    Limiter,
+    TokenBucket,
+    limit,
+)
 from tests.fakes.search_apis import FakeSearxng
 
 
@@ -129,7 +134,7 @@ async def test_settings_choose_the_limits(searxng: FakeSearxng) -> None:
 
 async def test_a_turn_of_parallel_searches_respects_the_cap(searxng: FakeSearxng) -> None:
     settings = Settings(searxng_url=searxng.url, search_concurrency=1, search_rate_per_s=1000.0)
-    async with Toolbox.from_settings(settings) as tools:
+    async with toolbox(settings) as tools:
         outcomes = await asyncio.gather(*(tools.search_urls(f"kestrel {n}") for n in range(5)))
     assert all(o.ok for o in outcomes)
     assert searxng.max_in_flight == 1

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from fathom.app.services import toolbox
 from fathom.settings import Settings
 from fathom.tools.extract import ExtractError, extract
 from fathom.tools.fetch import Page
 from fathom.tools.media import MediaKind
 from fathom.tools.pdf import PdfError, pdf_to_text
-from fathom.tools.toolbox import Toolbox
 from tests.fakes.pdf import make_pdf
 from tests.fakes.web import FakeWeb
 
@@ -86,7 +86,7 @@ def web():
 @pytest.mark.parametrize("path", ["/survey.pdf", "/untyped"])
 async def test_query_url_reads_a_pdf(web: FakeWeb, path: str) -> None:
     settings = Settings(allow_hosts=(web.hostport,), fetch_timeout_s=5.0, tool_timeout_s=10.0)
-    async with Toolbox.from_settings(settings, search_backend=_NoSearch()) as tools:
+    async with toolbox(settings, search_backend=_NoSearch()) as tools:
         outcome = await tools.query_url(web.url(path), "How long is the main span of the Kestrel Bridge?")
     assert outcome.ok, outcome.text
     assert "The main span is 62 metres long." in outcome.text

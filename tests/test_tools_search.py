@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from fathom.app.services import make_search_backend
+from fathom.errors import ConfigError
 from fathom.settings import Settings
 from fathom.tools.base import SearchHit, ToolError
 from fathom.tools.search import (
@@ -20,7 +22,6 @@ from fathom.tools.search import (
     TavilyBackend,
     dedupe_hits,
     format_search_results,
-    make_search_backend,
     normalize_url,
 )
 from fathom.tools.search.http import RetryableError, parse_retry_after, with_retries
@@ -338,7 +339,7 @@ class FakeDDGS:
     def __init__(self, timeout: int = 5) -> None:
         self.timeout = timeout
 
-    def __enter__(self) -> "FakeDDGS":
+    def __enter__(self) -> FakeDDGS:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -401,13 +402,13 @@ async def test_factory_builds_the_configured_backend(searxng: FakeSearxng) -> No
     ],
 )
 def test_factory_fails_clearly(settings: dict[str, Any], message: str) -> None:
-    with pytest.raises(ToolError, match=message):
+    with pytest.raises(ConfigError, match=message):
         make_search_backend(Settings(**settings))
 
 
 def test_factory_ddg_without_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ddgs", None)
-    with pytest.raises(ToolError, match=r"pip install ddgs"):
+    with pytest.raises(ConfigError, match=r"pip install ddgs"):
         make_search_backend(Settings())
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from fathom.app.services import toolbox
+from fathom.errors import ConfigError
 from fathom.settings import Settings
-from fathom.tools.base import SearchHit, ToolError
+from fathom.tools.base import SearchHit
 from fathom.tools.evidence import EvidenceExtractor
 from fathom.tools.fetch import Fetcher
 from fathom.tools.toolbox import INVALID_URL, Toolbox
@@ -54,8 +56,8 @@ def settings_for(web: FakeWeb, searxng: FakeSearxng | None = None, **overrides: 
 
 @pytest.fixture
 async def tools(web: FakeWeb, searxng: FakeSearxng):
-    async with Toolbox.from_settings(settings_for(web, searxng)) as toolbox:
-        yield toolbox
+    async with toolbox(settings_for(web, searxng)) as built:
+        yield built
 
 
 @dataclass
@@ -129,7 +131,7 @@ async def test_search_urls_empty_query(tools: Toolbox) -> None:
 async def test_search_error_is_one_line(web: FakeWeb) -> None:
     with FakeSerper(api_key="right") as serper:
         settings = settings_for(web, serper_api_key="wrong", serper_url=serper.url)
-        async with Toolbox.from_settings(settings) as tools:
+        async with toolbox(settings) as tools:
             outcome = await tools.search_urls("q")
     assert not outcome.ok
     assert outcome.text == ("[error] search failed: Serper rejected the API key (HTTP 403: Unauthorized.); "
@@ -139,7 +141,7 @@ async def test_search_error_is_one_line(web: FakeWeb) -> None:
 
 async def test_search_deadline_cancels_the_backend(web: FakeWeb) -> None:
     backend = StuckBackend()
-    async with Toolbox.from_settings(settings_for(web, tool_timeout_s=0.3), search_backend=backend) as tools:
+    async with toolbox(settings_for(web, tool_timeout_s=0.3), search_backend=backend) as tools:
         outcome = await tools.search_urls("q")
     assert outcome == outcome.__class__(text="[error] search timed out after 0.3 s", ok=False)
     assert backend.cancelled
@@ -206,7 +208,7 @@ async def test_query_url_redirect_to_internal_service(tools: Toolbox, web: FakeW
 
 async def test_query_url_tool_deadline(web: FakeWeb, searxng: FakeSearxng) -> None:
     settings = settings_for(web, searxng, tool_timeout_s=0.5, fetch_timeout_s=20.0)
-    async with Toolbox.from_settings(settings) as tools:
+    async with toolbox(settings) as tools:
         url = web.url("/slow")
         outcome = await tools.query_url(url, GOAL)
     assert outcome.text == f"[error] query_url timed out after 0.5 s for {url}"
@@ -232,7 +234,7 @@ async def test_query_url_per_host_cap(web: FakeWeb, searxng: FakeSearxng) -> Non
 
 async def test_query_url_with_query_llm(web: FakeWeb, searxng: FakeSearxng) -> None:
     llm = ScriptedLLM("Rationale: History section.\nEvidence:\n- opened on 14 June 1897\nSummary: 14 June 1897.")
-    async with Toolbox.from_settings(settings_for(web, searxng), query_llm=llm) as tools:
+    async with toolbox(settings_for(web, searxng), query_llm=llm) as tools:
         url = web.url("/article")
         outcome = await tools.query_url(url, GOAL)
     assert outcome.ok and llm.calls == 1
@@ -243,7 +245,7 @@ async def test_query_url_with_query_llm(web: FakeWeb, searxng: FakeSearxng) -> N
 
 async def test_slow_query_llm_falls_back_before_the_tool_deadline(web: FakeWeb, searxng: FakeSearxng) -> None:
     llm = ScriptedLLM("Summary: too late", delay_s=30)
-    async with Toolbox.from_settings(settings_for(web, searxng, tool_timeout_s=1.0), query_llm=llm) as tools:
+    async with toolbox(settings_for(web, searxng, tool_timeout_s=1.0), query_llm=llm) as tools:
         outcome = await tools.query_url(web.url("/article"), GOAL)
     assert outcome.ok
     assert "Evidence (extracted passages):" in outcome.text
@@ -253,13 +255,12 @@ async def test_query_llm_from_settings(web: FakeWeb, searxng: FakeSearxng) -> No
     pytest.importorskip("fathom.models.chat", reason="fathom.models.chat is not written yet")
     reply = "Rationale:\nIt says so.\n\nEvidence:\n- opened on 14 June 1897\n\nSummary:\nOpened in 1897."
     with FakeChatLLM([reply]) as server:
-        async with Toolbox.from_settings(settings_for(web, searxng, query_llm=server.base_url)) as tools:
+        async with toolbox(settings_for(web, searxng, query_llm=server.base_url)) as tools:
             outcome = await tools.query_url(web.url("/article"), GOAL)
     assert outcome.ok and outcome.text.endswith("Summary:\nOpened in 1897.")
     assert len(server.requests) == 1 and server.requests[0]["temperature"] == 0.0
 
 
 def test_unusable_query_llm_fails_at_construction(web: FakeWeb, searxng: FakeSearxng) -> None:
-    pytest.importorskip("fathom.models.chat", reason="fathom.models.chat is not written yet")
-    with pytest.raises(ToolError, match="query LLM 'openai:gpt-4.1-mini'"):
-        Toolbox.from_settings(settings_for(web, searxng, query_llm="openai:gpt-4.1-mini"))
+    with pytest.raises(ConfigError, match="query LLM 'openai:gpt-4.1-mini'"):
+        toolbox(settings_for(web, searxng, query_llm="openai:gpt-4.1-mini"))

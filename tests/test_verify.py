@@ -1,11 +1,12 @@
+
 """verify: the answer is judged against the evidence; unsupported answers go back to research."""
 
 from __future__ import annotations
 
 import json
 
-from fathom.graph.context import Services
-from fathom.runner import run_question
+from fathom.app.runs import run_question
+from fathom.app.services import build_services
 from tests.conftest import call, fake_settings, research_script
 from tests.fakes.sglang import Reply
 
@@ -18,7 +19,7 @@ def judge(supported: bool, reason: str, urls: list[str] = (), missing: str = "")
 
 
 async def run(settings):
-    async with Services.from_settings(settings) as services:
+    async with build_services(settings) as services:
         return await run_question("When did the Kestrel Bridge open?", settings, run_id="v", services=services)
 
 

@@ -78,6 +78,8 @@ class ResearchState(TypedDict, total=False):
     rounds: int  # model turns taken
     forced: str | None  # why the last turn was forced to answer (budget reason), if it was
     context_tokens: int  # prompt + completion tokens of the latest turn, as the server counted
+    elapsed_s: float  # research seconds spent so far (pauses between invocations not counted)
+    clock_at: float  # epoch seconds when the latest search turn ended
     usage: Annotated[Usage, add_usage]
     sources: Annotated[list[Source], merge_sources]  # pages read successfully
     verification: dict[str, Any]  # the verify node's verdicts: {"checks", "send_backs", "verdict"}

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fathom.errors import ModelError
+
+__all__ = ["ChatResult", "ContextLengthError", "FinishReason", "Generation", "ModelError", "ModelUnavailableError"]
+
 FinishReason = Literal["stop", "length", "abort"]
 
 
@@ -31,10 +35,6 @@ class ChatResult:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning: str | None = None
-
-
-class ModelError(RuntimeError):
-    """A model server failed in a way the caller should report; the message is one line."""
 
 
 class ModelUnavailableError(ModelError):

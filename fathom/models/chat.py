@@ -19,8 +19,8 @@ from typing import Any, Self
 import httpx2
 import openai
 
-from fathom.models._retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
 from fathom.models.base import ChatResult, ContextLengthError, ModelError, ModelUnavailableError
+from fathom.models.retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
 
 log = logging.getLogger(__name__)
 

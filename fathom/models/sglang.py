@@ -18,7 +18,6 @@ from typing import Any, Self
 
 import httpx
 
-from fathom.models._retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
 from fathom.models.base import (
     ContextLengthError,
     FinishReason,
@@ -26,6 +25,7 @@ from fathom.models.base import (
     ModelError,
     ModelUnavailableError,
 )
+from fathom.models.retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,10 @@ plus a conservative estimate of what was appended since. Nothing re-tokenizes th
 
 from __future__ import annotations
 
-import time
-
 from langchain_core.messages import AIMessage, AnyMessage
 
+from fathom.ports import ResearchConfig
 from fathom.protocols.base import SearchProtocol, TurnBudget
-from fathom.settings import Settings
 
 SAFETY_MARGIN = 100  # tokens kept free of both prompt and completion, as upstream does
 MIN_TURN = 512  # a research turn with less room than this is not worth taking
@@ -33,9 +31,9 @@ def plan_turn(
     rounds: int,
     context_tokens: int,
     messages: list[AnyMessage],
-    settings: Settings,
+    settings: ResearchConfig,
     protocol: SearchProtocol,
-    deadline: float,
+    elapsed_s: float,
 ) -> tuple[TurnBudget, str | None]:
     """The budget of the next turn and, when a budget ran out, the reason the turn must answer."""
     known = context_tokens or SYSTEM_ESTIMATE
@@ -44,7 +42,7 @@ def plan_turn(
     reason: str | None = None
     if not has_rounds_left(rounds, settings):
         reason = f"the limit of {settings.max_rounds} turns"
-    elif time.monotonic() >= deadline:
+    elif elapsed_s >= settings.max_wall_seconds:
         reason = f"the time limit of {settings.max_wall_seconds:.0f} s"
     elif room - settings.answer_reserve_tokens < MIN_TURN:
         reason = context_limit_reason(settings)
@@ -56,15 +54,15 @@ def plan_turn(
     return TurnBudget(max(64, min(room, settings.max_new_tokens_per_turn)), force_answer=True), reason
 
 
-def has_rounds_left(rounds: int, settings: Settings) -> bool:
+def has_rounds_left(rounds: int, settings: ResearchConfig) -> bool:
     """Whether a turn after round ``rounds`` may still research (not only answer)."""
     return rounds + 1 < settings.max_rounds
 
 
-def context_limit_reason(settings: Settings) -> str:
+def context_limit_reason(settings: ResearchConfig) -> str:
     return f"the context window of {settings.context_tokens} tokens"
 
 
-def compact_answer_budget(settings: Settings) -> TurnBudget:
+def compact_answer_budget(settings: ResearchConfig) -> TurnBudget:
     """The last resort: answer now, with old tool results elided to make room."""
     return TurnBudget(settings.answer_reserve_tokens, force_answer=True, compact=True)

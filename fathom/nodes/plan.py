@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.runtime import Runtime
-
-from fathom.graph.context import FathomContext, Services, get_services
 from fathom.graph.state import ResearchState
 from fathom.nodes.progress import emit
+from fathom.ports import Services
 from fathom.protocols.synthesizer import (
     fit_trace,
     format_trace,
-    load_synth_prompt,
     render_synth_prompt,
     split_plan_report,
     synth_system_prompt,
@@ -29,7 +26,7 @@ THINK_END = "</think>"
 
 async def synth_context(services: Services) -> int:
     """The synthesizer's context window: the configured size, capped by what the server reports."""
-    configured = services.settings.synth_context_tokens
+    configured = services.config.synth_context_tokens
     assert services.synth is not None
     served = await services.synth.context_length()
     return min(configured, served) if served else configured
@@ -38,11 +35,11 @@ async def synth_context(services: Services) -> int:
 async def synth_prompt(state: ResearchState, services: Services, context_tokens: int) -> str:
     """The synthesizer's raw prompt: system, question, the trace fitted to ``context_tokens``
     (see :func:`synth_context`), tool calls."""
-    settings = services.settings
+    settings = services.config
     messages = list(state.get("messages") or [])
     question = state["question"]
     system = synth_system_prompt(
-        load_synth_prompt(settings.synth_prompt_file), language=state.get("language") or settings.language
+        settings.synth_prompt or None, language=state.get("language") or settings.language
     )
     calls = tool_call_list(messages)
     budget = trace_budget(
@@ -56,10 +53,9 @@ async def synth_prompt(state: ResearchState, services: Services, context_tokens:
     return render_synth_prompt(system, question, trace, calls)
 
 
-async def plan(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+async def plan(state: ResearchState, services: Services) -> dict[str, Any]:
     """Generate the report plan: the synthesizer's output up to ``</think>``."""
-    services = await get_services(runtime.context)
-    settings = services.settings
+    settings = services.config
     assert services.synth is not None
     emit("plan_start")
     prompt = await synth_prompt(state, services, await synth_context(services))

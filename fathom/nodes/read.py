@@ -11,19 +11,17 @@ import logging
 from typing import Any
 
 from langchain_core.messages import ToolMessage
-from langgraph.runtime import Runtime
 
-from fathom.graph.context import FathomContext, Services, get_services
 from fathom.graph.state import ReadTask
 from fathom.nodes.progress import emit
+from fathom.ports import Services
 from fathom.tools.base import ToolOutcome
 
 log = logging.getLogger(__name__)
 
 
-async def read(task: ReadTask, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+async def read(task: ReadTask, services: Services) -> dict[str, Any]:
     """Execute one validated tool call and record its result in the transcript."""
-    services = await get_services(runtime.context)
     call = task["call"]
     emit("tool_start", name=call["name"], args=call["args"], index=task["index"])
     outcome = await _run(services, call["name"], call["args"])
@@ -47,10 +45,10 @@ async def read(task: ReadTask, runtime: Runtime[FathomContext]) -> dict[str, Any
 
 
 async def _run(services: Services, name: str, args: dict[str, Any]) -> ToolOutcome:
-    toolbox = services.toolbox
+    toolbox = services.tools
     try:
         if name == "search_urls":
-            return await toolbox.search_urls(args["query"], args.get("top_k", services.settings.search_top_k))
+            return await toolbox.search_urls(args["query"], args.get("top_k", services.config.search_top_k))
         if name == "query_url":
             return await toolbox.query_url(args["url"], args["goal"])
     except Exception as exc:  # a tool bug must not end a run the model can continue

@@ -12,23 +12,22 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.messages.tool import invalid_tool_call
-from langgraph.config import get_config
-from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from fathom.graph.context import FathomContext, get_services
 from fathom.graph.state import ResearchState
 from fathom.models.base import ContextLengthError
 from fathom.nodes.budget import compact_answer_budget, context_limit_reason, plan_turn
 from fathom.nodes.progress import emit
+from fathom.ports import Services
 from fathom.protocols.base import Turn, refused_call_responses
 from fathom.protocols.prompts import FORCE_ANSWER_NOTE
 
 
-async def search(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+async def search(state: ResearchState, services: Services) -> dict[str, Any]:
     """Run one search-model turn over the transcript."""
-    services = await get_services(runtime.context)
-    settings = services.settings
+    settings = services.config
+    started = services.clock()
+    elapsed_s = state.get("elapsed_s", 0.0) + _research_gap(state, started, settings.max_step_seconds)
     new: list[AnyMessage] = []
     messages = list(state.get("messages") or [])
     if not messages:
@@ -40,7 +39,7 @@ async def search(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[
         messages=messages + new,
         settings=settings,
         protocol=services.protocol,
-        deadline=services.deadline(_run_key(state)),
+        elapsed_s=elapsed_s,
     )
     if reason:
         new.append(HumanMessage(FORCE_ANSWER_NOTE.format(reason=reason)))
@@ -76,19 +75,23 @@ async def search(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[
         "usage": turn.usage,
         "context_tokens": turn.context_tokens or state.get("context_tokens", 0),
         "forced": reason,
+        "elapsed_s": elapsed_s + max(0.0, (finished := services.clock()) - started),
+        "clock_at": finished,
     }
     if turn.answer is not None:
         update.update(answer=turn.answer, boxed=turn.boxed)
     return update
 
 
-def _run_key(state: ResearchState) -> str:
-    """One wall-clock budget per run (thread) per process."""
-    try:
-        thread = get_config().get("configurable", {}).get("thread_id")
-    except RuntimeError:
-        thread = None
-    return str(thread or state.get("question", ""))
+def _research_gap(state: ResearchState, now: float, max_step_s: float) -> float:
+    """Seconds since the previous turn ended that count against the wall-clock budget.
+
+    Between two turns run only steps of bounded length (tool calls, the judge); a longer gap
+    is a pause (a crash, a plan review, a resume the next day) and is not research time.
+    """
+    last = state.get("clock_at")
+    gap = now - last if last is not None else 0.0
+    return gap if 0.0 <= gap <= max_step_s else 0.0
 
 
 def _cap_calls(turn: Turn, limit: int) -> Turn:

@@ -12,25 +12,28 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.runtime import Runtime
 
-from fathom.graph.context import FathomContext, Services, get_services
 from fathom.graph.state import ResearchState
 from fathom.models.base import ModelError
 from fathom.nodes.budget import has_rounds_left
 from fathom.nodes.progress import emit
+from fathom.ports import Services
 from fathom.protocols.base import extract_answer, split_think
-from fathom.protocols.judge import Judgement, evidence_text, judge_messages, parse_judgement
+from fathom.protocols.judge import (
+    Judgement,
+    evidence_text,
+    judge_messages,
+    parse_judgement,
+)
 from fathom.protocols.synthesizer import retrieved_urls
 
 MAX_SEND_BACKS = 1
 JUDGE_MAX_TOKENS = 1024
 
 
-async def verify(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+async def verify(state: ResearchState, services: Services) -> dict[str, Any]:
     """Accept the answer, or send the model back to research with a note."""
-    services = await get_services(runtime.context)
-    settings = services.settings
+    settings = services.config
     messages = list(state.get("messages") or [])
     answer = (state.get("answer") or "").strip()
     boxed = state.get("boxed", False)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.runtime import Runtime
-
-from fathom.graph.context import FathomContext, get_services
 from fathom.graph.state import ResearchState
 from fathom.models.base import ContextLengthError
 from fathom.nodes.citations import check_citations
 from fathom.nodes.plan import THINK_END, synth_context, synth_prompt
 from fathom.nodes.progress import emit
-from fathom.protocols.synthesizer import retrieved_urls, split_plan_report, strip_leaked_think
+from fathom.ports import Services
+from fathom.protocols.synthesizer import (
+    retrieved_urls,
+    split_plan_report,
+    strip_leaked_think,
+)
 
 MIN_CONTINUATION = 256  # tokens: less room than this is not worth another request
 
@@ -30,10 +32,9 @@ def plan_text_for_prompt(state: ResearchState) -> str:
     return raw if generated.strip() == plan.strip() else f"<think>\n{plan}\n"
 
 
-async def write(state: ResearchState, runtime: Runtime[FathomContext]) -> dict[str, Any]:
+async def write(state: ResearchState, services: Services) -> dict[str, Any]:
     """Generate the report and check its citations against the URLs this run retrieved."""
-    services = await get_services(runtime.context)
-    settings = services.settings
+    settings = services.config
     assert services.synth is not None
     context = await synth_context(services)
     head = await synth_prompt(state, services, context) + plan_text_for_prompt(state) + THINK_END

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
+
+from fathom.errors import ToolError
+
+if TYPE_CHECKING:
+    from fathom.tools.extract import Document
+
+__all__ = ["CachedEvidence", "CachedPage", "FileIndex", "SearchBackend", "SearchHit", "Source", "ToolCache",
+           "ToolError", "ToolOutcome"]
+FailureStage = Literal["fetch", "read"]
 
 
 class SearchHit(TypedDict):
@@ -26,10 +35,6 @@ class ToolOutcome:
     sources: list[Source] = field(default_factory=list)
 
 
-class ToolError(RuntimeError):
-    """A tool failed; the message is written for the model to read (and the user to see)."""
-
-
 class SearchBackend(Protocol):
     """A web (or local) search engine: ``search`` returns at most ``top_k`` hits, best first."""
 
@@ -38,3 +43,45 @@ class SearchBackend(Protocol):
     async def search(self, query: str, top_k: int) -> list[SearchHit]: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A page read before: its document, or the failure remembered for it (``stage`` + ``error``)."""
+
+    document: Document | None
+    stage: FailureStage | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CachedEvidence:
+    text: str
+    sources: list[Source]
+
+
+class ToolCache(Protocol):
+    """Searches, pages and evidence already paid for (the SQL one is ``fathom.store.cache``).
+
+    A cache never raises into a tool call: when it cannot work it answers ``None`` (a miss).
+    """
+
+    async def get_search(self, backend: str, query: str, top_k: int) -> list[SearchHit] | None: ...
+
+    async def put_search(self, backend: str, query: str, top_k: int, hits: list[SearchHit]) -> None: ...
+
+    async def get_page(self, url: str) -> CachedPage | None: ...
+
+    async def put_page(self, url: str, doc: Document, kind: str = "") -> None: ...
+
+    async def put_page_failure(self, url: str, stage: FailureStage, error: str) -> None: ...
+
+    async def get_evidence(self, url: str, goal: str, extractor: str) -> CachedEvidence | None: ...
+
+    async def put_evidence(self, url: str, goal: str, extractor: str, text: str, sources: list[Source]) -> None: ...
+
+
+class FileIndex(Protocol):
+    """Indexed local files that ``query_url`` may read by their ``file://`` URL (and no others)."""
+
+    async def read(self, url: str) -> Document: ...

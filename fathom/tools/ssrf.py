@@ -176,7 +176,7 @@ class AllowList:
     entries: frozenset[tuple[str, int | None]] = frozenset()
 
     @classmethod
-    def parse(cls, items: Iterable[str]) -> "AllowList":
+    def parse(cls, items: Iterable[str]) -> AllowList:
         entries: set[tuple[str, int | None]] = set()
         for raw in items:
             item = raw.strip().lower()

@@ -6,7 +6,7 @@ duplicated ``result:``/``error:`` text of upstream, bug T15). Each call runs und
 (``tool_timeout_s``) that really cancels the work in flight (bug T2), and fetches are limited
 per host and overall, so one turn's parallel calls cannot hammer a site.
 
-With a :class:`~fathom.tools.cache.ToolCache`, searches, pages and evidence already paid for are
+With a :class:`~fathom.store.cache.ToolCache`, searches, pages and evidence already paid for are
 reused. With a local corpus (``--search-backend local``), ``query_url`` also reads ``file://``
 URLs, but only of files the corpus has indexed.
 """
@@ -18,20 +18,22 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fathom.settings import Settings
-from fathom.tools.base import SearchBackend, Source, ToolError, ToolOutcome
-from fathom.tools.evidence import EvidenceExtractor, QueryLLM
+from fathom.tools.base import (
+    FileIndex,
+    SearchBackend,
+    Source,
+    ToolCache,
+    ToolError,
+    ToolOutcome,
+)
+from fathom.tools.evidence import EvidenceExtractor
 from fathom.tools.extract import Document, ExtractError, extract
 from fathom.tools.fetch import Fetcher, FetchError
-from fathom.tools.search import dedupe_hits, format_search_results, make_search_backend
+from fathom.tools.search import dedupe_hits, format_search_results
 from fathom.tools.specs import MAX_TOP_K
 from fathom.tools.ssrf import BlockedURLError, split_url
-
-if TYPE_CHECKING:
-    from fathom.tools.cache import ToolCache
-    from fathom.tools.corpus import Corpus
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,8 @@ class _StageFailure(Exception):
 
 
 class Toolbox:
-    """The tools of one research run. Use as ``async with Toolbox.from_settings(s) as tools:``."""
+    """The tools of one research run (built by :func:`fathom.app.services.toolbox`); ``owned``
+    resources are closed by :meth:`aclose`, injected ones are left to their owner."""
 
     def __init__(
         self,
@@ -64,8 +67,8 @@ class Toolbox:
         default_top_k: int = 10,
         per_host_fetches: int = PER_HOST_FETCHES,
         max_fetches: int = MAX_FETCHES,
-        cache: "ToolCache | None" = None,
-        corpus: "Corpus | None" = None,
+        cache: ToolCache | None = None,
+        corpus: FileIndex | None = None,
         owned: tuple[Any, ...] = (),
     ) -> None:
         self.search_backend = search_backend
@@ -78,48 +81,7 @@ class Toolbox:
         self._all_slots = asyncio.Semaphore(max_fetches)
         self.cache = cache
         self.corpus = corpus  # set: file:// URLs of its indexed files can be read
-        self._owned = owned  # what from_settings built, closed by aclose (injected objects are not)
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        query_llm: QueryLLM | None = None,
-        search_backend: SearchBackend | None = None,
-        cache: "ToolCache | None" = None,
-    ) -> "Toolbox":
-        """Build the tools ``settings`` describe; ``query_llm``/``search_backend`` override them.
-
-        ``cache`` (the caller's; not closed here) makes searches, pages and evidence reusable.
-
-        Raises :class:`ToolError` when the configuration cannot work (missing API key, ddgs not
-        installed, a query LLM that cannot be built), so a run fails at start, not mid-way.
-        """
-        owned: list[Any] = []
-        if query_llm is None:
-            query_llm = make_query_llm(settings)
-            if query_llm is not None:
-                owned.append(query_llm)
-        if search_backend is None:
-            search_backend = make_search_backend(settings)
-            owned.append(search_backend)
-        fetcher = Fetcher(
-            allow_hosts=settings.allow_hosts,
-            timeout_s=settings.fetch_timeout_s,
-            max_bytes=settings.fetch_max_bytes,
-        )
-        owned.append(fetcher)
-        return cls(
-            search_backend=search_backend,
-            fetcher=fetcher,
-            extractor=EvidenceExtractor(max_chars=settings.evidence_max_chars, llm=query_llm),
-            tool_timeout_s=settings.tool_timeout_s,
-            default_top_k=settings.search_top_k,
-            cache=cache,
-            corpus=getattr(search_backend, "corpus", None),  # the local backend's index
-            owned=tuple(owned),
-        )
+        self._owned = owned
 
     # ---- tools ------------------------------------------------------------------------------
 
@@ -217,7 +179,7 @@ class Toolbox:
             await self.cache.put_page(url, doc, page.kind.value)
         return doc
 
-    async def _query_file(self, corpus: "Corpus", url: str, goal: str) -> ToolOutcome:
+    async def _query_file(self, corpus: FileIndex, url: str, goal: str) -> ToolOutcome:
         """``query_url`` for a ``file://`` URL: only files of the local corpus, read from its index."""
         try:
             async with asyncio.timeout(self.tool_timeout_s):
@@ -243,40 +205,18 @@ class Toolbox:
             yield
 
     async def aclose(self) -> None:
-        """Close what :meth:`from_settings` built (clients, connection pools)."""
+        """Close what this toolbox owns (clients, connection pools)."""
         for resource in reversed(self._owned):
             close = getattr(resource, "aclose", None)
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
 
-    async def __aenter__(self) -> "Toolbox":
+    async def __aenter__(self) -> Toolbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def make_query_llm(settings: Settings) -> QueryLLM | None:
-    """The query LLM ``settings.query_llm`` names, or ``None`` for ``"none"`` (extractive evidence)."""
-    spec = settings.query_llm
-    if spec == "none":
-        return None
-    try:
-        from fathom.models.chat import ChatClient
-    except ImportError as exc:
-        raise ToolError(f"query LLM {spec!r} is configured but the chat client is unavailable ({exc})") from None
-    key = settings.query_llm_api_key or (settings.openai_api_key if spec.startswith("openai:") else None)
-    try:
-        return ChatClient.from_spec(
-            spec,
-            api_key=key.get_secret_value() if key else None,
-            timeout_s=min(60.0, settings.tool_timeout_s),
-        )
-    except ToolError:
-        raise
-    except Exception as exc:  # e.g. ModelError: an OpenAI spec without OPENAI_API_KEY
-        raise ToolError(f"query LLM {spec!r} cannot be used: {exc}") from None
 
 
 def _error(message: str) -> ToolOutcome:

@@ -84,7 +84,7 @@ class _FakeSearchApi:
     def url(self) -> str:
         return self._server.url
 
-    def start(self) -> "_FakeSearchApi":
+    def start(self) -> _FakeSearchApi:
         self._server.start()
         return self
 

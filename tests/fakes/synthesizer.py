@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from tests.fakes.sglang import Reply
 
-
 PLAN = "## Plan\nSQ1: when did it open? -> S1 History\n| Section | Item | Content | Confidence |"
 
 

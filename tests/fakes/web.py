@@ -232,14 +232,14 @@ class FakeWeb:
             self.requests.clear()
             self.max_in_flight = 0
 
-    def start(self) -> "FakeWeb":
+    def start(self) -> FakeWeb:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "FakeWeb":
+    def __enter__(self) -> FakeWeb:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -326,14 +326,14 @@ class FakeChatLLM:
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         })
 
-    def start(self) -> "FakeChatLLM":
+    def start(self) -> FakeChatLLM:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "FakeChatLLM":
+    def __enter__(self) -> FakeChatLLM:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

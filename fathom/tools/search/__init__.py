@@ -1,9 +1,12 @@
 """Web search backends behind :class:`~fathom.tools.base.SearchBackend`, and the result layout."""
 
 from fathom.tools.search.ddg import DdgBackend
-from fathom.tools.search.factory import make_search_backend
 from fathom.tools.search.http import RetryableError, RetryPolicy
-from fathom.tools.search.results import dedupe_hits, format_search_results, normalize_url
+from fathom.tools.search.results import (
+    dedupe_hits,
+    format_search_results,
+    normalize_url,
+)
 from fathom.tools.search.searxng import SearxngBackend
 from fathom.tools.search.serper import SerperBackend
 from fathom.tools.search.tavily import TavilyBackend
@@ -17,6 +20,5 @@ __all__ = [
     "TavilyBackend",
     "dedupe_hits",
     "format_search_results",
-    "make_search_backend",
     "normalize_url",
 ]

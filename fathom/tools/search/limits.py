@@ -103,7 +103,7 @@ class LimitedBackend:
         return getattr(self.backend, name)
 
 
-_shared: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Limiter]]" = (
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Limiter]] = (
     weakref.WeakKeyDictionary()
 )
 

@@ -8,7 +8,12 @@ import functools
 import httpx
 
 from fathom.tools.base import SearchHit, ToolError
-from fathom.tools.search.http import RetryPolicy, default_client, request_json, with_retries
+from fathom.tools.search.http import (
+    RetryPolicy,
+    default_client,
+    request_json,
+    with_retries,
+)
 from fathom.tools.search.results import dedupe_hits, make_hit
 
 MAX_PAGES = 3  # an instance gives ~10-20 hits a page; more pages only when top_k asks for them

@@ -9,7 +9,12 @@ from __future__ import annotations
 import httpx
 
 from fathom.tools.base import SearchHit, ToolError
-from fathom.tools.search.http import RetryPolicy, default_client, request_json, with_retries
+from fathom.tools.search.http import (
+    RetryPolicy,
+    default_client,
+    request_json,
+    with_retries,
+)
 from fathom.tools.search.results import dedupe_hits, make_hit
 
 KEY_ENV = "SERPER_API_KEY"

@@ -12,7 +12,13 @@ import httpx
 
 from fathom.tools.base import SearchHit, ToolError
 from fathom.tools.search.http import (
-    RetryableError, RetryPolicy, default_client, error_detail, parse_retry_after, raise_for_status, with_retries,
+    RetryableError,
+    RetryPolicy,
+    default_client,
+    error_detail,
+    parse_retry_after,
+    raise_for_status,
+    with_retries,
 )
 from fathom.tools.search.results import dedupe_hits, make_hit
 
@@ -56,7 +62,9 @@ class TavilyBackend:
         self._http = default_client(
             timeout_s, base_url=self.base_url, event_hooks={"response": [_remember_retry_after]}
         )
-        from tavily import AsyncTavilyClient  # imported on use: it pulls in requests, a slow import
+        from tavily import (
+            AsyncTavilyClient,  # imported on use: it pulls in requests, a slow import
+        )
 
         self._client = AsyncTavilyClient(api_key=api_key, api_base_url=self.base_url, client=self._http)
 

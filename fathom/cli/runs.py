@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -15,21 +15,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fathom import runner
-from fathom.checkpoints import RUN_STATUSES, RunRecord, Store
-from fathom.cli_common import EXIT_USAGE, DbUrl, fail, stderr, with_store
-from fathom.cli_report import render_report
-from fathom.cli_tools import index_with_progress, print_cache_sizes, print_corpus_stats, print_index_report
-from fathom.summary import export_json, export_markdown, run_summary, tool_results
+from fathom.app import runs as runner
+from fathom.app.summary import export_json, export_markdown, run_summary, tool_results
+from fathom.cli.options import EXIT_USAGE, DbUrl, fail, stderr, with_store
+from fathom.cli.review import render_report
+from fathom.cli.tools import index_with_progress, print_cache_sizes, print_corpus_stats, print_index_report
+from fathom.store import RUN_STATUSES, RunRecord, Store
+from fathom.store.cache import ToolCache
+from fathom.store.corpus import Corpus
 from fathom.tools.base import ToolError
-from fathom.tools.cache import ToolCache
-from fathom.tools.corpus import Corpus
 
 runs_app = typer.Typer(help="List, show, export and delete recorded runs.", no_args_is_help=True)
 
 
 def _age(when: datetime) -> str:
-    seconds = max(0, int((datetime.now(timezone.utc) - when).total_seconds()))
+    seconds = max(0, int((datetime.now(UTC) - when).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

@@ -1,9 +1,9 @@
 """A local corpus: files indexed for full-text search in the run database (``fathom corpus``).
 
 ``fathom corpus index DIR`` stores the text of every .md, .markdown, .txt, .html, .htm and .pdf
-file under DIR (tables from migration 4 in :mod:`fathom.checkpoints.schema`); a later run re-reads
+file under DIR (tables from migration 4 in :mod:`fathom.store.migrations`); a later run re-reads
 only files whose size or modification time changed, and re-extracts only those whose content hash
-changed. ``--search-backend local`` searches it (:mod:`fathom.tools.search.local`), and its hits
+changed. ``--search-backend local`` searches it (:mod:`fathom.store.fulltext`), and its hits
 are stable ``file://`` URLs that ``query_url`` reads through :meth:`Corpus.read`.
 
 Security boundary: :meth:`Corpus.read` serves only files the index holds, from the index, and
@@ -20,16 +20,16 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from fathom.checkpoints.engine import Database
-from fathom.checkpoints.schema import corpus_files, corpus_roots
-from fathom.checkpoints.urls import URLLike, default_db_url
+from fathom.store.engine import Database
+from fathom.store.migrations import corpus_files, corpus_roots
+from fathom.store.urls import URLLike, default_db_url
 from fathom.tools.base import ToolError
 from fathom.tools.extract import Document, ExtractError, extract
 from fathom.tools.fetch import Page
@@ -100,7 +100,7 @@ class Corpus:
         self._owns_db = owns_db
 
     @classmethod
-    def open(cls, url: URLLike | None = None) -> "Corpus":
+    def open(cls, url: URLLike | None = None) -> Corpus:
         return cls(Database(url if url is not None else default_db_url()), owns_db=True)
 
     async def index(self, directory: Path, *, on_progress: ProgressCallback | None = None) -> IndexReport:
@@ -176,7 +176,7 @@ class Corpus:
         if self._owns_db:
             await self.db.aclose()
 
-    async def __aenter__(self) -> "Corpus":
+    async def __aenter__(self) -> Corpus:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -260,7 +260,7 @@ def _first_line(text: str) -> str:
 
 
 def _register_root(conn: Connection, root_key: str, path: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if conn.execute(update(corpus_roots).where(corpus_roots.c.root_key == root_key).values(indexed_at=now)).rowcount == 0:
         if conn.scalar(select(corpus_roots.c.root_key).where(corpus_roots.c.root_key == root_key)) is None:
             conn.execute(insert(corpus_roots).values(root_key=root_key, path=path, indexed_at=now))

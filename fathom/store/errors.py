@@ -8,17 +8,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
+from fathom.errors import StoreError, UnknownRunError
 
-class CheckpointStoreError(RuntimeError):
-    """The checkpoint database cannot be used: unreachable, not a Fathom database, too new, or a
-    statement failed. The message is one line, names the database (password hidden) and says why."""
-
-
-class UnknownRunError(CheckpointStoreError, KeyError):
-    """A run registry operation named a run id that is not recorded."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of its argument
-        return str(self.args[0]) if self.args else ""
+__all__ = ["StoreError", "UnknownRunError", "one_line", "translated"]
 
 
 def one_line(exc: BaseException) -> str:
@@ -35,11 +27,11 @@ def one_line(exc: BaseException) -> str:
 
 @contextmanager
 def translated(where: str) -> Iterator[None]:
-    """Re-raise database and filesystem errors as :class:`CheckpointStoreError` naming ``where``."""
+    """Re-raise database and filesystem errors as :class:`StoreError` naming ``where``."""
     try:
         yield
-    except CheckpointStoreError:
+    except StoreError:
         raise
     # sqlite3.Error: the saver's hot path runs raw sqlite3/aiosqlite statements (see plans.py)
     except (sa_exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        raise CheckpointStoreError(f"{where}: {one_line(exc)}") from exc
+        raise StoreError(f"{where}: {one_line(exc)}") from exc

@@ -1,6 +1,6 @@
 """SQL caches of the research tools: search results, extracted pages and goal-conditioned evidence.
 
-They live in the run database (tables from migration 3 in :mod:`fathom.checkpoints.schema`), so a
+They live in the run database (tables from migration 3 in :mod:`fathom.store.migrations`), so a
 resumed run, a retried question or an evaluation re-run does not pay for the web twice.
 
 * search: keyed by backend, normalised query (whitespace collapsed, case folded) and ``top_k``.
@@ -25,16 +25,21 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from fathom.checkpoints.engine import Database
-from fathom.checkpoints.schema import cache_evidence, cache_pages, cache_search
-from fathom.checkpoints.urls import URLLike, default_db_url
-from fathom.tools.base import SearchHit, Source
+from fathom.store.engine import Database
+from fathom.store.migrations import cache_evidence, cache_pages, cache_search
+from fathom.store.urls import URLLike, default_db_url
+from fathom.tools.base import (
+    CachedEvidence,
+    CachedPage,
+    FailureStage,
+    SearchHit,
+    Source,
+)
 from fathom.tools.extract import Document
 from fathom.tools.search.results import normalize_url
 
@@ -47,22 +52,6 @@ MAX_ROWS = 20_000
 PRUNE_EVERY = 100
 MAX_PAGE_CHARS = 1_000_000
 TABLES: dict[str, Table] = {"search": cache_search, "pages": cache_pages, "evidence": cache_evidence}
-FailureStage = Literal["fetch", "read"]
-
-
-@dataclass(frozen=True)
-class CachedPage:
-    """A page read before: its document, or the failure remembered for it (``stage`` + ``error``)."""
-
-    document: Document | None
-    stage: FailureStage | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class CachedEvidence:
-    text: str
-    sources: list[Source]
 
 
 def normalize_query(query: str) -> str:
@@ -116,7 +105,7 @@ class ToolCache:
         self._writes: Counter[str] = Counter()
 
     @classmethod
-    def open(cls, url: URLLike | None = None, **options: Any) -> "ToolCache":
+    def open(cls, url: URLLike | None = None, **options: Any) -> ToolCache:
         """A cache on the database at ``url`` (``None``: the default database), closed by :meth:`aclose`."""
         return cls(Database(url if url is not None else default_db_url()), owns_db=True, **options)
 
@@ -190,7 +179,7 @@ class ToolCache:
         if self._owns_db:
             await self.db.aclose()
 
-    async def __aenter__(self) -> "ToolCache":
+    async def __aenter__(self) -> ToolCache:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

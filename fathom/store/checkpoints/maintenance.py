@@ -1,6 +1,6 @@
 """The saver's cold operations: deleting threads and runs, copying threads, pruning, and
 collecting unreferenced blobs. Plain functions of a sync SQLAlchemy ``Connection``, run inside
-the caller's write transaction (see :class:`~fathom.checkpoints.engine.Database`)."""
+the caller's write transaction (see :class:`~fathom.store.engine.Database`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, delete, func, literal, select, tuple_, update
 
-from fathom.checkpoints.queries import BlobRef, CheckpointKey, RefsOf, chunks, upsert_statement
-from fathom.checkpoints.schema import blobs, checkpoints, writes
+from fathom.store.checkpoints.queries import BlobRef, CheckpointKey, RefsOf, chunks, upsert_statement
+from fathom.store.migrations import blobs, checkpoints, writes
 
 
 def delete_threads(conn: Connection, thread_ids: Sequence[str]) -> None:

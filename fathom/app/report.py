@@ -88,7 +88,7 @@ def _shift_headings(text: str, min_level: int) -> str:
         shifts = {n: delta for n, _ in found}
     for number, delta in shifts.items():
         lines[number] = _HEADING.sub(
-            lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + delta), lines[number], count=1
+            lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + delta), lines[number], count=1  # noqa: B023 (called at once)
         )
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ import platformdirs
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from fathom.checkpoints.errors import CheckpointStoreError
+from fathom.store.errors import StoreError
 
 Backend = Literal["sqlite", "postgresql", "mysql"]
 URLLike = str | os.PathLike[str] | URL
@@ -64,14 +64,14 @@ def resolve_url(url: URLLike) -> DatabaseURL:
     """Map a user-friendly URL (or a bare SQLite file path) to async and sync driver URLs.
 
     Raises:
-        CheckpointStoreError: the URL is malformed, names an unsupported database, or asks
+        StoreError: the URL is malformed, names an unsupported database, or asks
             for an in-memory SQLite database (the sync and async engines could not share it).
     """
     parsed = _parse(url)
     name, _, driver = parsed.drivername.partition("+")
     backend = _BACKENDS.get(name)
     if backend is None:
-        raise CheckpointStoreError(
+        raise StoreError(
             f"unsupported database URL scheme {name!r}: use sqlite:///PATH, postgresql://… or mysql://…"
         )
     async_driver = driver if driver in _ASYNC_DRIVERS[backend] else _ASYNC_DRIVERS[backend][0]
@@ -107,14 +107,14 @@ def _parse(url: URLLike) -> URL:
         return URL.create("sqlite", database=os.fspath(url))
     text = url.strip()
     if not text:
-        raise CheckpointStoreError("empty database URL")
+        raise StoreError("empty database URL")
     if "://" not in text:  # a bare path means a SQLite file
         return URL.create("sqlite", database=text)
     try:
         return make_url(text)
     except (ArgumentError, ValueError) as exc:
         shown = _masked(text)
-        raise CheckpointStoreError(f"malformed database URL {shown}: {exc}") from None
+        raise StoreError(f"malformed database URL {shown}: {exc}") from None
 
 
 def _masked(text: str) -> str:
@@ -130,7 +130,7 @@ def _masked(text: str) -> str:
 def _sqlite_file(url: URL) -> URL:
     database = url.database or ""
     if database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory":
-        raise CheckpointStoreError(
+        raise StoreError(
             "in-memory SQLite is not supported (the sync and async engines would see different "
             "databases): use a file path, or LangGraph's InMemorySaver"
         )

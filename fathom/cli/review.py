@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 
-from fathom.render import report_html, report_markdown
+from fathom.app.report import report_html, report_markdown
 
 ReportFormat = Literal["md", "html"]
 

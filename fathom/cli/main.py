@@ -17,9 +17,9 @@ except ImportError:  # pragma: no cover - older typer on real click
     from click import exceptions as click_exceptions
 from rich.markup import escape
 
-from fathom import runner
-from fathom.checkpoints import CheckpointStoreError, UnknownRunError
-from fathom.cli_common import (
+from fathom.app import runs as runner
+from fathom.app.runs import new_run_id
+from fathom.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_MODEL,
     EXIT_NO_ANSWER,
@@ -31,12 +31,12 @@ from fathom.cli_common import (
     fail,
     stderr,
 )
-from fathom.cli_report import plan_decision, save_report
-from fathom.cli_store import cache_app, corpus_app, runs_app
+from fathom.cli.progress import ProgressPrinter
+from fathom.cli.review import plan_decision, save_report
+from fathom.cli.runs import cache_app, corpus_app, runs_app
 from fathom.models.base import ModelError
-from fathom.progress import ProgressPrinter
-from fathom.runner import new_run_id
-from fathom.settings import Settings, SettingsError
+from fathom.settings import ConfigError, Settings
+from fathom.store import StoreError, UnknownRunError
 from fathom.tools.base import ToolError
 
 app = typer.Typer(
@@ -79,7 +79,7 @@ def root() -> None:
 def load_settings(config_file: Path | None, **flags: Any) -> Settings:
     try:
         return Settings.load(flags, config_file=config_file)
-    except SettingsError as exc:
+    except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
 
 
@@ -195,11 +195,11 @@ def run_and_report(make: Any, run_id: str) -> dict[str, Any]:
         fail(f"interrupted: run {run_id} can be continued with 'fathom resume {run_id}'", EXIT_INTERRUPTED)
     except UnknownRunError as exc:
         fail(str(exc), EXIT_USAGE)
-    except CheckpointStoreError as exc:
+    except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     except ModelError as exc:
         fail(f"{exc} (run {run_id} can be continued with 'fathom resume {run_id}')", EXIT_MODEL)
-    except (SettingsError, ToolError, ValueError, OSError) as exc:
+    except (ConfigError, ToolError, ValueError, OSError) as exc:
         fail(str(exc), EXIT_USAGE)
 
 

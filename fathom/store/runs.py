@@ -13,18 +13,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection, delete, insert, select, update
 
-from fathom.checkpoints import maintenance
-from fathom.checkpoints.engine import Database
-from fathom.checkpoints.errors import CheckpointStoreError, UnknownRunError
-from fathom.checkpoints.saver import SQLSaver
-from fathom.checkpoints.schema import RUN_STATUSES, RunStatus, checkpoints, runs
-from fathom.checkpoints.urls import URLLike, default_db_url
+from fathom.store.checkpoints import maintenance
+from fathom.store.checkpoints.saver import SQLSaver
+from fathom.store.engine import Database
+from fathom.store.errors import StoreError, UnknownRunError
+from fathom.store.migrations import RUN_STATUSES, RunStatus, checkpoints, runs
+from fathom.store.urls import URLLike, default_db_url
 
 UPDATABLE_FIELDS = frozenset(
     {"question", "options", "endpoints", "status", "rounds", "answer", "report", "error"}
@@ -71,10 +71,10 @@ class RunRegistry:
         """Record a new run (``rounds`` 0, both timestamps now).
 
         Raises:
-            CheckpointStoreError: a run with this id is already recorded.
+            StoreError: a run with this id is already recorded.
             ValueError: unknown status.
         """
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         values = {
             "run_id": run_id,
             "question": question,
@@ -106,7 +106,7 @@ class RunRegistry:
         for name in ("options", "endpoints"):
             if name in fields:
                 fields[name] = dict(fields[name] or {})
-        return await self.db.write(_update, run_id, {**fields, "updated_at": datetime.now(timezone.utc)})
+        return await self.db.write(_update, run_id, {**fields, "updated_at": datetime.now(UTC)})
 
     async def get(self, run_id: str) -> RunRecord | None:
         """The run, or None if it is not recorded."""
@@ -150,7 +150,7 @@ async def open_store(
             await store.runs.create(run_id, question, options=settings.public_dict())
 
     Raises:
-        CheckpointStoreError: the database is unreachable, not a Fathom database, or too new.
+        StoreError: the database is unreachable, not a Fathom database, or too new.
     """
     db = Database(url if url is not None else default_db_url())
     try:
@@ -165,7 +165,7 @@ async def open_store(
 
 def _create(conn: Connection, values: dict[str, Any]) -> RunRecord:
     if _get(conn, values["run_id"]) is not None:
-        raise CheckpointStoreError(f"run {values['run_id']!r} is already recorded")
+        raise StoreError(f"run {values['run_id']!r} is already recorded")
     conn.execute(insert(runs).values(**values))
     return _record(values)
 

@@ -6,7 +6,7 @@ bridge, so the driver is still aiosqlite / psycopg async / aiomysql); the sync p
 function on the sync engine. No event loop is involved on the sync path, so it works from
 LangGraph's worker threads and even from a thread that has a running loop.
 
-The saver's hot operations are *plans* (:mod:`fathom.checkpoints.plans`), run by
+The saver's hot operations are *plans* (:mod:`fathom.store.plans`), run by
 :meth:`Database.fetch` and :meth:`Database.write_plan`. On SQLite these bypass SQLAlchemy's
 connection and driver adapter: the async path keeps two aiosqlite connections of its own pool
 checked out (one for reads, one for writes) and runs each plan in one round trip to its thread;
@@ -28,10 +28,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from fathom.checkpoints.errors import CheckpointStoreError, translated
-from fathom.checkpoints.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite
-from fathom.checkpoints.schema import migrate
-from fathom.checkpoints.urls import Backend, DatabaseURL, URLLike, resolve_url
+from fathom.store.errors import StoreError, translated
+from fathom.store.migrations import migrate
+from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite
+from fathom.store.urls import Backend, DatabaseURL, URLLike, resolve_url
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -48,7 +48,7 @@ _BEGIN_OPTION = "fathom_begin"
 class Database:
     """The engines of one Fathom database, shared by :class:`SQLSaver` and :class:`RunRegistry`.
 
-    Create it from a URL (see :func:`~fathom.checkpoints.urls.resolve_url`); the schema is
+    Create it from a URL (see :func:`~fathom.store.urls.resolve_url`); the schema is
     created or upgraded on first use, or explicitly with :meth:`setup`. Close it with
     :meth:`aclose` (async code) or :meth:`close` (sync-only code).
     """
@@ -121,7 +121,7 @@ class Database:
         """Create or upgrade the schema (idempotent; runs once per :class:`Database`).
 
         Raises:
-            CheckpointStoreError: unreachable database, not a Fathom database, or newer schema.
+            StoreError: unreachable database, not a Fathom database, or newer schema.
         """
         if self._ready:
             return
@@ -319,7 +319,7 @@ class Database:
             return
         parent = Path(database).parent
         if not parent.is_dir():
-            raise CheckpointStoreError(f"cannot open {self.url}: directory {parent} does not exist")
+            raise StoreError(f"cannot open {self.url}: directory {parent} does not exist")
 
 
 def _configure_sqlite(engine: Engine) -> None:

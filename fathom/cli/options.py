@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn, Optional
 import typer
 from rich.console import Console
 
-from fathom.checkpoints import CheckpointStoreError, UnknownRunError, open_store
+from fathom.store import StoreError, UnknownRunError, open_store
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -48,7 +48,7 @@ def with_store(work: Any) -> Any:
             return asyncio.run(go(db_url_of(db)))
         except UnknownRunError as exc:
             fail(str(exc), EXIT_USAGE)
-        except CheckpointStoreError as exc:
+        except StoreError as exc:
             fail(str(exc), EXIT_STORE)
 
     return call

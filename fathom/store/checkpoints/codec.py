@@ -176,7 +176,7 @@ def decode_chain(serde: SerializerProtocol, rows: Iterable[tuple[bytes | None, i
 
     Each row keeps the first ``length - len(tail)`` elements of the value built so far and
     appends its tail: for a tail row that is the whole base, for a prefix row (no blob, see
-    :mod:`fathom.checkpoints.saver`) a cut of its base.
+    :mod:`fathom.store.checkpoints.saver`) a cut of its base.
     """
     items: list[list[Any]] = []  # [type, bytes] pairs as ormsgpack returns them
     for blob, length in rows:

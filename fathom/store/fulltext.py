@@ -1,4 +1,4 @@
-"""Search the local corpus (:mod:`fathom.tools.corpus`) with the database's own full-text index.
+"""Search the local corpus (:mod:`fathom.store.corpus`) with the database's own full-text index.
 
 * SQLite: FTS5 (``porter unicode61`` tokenizer), ranked by ``bm25()`` with titles weighted up;
 * PostgreSQL: the ``tsv`` column (English configuration, titles weighted A) and ``ts_rank_cd``;
@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, or_, select, text
 
-from fathom.checkpoints.schema import CORPUS_FTS, corpus_files
+from fathom.store.corpus import Corpus, file_url
+from fathom.store.migrations import CORPUS_FTS, corpus_files
 from fathom.tools.base import SearchHit
-from fathom.tools.corpus import Corpus, file_url
 from fathom.tools.passages import BM25, query_terms, rank_passages, split_passages, tokenize
 from fathom.tools.search.results import make_hit
 

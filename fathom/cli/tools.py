@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fathom.tools.corpus import Corpus, IndexReport, RootStats
+from fathom.store.corpus import Corpus, IndexReport, RootStats
 
 MAX_LISTED = 20  # problems listed one by one; the rest are counted
 

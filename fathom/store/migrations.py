@@ -9,9 +9,9 @@ Layout (all tables prefixed ``fathom_``):
   a checkpoint's ``new_versions`` names the channel, as the official Postgres saver does. A list
   value is stored as framed elements (type ``fathom.list``): either all of them, only the tail
   appended since ``base_version``, or none (a prefix of ``base_version``; see
-  :mod:`fathom.checkpoints.codec`).
+  :mod:`fathom.store.checkpoints.codec`).
 - ``fathom_writes``: pending writes, keyed like LangGraph's own savers.
-- ``fathom_runs``: the run registry (:mod:`fathom.checkpoints.runs`).
+- ``fathom_runs``: the run registry (:mod:`fathom.store.runs`).
 - ``fathom_migrations``: one row per applied migration. ``MIGRATIONS[i]`` brings the schema to
   version ``i + 1``; a database is upgraded in order on open, so a newer Fathom opens an older
   database, and a database newer than this code is refused.
@@ -24,7 +24,7 @@ plain text on SQLite. Their MySQL widths keep each primary key under InnoDB's 30
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import (
@@ -52,7 +52,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from fathom.checkpoints.errors import CheckpointStoreError
+from fathom.store.errors import StoreError
 
 RunStatus = Literal["running", "interrupted", "failed", "done"]
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -116,13 +116,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: pass an aware datetime (UTC)")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -220,7 +220,7 @@ def _v2_run_registry(conn: Connection) -> None:
 
 # ---- research-tool caches (migration 3) -------------------------------------------------------
 # One row per search, page or evidence, keyed by the SHA-256 of its inputs (see
-# fathom.tools.cache), so URLs and queries of any length fit a primary key on every backend.
+# fathom.store.cache), so URLs and queries of any length fit a primary key on every backend.
 # ``stored_at`` is epoch seconds: the TTL is applied when reading, so a new TTL applies at once.
 cache_search = Table(
     "fathom_cache_search",
@@ -275,7 +275,7 @@ def _v3_tool_caches(conn: Connection) -> None:
 # title and body is the backend's own: an external-content FTS5 table kept in step by triggers
 # on SQLite, a generated tsvector column with a GIN index on PostgreSQL, a FULLTEXT index on
 # MySQL/MariaDB (whose text columns are case-insensitive here, or matching would be bytewise).
-# A SQLite without FTS5 gets no index; search then falls back to LIKE (fathom.tools.search.local).
+# A SQLite without FTS5 gets no index; search then falls back to LIKE (fathom.store.fulltext).
 _FT_TEXT = Text().with_variant(mysql.TEXT(collation="utf8mb4_unicode_ci"), *_MYSQL)
 _FT_LONG_TEXT = Text().with_variant(mysql.LONGTEXT(collation="utf8mb4_unicode_ci"), *_MYSQL)
 
@@ -368,7 +368,7 @@ def migrate(conn: Connection, migrations_to_apply: Sequence[Migration] = MIGRATI
     PostgreSQL, ``GET_LOCK`` on MySQL), so two processes opening a fresh database do not race.
 
     Raises:
-        CheckpointStoreError: the database has ``fathom_`` tables but no migrations table, or
+        StoreError: the database has ``fathom_`` tables but no migrations table, or
             was migrated by a newer Fathom than this one.
     """
     dialect = conn.dialect.name
@@ -390,13 +390,13 @@ def _apply(conn: Connection, migrations_to_apply: Sequence[Migration]) -> int:
     else:
         strays = sorted(name for name in tables if name.startswith("fathom_"))
         if strays:
-            raise CheckpointStoreError(
+            raise StoreError(
                 f"not a Fathom database: it has {', '.join(strays)} but no {migrations.name} table"
             )
         migrations.create(conn)
         current = 0
     if current > len(MIGRATIONS):
-        raise CheckpointStoreError(
+        raise StoreError(
             f"database schema is version {current}, newer than this Fathom supports "
             f"({len(MIGRATIONS)}): upgrade Fathom"
         )

@@ -3,7 +3,7 @@
 One database (SQLite by default, PostgreSQL, or MySQL/MariaDB) holds every run's checkpoints and
 its registry row. Typical use from the CLI::
 
-    from fathom.checkpoints import open_store
+    from fathom.store import open_store
 
     async with open_store(settings.db_url) as store:        # None -> default_db_url()
         graph = builder.compile(checkpointer=store.saver)
@@ -13,17 +13,17 @@ its registry row. Typical use from the CLI::
         await store.runs.update(run_id, status="done", answer=answer)
 """
 
-from fathom.checkpoints.engine import Database
-from fathom.checkpoints.errors import CheckpointStoreError, UnknownRunError
-from fathom.checkpoints.runs import RunRecord, RunRegistry, Store, open_store
-from fathom.checkpoints.saver import SQLSaver
-from fathom.checkpoints.schema import RUN_STATUSES, SCHEMA_VERSION, RunStatus
-from fathom.checkpoints.urls import DatabaseURL, default_db_path, default_db_url, resolve_url
+from fathom.store.checkpoints.saver import SQLSaver
+from fathom.store.engine import Database
+from fathom.store.errors import StoreError, UnknownRunError
+from fathom.store.migrations import RUN_STATUSES, SCHEMA_VERSION, RunStatus
+from fathom.store.runs import RunRecord, RunRegistry, Store, open_store
+from fathom.store.urls import DatabaseURL, default_db_path, default_db_url, resolve_url
 
 __all__ = [
     "RUN_STATUSES",
     "SCHEMA_VERSION",
-    "CheckpointStoreError",
+    "StoreError",
     "Database",
     "DatabaseURL",
     "RunRecord",

@@ -18,11 +18,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, StateSnapshot
 
-from fathom.checkpoints import RunRecord, Store, UnknownRunError, open_store
-from fathom.graph.build import build_graph
-from fathom.graph.context import FathomContext, Services
+from fathom.app.services import build_services, research_graph
+from fathom.app.summary import run_summary
+from fathom.graph.context import FathomContext
+from fathom.ports import Services
 from fathom.settings import SECRET_ENV_VARS, Settings
-from fathom.summary import run_summary
+from fathom.store import Database, RunRecord, Store, UnknownRunError, open_store
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -48,6 +49,7 @@ async def run_question(
     run_id: str,
     checkpointer: BaseCheckpointSaver | None = None,
     services: Services | None = None,
+    database: Database | None = None,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
     """Run the graph on ``question`` (a string or a full input dict), a ``Command`` (resuming an
@@ -55,10 +57,10 @@ async def run_question(
 
     A run that stops at the plan review carries the request under ``summary["review"]``.
     """
-    graph = build_graph(checkpointer=checkpointer or InMemorySaver())
+    graph = research_graph(checkpointer=checkpointer or InMemorySaver())
     config = run_config(run_id)
     owned = services is None
-    services = services or Services.from_settings(settings)
+    services = services or build_services(settings, database=database)
     payload = {"question": question} if isinstance(question, str) else question
     try:
         stream = graph.astream(
@@ -109,6 +111,7 @@ async def execute(
             settings,
             run_id=record.run_id,
             checkpointer=store.saver,
+            database=store.db,
             on_event=on_event,
         )
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -189,7 +192,7 @@ async def resume(
         record = await require_run(store, run_id)
         if on_event is not None:
             on_event({"event": "resume", "run_id": run_id, "question": record.question})
-        snapshot = await build_graph(checkpointer=store.saver).aget_state(run_config(run_id))
+        snapshot = await research_graph(checkpointer=store.saver).aget_state(run_config(run_id))
         if is_finished(snapshot):  # nothing to run: only make the record match the state
             summary = run_summary(run_id, snapshot.values)
             if record.status != (status := final_status(summary)):
@@ -241,5 +244,5 @@ async def honest_status(store: Store, record: RunRecord) -> str:
 
 async def load_state(store: Store, run_id: str) -> dict[str, Any]:
     """The latest state values of a run (empty when it never reached a checkpoint)."""
-    snapshot = await build_graph(checkpointer=store.saver).aget_state(run_config(run_id))
+    snapshot = await research_graph(checkpointer=store.saver).aget_state(run_config(run_id))
     return dict(snapshot.values or {})

@@ -16,8 +16,8 @@ from typing import Literal
 
 from sqlalchemy import create_engine, text
 
-from fathom.checkpoints.errors import one_line
-from fathom.checkpoints.urls import resolve_url
+from fathom.store.errors import one_line
+from fathom.store.urls import resolve_url
 
 ServerBackend = Literal["postgresql", "mysql"]
 

@@ -16,14 +16,15 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from fathom.checkpoints import maintenance, queries, rows, schema
-from fathom.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base, usable_base
-from fathom.checkpoints.engine import Database
-from fathom.checkpoints.errors import CheckpointStoreError
-from fathom.checkpoints.plans import Plan, run_plan
-from fathom.checkpoints.queries import BlobRef, CheckpointKey, CheckpointRecord, ListQuery, WriteRecord
-from fathom.checkpoints.rows import BrokenChainError, Loaded, PreparedPut
-from fathom.checkpoints.urls import URLLike, default_db_url
+from fathom.store import migrations as schema
+from fathom.store.checkpoints import maintenance, queries, rows
+from fathom.store.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base, usable_base
+from fathom.store.checkpoints.queries import BlobRef, CheckpointKey, CheckpointRecord, ListQuery, WriteRecord
+from fathom.store.checkpoints.rows import BrokenChainError, Loaded, PreparedPut
+from fathom.store.engine import Database
+from fathom.store.errors import StoreError
+from fathom.store.plans import Plan, run_plan
+from fathom.store.urls import URLLike, default_db_url
 
 DEFAULT_MAX_CHAIN_DEPTH = 256
 """Tails after which a list channel is stored whole again (bounds rows read per load)."""
@@ -45,7 +46,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
     ones (``put``, ``get_tuple``, ``list``, …) run the same SQL on a sync engine of the same
     database, so a graph can be invoked with ``invoke`` or ``ainvoke``. The schema is created on
     first use. Unchanged channels are stored once per version, and list channels that grow by
-    appending (``messages``) store only their new tail; see :mod:`fathom.checkpoints.codec`.
+    appending (``messages``) store only their new tail; see :mod:`fathom.store.checkpoints.codec`.
 
     Example::
 
@@ -56,14 +57,14 @@ class SQLSaver(BaseCheckpointSaver[str]):
 
     Args:
         database: a URL (``sqlite:///path``, a bare path, ``postgresql://…``, ``mysql://…``) or
-            a :class:`Database` shared with a :class:`~fathom.checkpoints.runs.RunRegistry`.
+            a :class:`Database` shared with a :class:`~fathom.store.runs.RunRegistry`.
             The saver closes a database it opened from a URL, never a shared one.
         serde: serializer for every stored value (LangGraph's ``JsonPlusSerializer`` by default).
         max_chain_depth: links after which a list channel is stored whole again.
         segment: tails after which a list channel's recent tails are folded into one row.
 
     Raises:
-        CheckpointStoreError: from any method, when the database cannot be used.
+        StoreError: from any method, when the database cannot be used.
     """
 
     def __init__(
@@ -330,7 +331,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
 
         When the version extends this process's last one and that ends a segment (``segment``
         tails since its root), it is stored as one tail of the root instead, and the segment's
-        tails become prefix rows of it (see :mod:`fathom.checkpoints.codec`): the same bytes,
+        tails become prefix rows of it (see :mod:`fathom.store.checkpoints.codec`): the same bytes,
         stored once, but one row to read for the whole segment.
         """
         cached = self._heads.get(key)
@@ -408,7 +409,7 @@ class SQLSaver(BaseCheckpointSaver[str]):
         try:
             return rows.to_tuple(self.serde, loaded)
         except BrokenChainError as exc:
-            raise CheckpointStoreError(f"{self.db.url}: {exc}") from None
+            raise StoreError(f"{self.db.url}: {exc}") from None
 
     def _remember(self, stored: Cached) -> None:
         for key, entry in stored:

@@ -33,9 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from fathom.checkpoints.codec import LIST_TYPE, ListHead
-from fathom.checkpoints.plans import Plan, execute, execute_many, fetch_all
-from fathom.checkpoints.schema import blobs, checkpoints, writes
+from fathom.store.checkpoints.codec import LIST_TYPE, ListHead
+from fathom.store.migrations import blobs, checkpoints, writes
+from fathom.store.plans import Plan, execute, execute_many, fetch_all
 
 BlobKey = tuple[str, str, str, str]
 """(thread_id, checkpoint_ns, channel, version) of a blob row."""

@@ -6,7 +6,7 @@ LangGraph's ``with_allowlist`` clones a saver with a different one.
 A checkpoint row holds the serde-encoded checkpoint with only its small primitive channel values
 inline (as the official Postgres saver does); the other values live in blob rows keyed by
 ``(thread, ns, channel, version)``, written only for channels in ``new_versions``. List values
-take the incremental path of :mod:`fathom.checkpoints.codec`.
+take the incremental path of :mod:`fathom.store.checkpoints.codec`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from fathom.checkpoints.codec import (
+from fathom.store.checkpoints.codec import (
     EMPTY_TYPE,
     LIST_TYPE,
     EncodedList,
@@ -37,7 +37,7 @@ from fathom.checkpoints.codec import (
     encode_list,
     is_incremental,
 )
-from fathom.checkpoints.queries import (
+from fathom.store.checkpoints.queries import (
     BlobKey,
     BlobRecord,
     BlobRef,

@@ -1,0 +1,261 @@
+"""The one place where settings become clients, tools and stores.
+
+Every API key is bound to the endpoint it belongs to (see :func:`query_llm_key`): a custom URL
+never receives OpenAI's key, and model servers receive only ``FATHOM_MODEL_API_KEY``. Each
+process opens one :class:`~fathom.store.Database` per URL and event loop (:func:`shared_database`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import weakref
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph.state import CompiledStateGraph
+
+from fathom.errors import ConfigError, ModelError, ToolError
+from fathom.graph.build import build_graph
+from fathom.graph.context import FathomContext, as_context
+from fathom.models.chat import ChatClient
+from fathom.models.sglang import SGLangClient
+from fathom.ports import ResearchConfig, Services
+from fathom.protocols.chat import ChatToolsProtocol
+from fathom.protocols.fathom import FathomProtocol
+from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
+from fathom.protocols.synthesizer import load_synth_prompt
+from fathom.settings import SECRET_ENV_VARS, Settings
+from fathom.store import Database, default_db_url
+from fathom.store.cache import ToolCache
+from fathom.tools.base import SearchBackend
+from fathom.tools.evidence import EvidenceExtractor, QueryLLM
+from fathom.tools.fetch import Fetcher
+from fathom.tools.search.ddg import DdgBackend
+from fathom.tools.search.limits import limit
+from fathom.tools.search.searxng import SearxngBackend
+from fathom.tools.search.serper import SerperBackend
+from fathom.tools.search.tavily import TavilyBackend
+from fathom.tools.toolbox import Toolbox
+
+
+def research_config(settings: Settings) -> ResearchConfig:
+    """The plain configuration the nodes read, taken from ``settings``."""
+    try:
+        synth_prompt = load_synth_prompt(settings.synth_prompt_file).text if settings.synth_prompt_file else ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read --synth-prompt-file {settings.synth_prompt_file}: {exc.strerror or exc}") from None
+    names = {name for name in ResearchConfig.__dataclass_fields__ if name in Settings.model_fields}
+    return ResearchConfig(
+        **{name: getattr(settings, name) for name in names},
+        synth_prompt=synth_prompt,
+        max_step_seconds=max(settings.tool_timeout_s, settings.model_timeout_s) + 30.0,
+    )
+
+
+def build_services(
+    settings: Settings, *, chat_model: BaseChatModel | None = None, database: Database | None = None
+) -> Services:
+    """Build every client ``settings`` describe; ``chat_model`` switches the search loop to tool
+    calling; ``database`` (the caller's, left open) holds the tool caches.
+
+    Raises :class:`ConfigError` (or :class:`ToolError`) when the configuration cannot work, so a
+    run fails at its start, not mid-way.
+    """
+    services = Services(config=research_config(settings), protocol=None, tools=None)  # type: ignore[arg-type]
+
+    def keep(client: Any) -> Any:
+        services.closers.append(client.aclose)
+        return client
+
+    prompt = _search_prompt(settings)
+    if chat_model is not None:
+        services.protocol = ChatToolsProtocol(chat_model, _chat_prompt(prompt), temperature=settings.temperature)
+    elif settings.search_protocol == "chat":
+        client = keep(_search_model_chat(settings, "search model"))
+        services.protocol = ChatToolsProtocol(client, _chat_prompt(prompt), temperature=settings.temperature)
+    else:
+        sglang = keep(_sglang(settings, settings.search_model_url, "search model"))
+        services.protocol = FathomProtocol(
+            sglang, prompt, temperature=settings.temperature, repetition_penalty=settings.repetition_penalty
+        )
+    query_llm = query_llm_client(settings)
+    if query_llm is not None:
+        keep(query_llm)  # shared with the judge: closed here, not by the toolbox
+    needs_db = not settings.no_cache or settings.resolved_search_backend == "local"
+    if database is None and needs_db:
+        database = keep(Database(settings.db_url or default_db_url()))
+    cache = None
+    if not settings.no_cache:
+        assert database is not None
+        cache = ToolCache(database, ttl_s=settings.cache_ttl_s, max_rows=settings.cache_max_rows)
+    services.tools = keep(toolbox(settings, query_llm=query_llm, cache=cache, database=database))
+    services.synth = keep(_sglang(settings, settings.synth_model_url, "synthesizer model"))
+    # The judge of answers: the query LLM when configured, else the search model's chat route.
+    services.judge = query_llm or keep(_search_model_chat(settings, "judge (search model)"))
+    return services
+
+
+def toolbox(
+    settings: Settings,
+    *,
+    query_llm: QueryLLM | None = None,
+    search_backend: SearchBackend | None = None,
+    cache: ToolCache | None = None,
+    database: Database | None = None,
+) -> Toolbox:
+    """The research tools ``settings`` describe; the arguments given replace what they would build.
+    ``database`` (left open) holds the local corpus when ``search_backend`` is ``local``."""
+    owned: list[Any] = []
+    if query_llm is None and (query_llm := query_llm_client(settings)) is not None:
+        owned.append(query_llm)
+    if search_backend is None:
+        search_backend = make_search_backend(settings, database)
+        owned.append(search_backend)
+    fetcher = Fetcher(allow_hosts=settings.allow_hosts, timeout_s=settings.fetch_timeout_s,
+                      max_bytes=settings.fetch_max_bytes)
+    owned.append(fetcher)
+    return Toolbox(
+        search_backend=search_backend,
+        fetcher=fetcher,
+        extractor=EvidenceExtractor(max_chars=settings.evidence_max_chars, llm=query_llm),
+        tool_timeout_s=settings.tool_timeout_s,
+        default_top_k=settings.search_top_k,
+        cache=cache,
+        corpus=getattr(search_backend, "corpus", None),  # the local backend's index
+        owned=tuple(owned),
+    )
+
+
+def make_search_backend(settings: Settings, database: Database | None = None) -> SearchBackend:
+    """The backend ``settings.resolved_search_backend`` names, behind the process's per-backend
+    concurrency and rate limits (the local backend reads its corpus from ``database``).
+
+    Raises :class:`ConfigError` at once when it cannot work: a missing API key or URL (naming
+    the environment variable to set), or ddgs not installed.
+    """
+    name = settings.resolved_search_backend
+    timeout_s = settings.fetch_timeout_s
+    try:
+        if name == "tavily":
+            key = _secret(settings.tavily_api_key) or ""
+            backend, endpoint = TavilyBackend(key, base_url=settings.tavily_url, timeout_s=timeout_s), settings.tavily_url or ""
+        elif name == "serper":
+            key = _secret(settings.serper_api_key) or ""
+            backend, endpoint = SerperBackend(key, base_url=settings.serper_url, timeout_s=timeout_s), settings.serper_url
+        elif name == "searxng":
+            backend, endpoint = SearxngBackend(settings.searxng_url or "", timeout_s=timeout_s), settings.searxng_url or ""
+        elif name == "ddg":
+            backend, endpoint = DdgBackend(timeout_s=min(timeout_s, 15.0)), ""
+        else:  # local: the corpus in the run database
+            from fathom.store.corpus import Corpus
+            from fathom.store.fulltext import LocalSearchBackend
+
+            corpus = Corpus(database) if database is not None else Corpus.open(settings.db_url)
+            backend, endpoint = LocalSearchBackend(corpus, owns_corpus=database is None), settings.db_url or ""
+    except ToolError as exc:
+        raise ConfigError(str(exc)) from None
+    return limit(backend, endpoint, concurrency=settings.search_concurrency, rate_per_s=settings.search_rate_per_s)
+
+
+def query_llm_key(settings: Settings) -> str | None:
+    """The key for the query LLM: ``FATHOM_QUERY_LLM_API_KEY``, or ``OPENAI_API_KEY`` for an
+    ``openai:`` spec only. A custom URL never receives OpenAI's key."""
+    if settings.query_llm_api_key is not None:
+        return _secret(settings.query_llm_api_key)
+    if settings.query_llm.startswith("openai:"):
+        return _secret(settings.openai_api_key)
+    return None
+
+
+def query_llm_client(settings: Settings) -> ChatClient | None:
+    """The query LLM ``settings.query_llm`` names, or ``None`` for ``none`` (extractive evidence)."""
+    try:
+        return ChatClient.from_spec(settings.query_llm, api_key=query_llm_key(settings),
+                                    timeout_s=min(60.0, settings.tool_timeout_s))
+    except ModelError as exc:  # e.g. an OpenAI spec without OPENAI_API_KEY
+        raise ConfigError(f"query LLM {settings.query_llm!r} cannot be used: {exc}") from None
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _search_prompt(settings: Settings) -> Prompt:
+    try:
+        return search_prompt(settings.prompt_file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --prompt-file {settings.prompt_file}: {exc.strerror or exc}") from None
+
+
+def _sglang(settings: Settings, url: str, name: str) -> SGLangClient:
+    return SGLangClient(url, timeout_s=settings.model_timeout_s, max_retries=settings.model_retries,
+                        api_key=_secret(settings.model_api_key), name=name)
+
+
+def _search_model_chat(settings: Settings, name: str) -> ChatClient:
+    """The search model's OpenAI-compatible route (SGLang serves ``/v1`` beside ``/generate``)."""
+    return ChatClient(settings.search_model_url + "/v1", None, api_key=_secret(settings.model_api_key),
+                      timeout_s=settings.model_timeout_s, max_retries=settings.model_retries, name=name)
+
+
+def _chat_prompt(prompt: Prompt) -> str:
+    # A user's prompt file is written for the raw Fathom protocol; chat models get ours unless
+    # the file has no schema slot (then it is a plain system prompt and fits either protocol).
+    return CHAT_SYSTEM_PROMPT if prompt.source == "builtin" or "{func_schemas}" in prompt.text else prompt.text
+
+
+# ---- per-process sharing ------------------------------------------------------------------------
+
+_services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Services]] = weakref.WeakKeyDictionary()
+_databases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Database]] = weakref.WeakKeyDictionary()
+
+
+def shared_database(url: str | None) -> Database:
+    """This process's :class:`Database` for ``url`` on the running event loop (never closed early:
+    it lives as long as the loop)."""
+    per_loop = _databases.setdefault(asyncio.get_running_loop(), {})
+    key = str(url or default_db_url())
+    if key not in per_loop:
+        per_loop[key] = Database(key)
+    return per_loop[key]
+
+
+async def services_for(context: FathomContext | dict[str, Any] | None) -> Services:
+    """The services of a run: the context's own, or built from its settings (or the environment)
+    once per event loop and reused (LangGraph's server runs many threads on one loop).
+
+    Building reads files and may create the data directory, so it runs in a worker thread.
+    """
+    context = as_context(context)
+    if context.services is not None:
+        return context.services
+    settings = context.settings
+    if not isinstance(settings, Settings):
+        settings = Settings.load(settings or {})
+    per_loop = _services.setdefault(asyncio.get_running_loop(), {})
+    key = (settings.model_dump_json(), _secrets_digest(settings), id(context.chat_model))
+    if key not in per_loop:
+        database = shared_database(settings.db_url)
+        built = await asyncio.to_thread(build_services, settings, chat_model=context.chat_model, database=database)
+        per_loop.setdefault(key, built)
+    return per_loop[key]
+
+
+def _secrets_digest(settings: Settings) -> str:
+    """A digest of the API keys: ``model_dump_json`` masks them, yet clients differ by key."""
+    keys = [_secret(getattr(settings, name)) or "" for name in SECRET_ENV_VARS]
+    return hashlib.sha256("\0".join(keys).encode()).hexdigest()
+
+
+def research_graph(*, checkpointer: Any = None, name: str = "fathom") -> CompiledStateGraph:
+    """The research graph with services built from settings when the context brings none.
+
+    Input ``{"question": str}``; output ``answer``, ``sources``, ``status`` (see
+    :class:`~fathom.graph.state.OutputState`). Without a checkpointer it runs under its parent's
+    when embedded as a subgraph.
+    """
+    return build_graph(services=services_for, checkpointer=checkpointer, name=name)
+
+
+__all__ = ["build_services", "research_config", "research_graph", "services_for", "shared_database"]

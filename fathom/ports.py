@@ -1,0 +1,101 @@
+"""What the nodes are handed: plain configuration and the interfaces of the things they call.
+
+Nodes never build clients or read settings; the application layer (:mod:`fathom.app.services`)
+builds a :class:`Services` from :class:`~fathom.settings.Settings` and the graph hands it to
+every node. Tests and embedders may hand their own implementations of these interfaces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fathom.models.base import ChatResult, Generation
+from fathom.protocols.base import SearchProtocol
+from fathom.tools.base import ToolOutcome
+
+
+@dataclass(frozen=True)
+class ResearchConfig:
+    """The knobs the nodes read (a plain copy of the matching settings; see ``Settings``)."""
+
+    max_rounds: int = 64
+    max_calls_per_turn: int = 8
+    max_wall_seconds: float = 3600.0
+    context_tokens: int = 40960
+    answer_reserve_tokens: int = 2048
+    max_new_tokens_per_turn: int = 8192
+    search_top_k: int = 10
+    verify: bool = True
+    max_verify_loops: int = 2
+    language: str = "English"
+    synth_prompt: str = ""  # the synthesizer's system prompt text (ours, or the user's file)
+    synth_context_tokens: int = 131072
+    synth_max_new_tokens: int = 10000
+    synth_temperature: float = 0.4
+    synth_continuations: int = 2
+    repetition_penalty: float = 1.05
+    # The longest a step between two search turns can take (a tool call or a judge call): a
+    # longer gap is a pause (a crash, a plan review), which the wall-clock budget does not count.
+    max_step_seconds: float = 600.0
+
+
+class Tools(Protocol):
+    """The research tools the search model calls."""
+
+    async def search_urls(self, query: str, top_k: int | None = None) -> ToolOutcome: ...
+
+    async def query_url(self, url: str, goal: str) -> ToolOutcome: ...
+
+
+class Synthesizer(Protocol):
+    """Fathom-Synthesizer: raw-prompt completion with the server's token counts."""
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int,
+        temperature: float = ...,
+        repetition_penalty: float = ...,
+        stop: list[str] | None = None,
+    ) -> Generation: ...
+
+    async def context_length(self) -> int | None: ...
+
+
+class Judge(Protocol):
+    """A chat model that decides whether the evidence supports an answer."""
+
+    async def complete(
+        self, messages: list[dict[str, Any]], *, temperature: float = ..., max_tokens: int = ...
+    ) -> ChatResult: ...
+
+
+Clock = Callable[[], float]  # epoch seconds
+
+
+@dataclass
+class Services:
+    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it)."""
+
+    config: ResearchConfig
+    protocol: SearchProtocol
+    tools: Tools
+    synth: Synthesizer | None = None
+    judge: Judge | None = None
+    clock: Clock = time.time
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.closers.clear()
+
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,1 @@
+"""The SQL checkpointer: saver, row layout, codec, queries and maintenance."""
