@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fathom.store import RunRegistry, StoreError, UnknownRunError, open_store
-from tests.test_checkpoint_support import (
+from tests.support.checkpoints import (
     backend_url,
     research_graph,
     research_input,

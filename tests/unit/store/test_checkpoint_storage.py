@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from fathom.store import SQLSaver
 from fathom.store.checkpoints.codec import decode_chain, encode_list, pack
 from fathom.store.migrations import blobs, checkpoints
-from tests.test_checkpoint_support import (
+from tests.support.checkpoints import (
     backend_url,
     research_graph,
     research_input,

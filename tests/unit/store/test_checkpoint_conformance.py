@@ -12,16 +12,17 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 
 from fathom.store import SQLSaver
 from fathom.store.checkpoints.testing import scratch_database
-from tests.test_checkpoint_support import BACKENDS, SyncPathSaver, server
+from tests.support.checkpoints import BACKENDS, SyncPathSaver, server
 
-BASE_TESTS = 58  # put 17, put_writes 10, get_tuple 10, list 16, delete_thread 5
-EXTENDED_TESTS = 23  # delete_for_runs 7, copy_thread 8, prune 8
+# Every capability the suite knows, base and extended, must be detected and fully passed; the
+# number of tests in each is the suite's business (it grows with upgrades).
+CAPABILITIES = {"put", "put_writes", "get_tuple", "list", "delete_thread", "delete_for_runs", "copy_thread", "prune"}
 
 
 @pytest.mark.parametrize("path", ["async", "sync"])
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_conformance(backend: str, path: str, tmp_path: Path) -> None:
-    """The async API as is, and the sync API through a to_thread adapter, pass all 81 tests."""
+    """The async API as is, and the sync API through a to_thread adapter, pass every test of every capability."""
     saver_class = SQLSaver if path == "async" else SyncPathSaver
     server_url = server(backend) if backend != "sqlite" else None  # skips if unreachable
     databases = ExitStack()
@@ -48,4 +49,7 @@ async def test_conformance(backend: str, path: str, tmp_path: Path) -> None:
     results = report.to_dict()["results"]
     assert report.passed_all(), {cap: r["failures"] for cap, r in results.items() if r["failures"]}
     assert report.conformance_level() == "FULL"
-    assert sum(r["tests_passed"] for r in results.values()) == BASE_TESTS + EXTENDED_TESTS
+    assert CAPABILITIES <= set(results)
+    for name, result in results.items():
+        assert result["detected"] and result["tests_passed"] > 0, name
+        assert result["tests_failed"] == 0 and result["tests_skipped"] == 0, (name, result)

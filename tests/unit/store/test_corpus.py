@@ -17,7 +17,7 @@ from fathom.store.fulltext import LocalSearchBackend
 from fathom.tools.toolbox import INVALID_URL
 from tests.conftest import call, fake_env
 from tests.fakes.pdf import make_pdf
-from tests.test_checkpoint_support import backend_url
+from tests.support.checkpoints import backend_url
 
 __all__ = ["backend_url"]  # fixture: SQLite, PostgreSQL and MariaDB (skipped when unreachable)
 

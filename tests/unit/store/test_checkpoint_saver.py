@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from fathom.store import SQLSaver, engine
 from fathom.store.checkpoints import maintenance, queries
-from tests.test_checkpoint_support import (
+from tests.support.checkpoints import (
     backend_url,
     research_graph,
     research_input,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from fathom.store import SQLSaver, plans
 from fathom.store.migrations import blobs, checkpoints, writes
-from tests.test_checkpoint_support import research_graph, research_input, run_config
+from tests.support.checkpoints import research_graph, research_input, run_config
 
 WRITERS = 32
 ROUNDS = 5

@@ -19,7 +19,7 @@ from fathom.tools.toolbox import Toolbox
 from tests.conftest import fake_env, fake_settings, research_script
 from tests.fakes.search_apis import FakeSearxng
 from tests.fakes.web import FakeWeb
-from tests.test_checkpoint_support import backend_url
+from tests.support.checkpoints import backend_url
 
 __all__ = ["backend_url"]  # fixture: SQLite, PostgreSQL and MariaDB (skipped when unreachable)
 

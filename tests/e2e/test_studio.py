@@ -19,7 +19,7 @@ from tests.fakes.server import free_port
 from tests.fakes.sglang import FakeSGLang
 from tests.fakes.synthesizer import synthesizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LANGGRAPH = Path(sys.executable).with_name("langgraph")
 
 pytestmark = pytest.mark.skipif(

@@ -18,7 +18,7 @@ from fathom.store import (
     resolve_url,
 )
 from fathom.store.migrations import MIGRATIONS, migrate, migrations
-from tests.test_checkpoint_support import backend_url
+from tests.support.checkpoints import backend_url
 
 __all__ = ["backend_url"]  # fixture
 
