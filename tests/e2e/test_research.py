@@ -1,10 +1,14 @@
-
 """The research loop end to end: fake SGLang, fake search API and fake web, all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
 from fathom.app.runs import run_question
 from fathom.app.services import build_services
+from fathom.graph.build import build_builder
+from fathom.graph.context import FathomContext
 from tests.conftest import call, fake_settings, research_script
 from tests.fakes.sglang import Reply
 
@@ -203,3 +207,27 @@ async def test_shared_services_are_rebuilt_for_a_different_api_key(sglang, searx
     assert other.synth._http.headers["Authorization"] == "Bearer new-key"
     for services in (first, other):
         await services.aclose()
+
+
+@pytest.mark.parametrize(("pause_s", "forced"), [(2 * 86400.0, False), (100.0, True)])
+async def test_the_wall_clock_budget_lives_with_the_run(sglang, searxng, web, pause_s, forced):
+    """A thread continued a day later in the same process still has its budget: a gap longer
+    than any step (a crash, a plan review, a resume) is a pause, not research time. A gap that
+    a step could have taken counts, and here spends the 60 s budget."""
+    sglang.add(*research_script(web))
+    settings = fake_settings(sglang, searxng, web, max_wall_seconds=60)
+    now = [1_000_000.0]
+    graph = build_builder().compile(checkpointer=InMemorySaver(), interrupt_after=["search"])
+    config = {"configurable": {"thread_id": "paused"}}
+    async with build_services(settings) as services:
+        services.clock = lambda: now[0]
+        context = FathomContext(services=services)
+        await graph.ainvoke({"question": "When did the Kestrel Bridge open?"}, config, context=context)
+        now[0] += pause_s
+        while (await graph.aget_state(config)).next:
+            await graph.ainvoke(None, config, context=context)
+    state = (await graph.aget_state(config)).values
+    assert ("budget is used up (the time limit" in sglang.prompts[1]) is forced
+    if not forced:
+        assert state["answer"] == "1897" and state["rounds"] == 3
+        assert not any("budget is used up" in prompt for prompt in sglang.prompts)

@@ -133,6 +133,7 @@ class FakeSGLang:
         self.cache_report = cache_report  # SGLang's --enable-cache-report for the OpenAI routes
         self.reasoning_parser = reasoning_parser  # --reasoning-parser: split at </think>
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request, for key-binding tests
         self.prompts: list[str] = []
         self._script: list[ScriptItem] = list(script or [])
         self._seen: list[str] = []
@@ -297,6 +298,7 @@ class FakeSGLang:
             with self._lock:
                 self.requests.append({"method": request.method, "path": request.url.path,
                                       "json": body, "headers": headers})
+                self.authorizations.append(request.headers.get("authorization"))
                 fail = self._fail.pop(0) if model and self._fail else None
             try:
                 if self._down:
