@@ -5,8 +5,8 @@ SGLang's ``reasoning_content``. The endpoint is named by a spec string, as in se
 ``"none"``, ``"openai:MODEL"`` or an OpenAI-compatible base URL such as
 ``http://127.0.0.1:8905/v1`` (the model is then the first one that ``GET /v1/models`` lists).
 
-Retries are done here, not by the SDK, so both clients share one policy (connection errors,
-timeouts, 408/429/5xx; backoff with jitter). Errors are one-line :mod:`fathom.models.base`
+Retries are done here, not by the SDK, so every client shares one policy (:mod:`fathom.retry`:
+connection errors, timeouts, 408/429/5xx; backoff with jitter; a 4xx is never retried). Errors are one-line :mod:`fathom.models.base`
 exceptions; the API key is never logged.
 """
 
@@ -14,15 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Self
+from collections.abc import Awaitable, Callable
+from typing import Any, Self, TypeVar
 
 import httpx2
 import openai
 
-from fathom.models.base import ChatResult, ContextLengthError, ModelError, ModelUnavailableError
-from fathom.models.retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
+from fathom.models.base import ChatResult, ContextLengthError, ModelError
+from fathom.models.retry import (
+    RETRY_STATUSES,
+    TransientModelError,
+    call_model,
+    connect_reason,
+    error_message,
+    is_context_overflow,
+    one_line,
+    retry_policy,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 CONNECT_TIMEOUT_S = 10.0
@@ -150,46 +161,36 @@ class ChatClient:
     def _where(self) -> str:
         return f"{self.name} at {self.base_url}"
 
-    async def _call(self, what: str, make: Any) -> Any:
-        attempts = self.max_retries + 1
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                await sleep_backoff(attempt - 1, self.backoff_s)
-            try:
-                return await make()
-            except openai.APITimeoutError:
-                last = f"no answer within {self.timeout_s:g} s"
-            except openai.APIConnectionError as exc:
-                last = _connection_reason(exc)
-            except openai.APIStatusError as exc:
-                message = error_message(exc.body) if exc.body is not None else one_line(exc.message)
-                if exc.status_code not in RETRY_STATUSES:
-                    raise self._client_error(exc.status_code, message) from None
-                last = f"HTTP {exc.status_code}: {message}"
-            if attempt + 1 < attempts:
-                log.warning("%s (%s): %s (attempt %d of %d, retrying)",
-                            self._where(), what, last, attempt + 1, attempts)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        raise ModelUnavailableError(f"{self._where()} is unreachable{tries}: {last}")
+    async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+        return await call_model(
+            lambda: self._attempt(make),
+            retry_policy(self.max_retries, self.backoff_s),
+            where=self._where(),
+            label=f"{self._where()} ({what})",
+            logger=log,
+        )
+
+    async def _attempt(self, make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await make()
+        except openai.APITimeoutError:
+            raise TransientModelError(f"no answer within {self.timeout_s:g} s") from None
+        except openai.APIConnectionError as exc:
+            raise TransientModelError(connect_reason(exc)) from None
+        except openai.APIStatusError as exc:
+            message = error_message(exc.body) if exc.body is not None else one_line(exc.message)
+            if exc.status_code in RETRY_STATUSES:
+                raise TransientModelError(f"HTTP {exc.status_code}: {message}") from None
+            raise self._client_error(exc.status_code, message) from None
 
     def _client_error(self, status: int, message: str) -> ModelError:
-        if status in (400, 413) and is_context_error(message):
+        if is_context_overflow(status, message):
             return ContextLengthError(f"prompt does not fit the context of the {self._where()}: {message}")
         if status in (401, 403):
             return ModelError(f"{self._where()} refused the request (HTTP {status}): check the API key")
         if status == 404:
             return ModelError(f"{self._where()}: not found (model {self.model!r}?): {message}")
         return ModelError(f"{self._where()} rejected the request (HTTP {status}): {message}")
-
-
-def _connection_reason(exc: BaseException) -> str:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return "connection refused"
-        seen = seen.__cause__ or seen.__context__
-    return f"cannot connect ({one_line(exc, 160)})"
 
 
 def _to_result(resp: Any) -> ChatResult:

@@ -1,11 +1,17 @@
-"""Retry plumbing shared by the model clients: backoff schedule and one-line error text."""
+"""What the model clients share: their use of the retry policy, and error text in one line."""
 
 from __future__ import annotations
 
-import asyncio
-import random
+import errno
+import logging
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fathom.models.base import ModelUnavailableError
+from fathom.retry import RetriesExhausted, RetryPolicy, Transient, call_with_retries
+
+T = TypeVar("T")
 
 # Substrings (lower-cased) by which servers say "the prompt does not fit". SGLang's tokenizer
 # manager raises the first two; its scheduler aborts with the third; the rest are what
@@ -24,6 +30,7 @@ CONTEXT_MARKERS: tuple[str, ...] = (
 RETRY_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 
 MAX_MESSAGE_CHARS = 400
+MAX_BACKOFF_S = 30.0
 
 
 def is_context_error(message: str) -> bool:
@@ -38,18 +45,57 @@ def one_line(text: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def backoff_delay(attempt: int, base_s: float, cap_s: float = 30.0) -> float:
-    """Exponential backoff with full jitter in [0.5, 1.5) x base x 2^attempt, capped.
+def is_context_overflow(status: int, message: str) -> bool:
+    """True when an HTTP error answers "the prompt does not fit".
 
-    Jitter keeps many concurrent research runs from hammering a restarting server in lockstep.
+    SGLang and OpenAI-compatible servers say so with 400; a proxy or server may say 413 (payload
+    too large). Either way it is never retried: the same prompt cannot fit on another try.
     """
-    return min(cap_s, base_s * (2**attempt)) * (0.5 + random.random())
+    return status in (400, 413) and is_context_error(message)
 
 
-async def sleep_backoff(attempt: int, base_s: float) -> None:
-    """Sleep the backoff for the given (0-based) retry attempt; nothing when ``base_s`` is 0."""
-    if base_s > 0:
-        await asyncio.sleep(backoff_delay(attempt, base_s))
+class TransientModelError(Transient):
+    """One attempt failed in a way another may fix; the message is the reason, for the log."""
+
+
+def retry_policy(max_retries: int, backoff_s: float) -> RetryPolicy:
+    """The shared policy (:mod:`fathom.retry`) with a model client's knobs: ``max_retries`` after
+    the first attempt, the first wait ``backoff_s`` (doubling, jittered, at most 30 s)."""
+    return RetryPolicy(attempts=max(0, int(max_retries)) + 1, base_delay_s=backoff_s, max_delay_s=MAX_BACKOFF_S)
+
+
+async def call_model(
+    op: Callable[[], Awaitable[T]], policy: RetryPolicy, *, where: str, label: str = "", logger: logging.Logger
+) -> T:
+    """Run ``op`` under ``policy``; when the retries are spent raise :class:`ModelUnavailableError`.
+
+    ``where`` names the server in the error ("query LLM at …"); ``label`` (default ``where``)
+    in the warning ``logger`` logs before each retry.
+    """
+
+    def log_retry(failure: Transient, attempt: int, _wait: float) -> None:
+        logger.warning("%s: %s (attempt %d of %d, retrying)", label or where, failure, attempt, policy.attempts)
+
+    try:
+        return await call_with_retries(op, policy, on_retry=log_retry)
+    except RetriesExhausted as gave_up:
+        tries = f" after {gave_up.attempts} attempts" if gave_up.attempts > 1 else ""
+        raise ModelUnavailableError(f"{where} is unreachable{tries}: {gave_up.last}") from None
+
+
+def connect_reason(exc: BaseException) -> str:
+    """Why a connection failed, in words: "connection refused" or the error on one line."""
+    return "connection refused" if _refused(exc) else f"cannot connect ({one_line(exc, 160)})"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Walk the cause chain for ECONNREFUSED (httpx only says "All connection attempts failed")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def error_message(body: Any) -> str:

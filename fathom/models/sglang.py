@@ -4,15 +4,15 @@ This is how the search and synthesizer models are driven, as upstream does: the 
 renders the whole transcript, this client sends it with SGLang's own sampling names and returns
 the text with the server's token counts (``cached_tokens`` shows the radix-cache reuse).
 
-Failures become one-line errors from :mod:`fathom.models.base`: connection problems, timeouts
-and 5xx are retried with exponential backoff and jitter, then raise
-:class:`ModelUnavailableError`; a context overflow raises :class:`ContextLengthError`; any other
-4xx (never retried) and an ``abort`` finish raise :class:`ModelError`.
+Failures become one-line errors from :mod:`fathom.models.base`: connection problems, timeouts,
+408, 429 and 5xx are retried with the shared policy (:mod:`fathom.retry`: exponential backoff
+with jitter), then raise :class:`ModelUnavailableError`; a context overflow (400 or 413 saying
+so, or an abort saying so) raises :class:`ContextLengthError`; any other 4xx (never retried) and
+an ``abort`` finish raise :class:`ModelError`.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 from typing import Any, Self
 
@@ -23,22 +23,23 @@ from fathom.models.base import (
     FinishReason,
     Generation,
     ModelError,
-    ModelUnavailableError,
 )
-from fathom.models.retry import RETRY_STATUSES, error_message, is_context_error, one_line, sleep_backoff
+from fathom.models.retry import (
+    RETRY_STATUSES,
+    TransientModelError,
+    call_model,
+    connect_reason,
+    error_message,
+    is_context_error,
+    is_context_overflow,
+    one_line,
+    retry_policy,
+)
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0  # a local server that does not accept within 5 s is not coming
 HEALTH_TIMEOUT_S = 5.0
-
-
-class _Retryable(Exception):
-    """Internal: one attempt failed in a way that another attempt may fix."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class SGLangClient:
@@ -159,32 +160,22 @@ class SGLangClient:
 
     async def _request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send with bounded retries; return the decoded JSON of a 2xx answer."""
-        attempts = self.max_retries + 1
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                await sleep_backoff(attempt - 1, self.backoff_s)
-            try:
-                return await self._attempt(method, path, **kwargs)
-            except _Retryable as exc:
-                last = exc.reason
-                if attempt + 1 < attempts:
-                    log.warning(
-                        "%s server at %s: %s (attempt %d of %d, retrying)",
-                        self.name, self.base_url, last, attempt + 1, attempts,
-                    )
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        raise ModelUnavailableError(f"{self.name} server at {self.base_url} is unreachable{tries}: {last}")
+        return await call_model(
+            lambda: self._attempt(method, path, **kwargs),
+            retry_policy(self.max_retries, self.backoff_s),
+            where=f"{self.name} server at {self.base_url}",
+            logger=log,
+        )
 
     async def _attempt(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise _Retryable(self._transport_reason(exc)) from exc
+            raise TransientModelError(self._transport_reason(exc)) from exc
         if resp.status_code >= 400:
             message = _body_message(resp)
             if resp.status_code in RETRY_STATUSES:
-                raise _Retryable(f"HTTP {resp.status_code}: {message}")
+                raise TransientModelError(f"HTTP {resp.status_code}: {message}")
             raise self._client_error(path, resp.status_code, message)
         try:
             return resp.json()
@@ -197,7 +188,7 @@ class SGLangClient:
     def _client_error(self, path: str, status: int, message: str) -> ModelError:
         where = f"{self.name} server at {self.base_url}"
         err: ModelError
-        if status == 400 and is_context_error(message):
+        if is_context_overflow(status, message):
             err = ContextLengthError(f"prompt does not fit the context of the {where}: {message}")
         elif status in (401, 403):
             err = ModelError(f"{where} refused the request (HTTP {status}): check the model API key")
@@ -212,7 +203,7 @@ class SGLangClient:
         if isinstance(exc, httpx.TimeoutException):
             return f"no answer within {self.timeout_s:g} s"
         if isinstance(exc, httpx.ConnectError):
-            return "connection refused" if _refused(exc) else f"cannot connect ({one_line(exc, 160)})"
+            return connect_reason(exc)
         return f"connection dropped ({type(exc).__name__}: {one_line(exc, 160) or 'no detail'})"
 
     # ---- parsing -----------------------------------------------------------------------------
@@ -256,16 +247,6 @@ def _finish(raw: Any) -> tuple[FinishReason, str | int | None]:
     if raw == "abort":
         return "abort", None
     return "stop", None
-
-
-def _refused(exc: BaseException) -> bool:
-    """Walk the cause chain for ECONNREFUSED (httpx only says "All connection attempts failed")."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _body_message(resp: httpx.Response) -> str:

@@ -1,69 +1,59 @@
 """What every HTTP search backend shares: bounded retries with backoff, and HTTP errors in words.
 
 Transient failures (429, 5xx, timeouts, refused connections) raise :class:`RetryableError` and are
-retried by :func:`with_retries`, honouring ``Retry-After`` up to a cap; everything else raises a
-plain :class:`~fathom.tools.base.ToolError` at once. Messages name the service and, for key
+retried by :func:`with_retries` with the shared policy of :mod:`fathom.retry`, honouring
+``Retry-After`` up to a cap; everything else raises a plain :class:`~fathom.tools.base.ToolError`
+at once. Messages name the service and, for key
 problems, the environment variable to fix.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
+from fathom.retry import RetriesExhausted, RetryPolicy, Transient, call_with_retries
 from fathom.tools.base import ToolError
+
+__all__ = [
+    "RetryPolicy",
+    "RetryableError",
+    "default_client",
+    "error_detail",
+    "parse_retry_after",
+    "raise_for_status",
+    "request_json",
+    "with_retries",
+]
 
 T = TypeVar("T")
 
 
-class RetryableError(ToolError):
+class RetryableError(ToolError, Transient):
     """A failure worth retrying; ``retry_after`` is the wait the server asked for, if it did."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        ToolError.__init__(self, message)
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry. ``sleep`` is injectable so tests need not wait."""
-
-    attempts: int = 3
-    base_delay_s: float = 0.5
-    max_delay_s: float = 8.0
-    max_retry_after_s: float = 20.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter for retry number ``attempt`` (0-based)."""
-        return min(self.max_delay_s, self.base_delay_s * 2**attempt) * (1 + 0.25 * random.random())
 
 
 async def with_retries(op: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
     """Run ``op``; retry it on :class:`RetryableError` up to ``policy.attempts`` times in all."""
-    for attempt in range(policy.attempts):
-        try:
-            return await op()
-        except RetryableError as exc:
-            if attempt + 1 >= policy.attempts:
-                suffix = f" (gave up after {policy.attempts} attempts)" if policy.attempts > 1 else ""
-                raise ToolError(f"{exc}{suffix}") from None
-            delay = exc.retry_after if exc.retry_after is not None else policy.backoff(attempt)
-            if delay > policy.max_retry_after_s:
-                raise ToolError(
-                    f"{exc}; the service asks to wait {delay:.0f} s, longer than the "
-                    f"{policy.max_retry_after_s:.0f} s we wait"
-                ) from None
-            await policy.sleep(max(0.0, delay))
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return await call_with_retries(op, policy)
+    except RetriesExhausted as gave_up:
+        if gave_up.asked_wait is not None:
+            raise ToolError(
+                f"{gave_up.last}; the service asks to wait {gave_up.asked_wait:.0f} s, longer than the "
+                f"{policy.max_retry_after_s:.0f} s we wait"
+            ) from None
+        suffix = f" (gave up after {gave_up.attempts} attempts)" if gave_up.attempts > 1 else ""
+        raise ToolError(f"{gave_up.last}{suffix}") from None
 
 
 def parse_retry_after(value: str | None) -> float | None:
