@@ -24,6 +24,7 @@ from fathom.ports import ResearchConfig, Services
 from fathom.protocols.chat import ChatToolsProtocol
 from fathom.protocols.fathom import FathomProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
+from fathom.protocols.prompts.evidence import EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
 from fathom.protocols.synthesizer import load_synth_prompt
 from fathom.settings import SECRET_ENV_VARS, Settings
 from fathom.store import Database, default_db_url
@@ -118,7 +119,12 @@ def toolbox(
     return Toolbox(
         search_backend=search_backend,
         fetcher=fetcher,
-        extractor=EvidenceExtractor(max_chars=settings.evidence_max_chars, llm=query_llm),
+        extractor=EvidenceExtractor(
+            max_chars=settings.evidence_max_chars,
+            llm=query_llm,
+            system_prompt=EVIDENCE_SYSTEM_PROMPT,
+            user_prompt=EVIDENCE_USER_PROMPT,
+        ),
         tool_timeout_s=settings.tool_timeout_s,
         default_top_k=settings.search_top_k,
         cache=cache,

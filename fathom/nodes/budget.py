@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, AnyMessage
 
 from fathom.ports import ResearchConfig
 from fathom.protocols.base import SearchProtocol, TurnBudget
+from fathom.protocols.prompts import search as say
 
 SAFETY_MARGIN = 100  # tokens kept free of both prompt and completion, as upstream does
 MIN_TURN = 512  # a research turn with less room than this is not worth taking
@@ -41,9 +42,9 @@ def plan_turn(
     room = settings.context_tokens - prompt_estimate - SAFETY_MARGIN
     reason: str | None = None
     if not has_rounds_left(rounds, settings):
-        reason = f"the limit of {settings.max_rounds} turns"
+        reason = say.rounds_limit_reason(settings.max_rounds)
     elif elapsed_s >= settings.max_wall_seconds:
-        reason = f"the time limit of {settings.max_wall_seconds:.0f} s"
+        reason = say.time_limit_reason(settings.max_wall_seconds)
     elif room - settings.answer_reserve_tokens < MIN_TURN:
         reason = context_limit_reason(settings)
     if reason is None:
@@ -60,7 +61,7 @@ def has_rounds_left(rounds: int, settings: ResearchConfig) -> bool:
 
 
 def context_limit_reason(settings: ResearchConfig) -> str:
-    return f"the context window of {settings.context_tokens} tokens"
+    return say.context_limit_reason(settings.context_tokens)
 
 
 def compact_answer_budget(settings: ResearchConfig) -> TurnBudget:

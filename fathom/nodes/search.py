@@ -20,7 +20,7 @@ from fathom.nodes.budget import compact_answer_budget, context_limit_reason, pla
 from fathom.nodes.progress import emit
 from fathom.ports import Services
 from fathom.protocols.base import Turn, refused_call_responses
-from fathom.protocols.prompts import FORCE_ANSWER_NOTE
+from fathom.protocols.prompts.search import FORCE_ANSWER_NOTE, too_many_calls_error
 
 
 async def search(state: ResearchState, services: Services) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _cap_calls(turn: Turn, limit: int) -> Turn:
     calls = turn.message.tool_calls
     if len(calls) <= limit:
         return turn
-    error = f"not run: at most {limit} tool calls are run per turn; call it again in your next turn"
+    error = too_many_calls_error(limit)
     refused = [invalid_tool_call(name=c["name"], args=str(c["args"]), id=c["id"], error=error) for c in calls[limit:]]
     turn.message = turn.message.model_copy(
         update={"tool_calls": calls[:limit], "invalid_tool_calls": [*turn.message.invalid_tool_calls, *refused]}

@@ -25,6 +25,7 @@ from fathom.protocols.judge import (
     judge_messages,
     parse_judgement,
 )
+from fathom.protocols.prompts import judge as say
 from fathom.protocols.synthesizer import retrieved_urls
 
 MAX_SEND_BACKS = 1
@@ -61,12 +62,7 @@ async def verify(state: ResearchState, services: Services) -> dict[str, Any]:
         judgement = await _judge(services, state["question"], answer, messages)
         checks[-1]["judgement"] = judgement.as_dict()
         if judgement.verdict == "unsupported" and budget_left and loops < settings.max_verify_loops:
-            note = (
-                "A check of your answer against the evidence you gathered found it unsupported: "
-                f"{judgement.reason or 'the evidence does not show it.'}"
-                + (f" Still missing: {judgement.missing}." if judgement.missing else "")
-                + " Research further, then give your final answer inside \\boxed{}."
-            )
+            note = say.unsupported_note(judgement.reason, judgement.missing)
             emit("verify", accepted=False, note=note)
             return _send_back(note, {**record, "loops": loops + 1, **judgement.as_dict()})
 
@@ -102,16 +98,13 @@ async def _judge(services: Services, question: str, answer: str, messages: list[
 def _problems(messages: list[Any], answer: str, boxed: bool) -> list[str]:
     problems = []
     if not answer:
-        problems.append("I could not find a final answer in your last turn.")
+        problems.append(say.NO_ANSWER_NOTE)
     elif not boxed:
-        problems.append("Your final answer must be written inside \\boxed{}.")
+        problems.append(say.NOT_BOXED_NOTE)
     if not any(isinstance(m, ToolMessage) and m.status != "error" for m in messages):
-        problems.append(
-            "You answered without a single successful tool call, so nothing backs the answer. "
-            "Search the web and check it before answering again."
-        )
+        problems.append(say.NO_SUCCESSFUL_CALL_NOTE)
     elif problems:
-        problems.append("Give your final answer again, inside \\boxed{}.")
+        problems.append(say.ANSWER_AGAIN_NOTE)
     return problems
 
 

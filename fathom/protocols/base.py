@@ -12,6 +12,8 @@ from typing import Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 
+from fathom.protocols.prompts.tools import INVALID_CALL_ERROR
+
 ANSWER_FALLBACK_CHARS = 200
 
 
@@ -118,7 +120,7 @@ def refused_call_responses(message: AIMessage) -> list[ToolMessage]:
         call_id = call.get("id") or f"invalid-{position}"
         errors.append(
             ToolMessage(
-                content=f"[error] {call.get('error') or 'invalid tool call'}",
+                content=f"[error] {call.get('error') or INVALID_CALL_ERROR}",
                 tool_call_id=call_id,
                 name=call.get("name") or "invalid_call",
                 status="error",

@@ -16,7 +16,9 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from fathom.models.chat import ChatClient
 from fathom.protocols.base import Turn, TurnBudget, estimate_tokens, find_boxed
-from fathom.tools.specs import TOOLS, ToolCallError, validate_call
+from fathom.protocols.calls import TOOLS, ToolCallError, validate_call
+from fathom.protocols.prompts.search import EMPTY_TURN_NOTE
+from fathom.protocols.prompts.tools import ARGUMENTS_NOT_JSON_ERROR
 
 
 class ChatToolsProtocol:
@@ -62,7 +64,7 @@ class ChatToolsProtocol:
                 calls.append(tool_call(name=call["name"], args=args, id=call["id"]))
             except json.JSONDecodeError:
                 invalid.append(
-                    invalid_tool_call(name=call["name"], args=call["arguments"], id=call["id"], error="arguments are not valid JSON")
+                    invalid_tool_call(name=call["name"], args=call["arguments"], id=call["id"], error=ARGUMENTS_NOT_JSON_ERROR)
                 )
         return AIMessage(
             content=result.content,
@@ -115,7 +117,7 @@ def _to_turn(message: AIMessage, *, force_answer: bool) -> Turn:
             boxed = find_boxed(text)
             turn.answer, turn.boxed = (boxed, True) if boxed else (text.strip(), False)
         else:
-            turn.notes.append("Your last turn was empty. Continue: call a tool or give your final answer.")
+            turn.notes.append(EMPTY_TURN_NOTE)
     return turn
 
 

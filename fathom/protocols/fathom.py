@@ -18,14 +18,20 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 from fathom.models.base import Generation
 from fathom.models.sglang import SGLangClient
 from fathom.protocols.base import Turn, TurnBudget, estimate_tokens, extract_answer, split_think
-from fathom.protocols.prompts import Prompt, python_repr_schemas
-from fathom.tools.specs import ToolCallError, validate_call
+from fathom.protocols.calls import TOOLS, ToolCallError, validate_call
+from fathom.protocols.prompts import Prompt
+from fathom.protocols.prompts import search as say
+from fathom.protocols.prompts import tools as call_errors
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 OPEN_CALL, CLOSE_CALL = "<tool_call>", "</tool_call>"
 ASSISTANT_OPEN = f"{IM_START}assistant\n<think>"
-ELIDED = "[this older tool result was removed to fit the context window]"
 CALL_SPAN = re.compile(re.escape(OPEN_CALL) + r"(.*?)" + re.escape(CLOSE_CALL), re.DOTALL)
+
+
+def python_repr_schemas() -> str:
+    """The tool list as the Fathom-Search-4B prompt shows it: a Python repr, as the model saw in training."""
+    return repr([spec.as_function() for spec in TOOLS.values()])
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class FathomPromptRenderer:
                 pending = []
                 continue
             if position < compact_until and isinstance(message, ToolMessage):
-                message = message.model_copy(update={"content": ELIDED})
+                message = message.model_copy(update={"content": say.ELIDED_TOOL_RESULT})
             pending.append(message)
         turns.append(_user_turn(pending))
         turns.append(ASSISTANT_OPEN)
@@ -108,10 +114,7 @@ def parse_tool_calls(action: str, thinking: str, *, id_prefix: str) -> ParsedCal
     opens = [m.start() for m in re.finditer(re.escape(OPEN_CALL), action)]
     closes = [m.start() for m in re.finditer(re.escape(CLOSE_CALL), action)]
     if len(opens) != len(closes) or any(o > c for o, c in zip(opens, closes)):
-        notes.append(
-            "Your tool calls were not run: the <tool_call> and </tool_call> tags do not pair up. "
-            "Write each call as <tool_call>{JSON}</tool_call>."
-        )
+        notes.append(say.UNPAIRED_CALL_TAGS_NOTE)
         return ParsedCalls([], [], notes, {})
     raws: dict[str, str] = {}
     valid: list[dict[str, Any]] = []
@@ -128,10 +131,7 @@ def parse_tool_calls(action: str, thinking: str, *, id_prefix: str) -> ParsedCal
             continue
         valid.append(tool_call(name=name, args=args, id=call_id))
     if not opens and OPEN_CALL in thinking:
-        notes.append(
-            "Tool calls written inside <think> … </think> are not run. Close your thinking with "
-            "</think>, then write the calls."
-        )
+        notes.append(say.CALLS_IN_THINK_NOTE)
     return ParsedCalls(valid, invalid, notes, raws)
 
 
@@ -139,15 +139,15 @@ def _decode_call(raw: str) -> tuple[Any, Any]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ToolCallError(f"the call is not valid JSON ({exc.msg} at position {exc.pos})") from None
+        raise ToolCallError(call_errors.call_not_json_error(exc.msg, exc.pos)) from None
     if not isinstance(data, dict):
-        raise ToolCallError('a call must be a JSON object: {"name": …, "arguments": {…}}')
+        raise ToolCallError(call_errors.CALL_NOT_OBJECT_ERROR)
     args = data.get("arguments", {})
     if isinstance(args, str):  # some models double-encode the arguments
         try:
             args = json.loads(args)
         except json.JSONDecodeError:
-            raise ToolCallError("the arguments must be a JSON object") from None
+            raise ToolCallError(call_errors.ARGUMENTS_NOT_OBJECT_ERROR) from None
     return data.get("name"), args
 
 
@@ -216,13 +216,9 @@ def parse_turn(
     invalid: list[dict[str, Any]] = []
     raws: dict[str, str] = {}
     if generation.finish_reason == "length":
-        notes.append(
-            f"Your last turn was cut off after {generation.completion_tokens} tokens, before it "
-            "finished, so nothing in it was run. Think less and go straight to your next tool call "
-            "or your final answer."
-        )
+        notes.append(say.cut_off_note(generation.completion_tokens))
     elif not text.strip():
-        notes.append("Your last turn was empty. Continue: call a tool or give your final answer.")
+        notes.append(say.EMPTY_TURN_NOTE)
     elif not force_answer:
         parsed = parse_tool_calls(action, thinking, id_prefix=id_prefix)
         valid, invalid, notes, raws = parsed.valid, parsed.invalid, parsed.notes, parsed.raw

@@ -1,7 +1,8 @@
 """How the verify node asks a chat model whether the evidence supports an answer, and reads the verdict.
 
-Our own prompt; the reply is a small JSON object. Replies that are not clean JSON are still read
-(a fenced block, or SUPPORTED / UNSUPPORTED words), and anything unreadable is "unverified".
+Our own prompt (in :mod:`fathom.protocols.prompts.judge`); the reply is a small JSON object.
+Replies that are not clean JSON are still read (a fenced block, or SUPPORTED / UNSUPPORTED words),
+and anything unreadable is "unverified".
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ from typing import Any, Literal
 
 from langchain_core.messages import AnyMessage, ToolMessage
 
+from fathom.protocols.prompts.judge import JUDGE_SYSTEM_PROMPT, NO_EVIDENCE, judge_user_message
+
 Verdict = Literal["supported", "unsupported", "unverified"]
 EVIDENCE_CHARS = 12_000
-
-JUDGE_SYSTEM_PROMPT = """\
-You check research answers. You get a question, a proposed answer, and the evidence a researcher \
-collected from the web. Decide only from that evidence whether it supports the answer: do not use \
-what you know yourself. Reply with one JSON object and nothing else:
-{"supported": true or false, "reason": "one or two sentences", "missing": "what evidence is still \
-needed, if any", "urls": ["the evidence URLs that support the answer"]}
-"""
 
 
 @dataclass
@@ -51,11 +46,11 @@ def evidence_text(messages: list[AnyMessage], max_chars: int = EVIDENCE_CHARS) -
             used += len(text)
         if used >= max_chars:
             break
-    return "\n\n---\n\n".join(parts) or "(no evidence was collected)"
+    return "\n\n---\n\n".join(parts) or NO_EVIDENCE
 
 
 def judge_messages(question: str, answer: str, evidence: str) -> list[dict[str, str]]:
-    user = f"Question:\n{question}\n\nProposed answer:\n{answer}\n\nEvidence:\n{evidence}"
+    user = judge_user_message(question, answer, evidence)
     return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 

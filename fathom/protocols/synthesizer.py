@@ -20,16 +20,24 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from fathom.protocols.base import estimate_tokens
-from fathom.protocols.prompts import (
+from fathom.protocols.prompts.files import Prompt, load_prompt_file
+from fathom.protocols.prompts.synthesizer import (
+    ASSISTANT_LABEL,
     DEFAULT_SYNTH_PROMPT,
     LANGUAGE_PLACEHOLDER,
+    QUESTION_LABEL,
+    SHORTENED,
     SYNTH_SYSTEM_PROMPT,
     SYNTH_USER_LEAD_IN,
-    Prompt,
-    load_prompt_file,
+    TOOL_CALL_PREFIX,
+    USER_LABEL,
+    language_line,
+    search_result_heading,
+    synth_user_message,
+    trace_block,
 )
 
-# SYNTH_SYSTEM_PROMPT and SYNTH_USER_LEAD_IN live in prompts.py with our other wording.
+# The wording (system prompt, lead-in, trace labels) is in fathom/protocols/prompts/synthesizer.py.
 __all__ = [
     "SYNTH_SYSTEM_PROMPT", "SYNTH_USER_LEAD_IN", "fit_trace", "format_trace", "load_synth_prompt",
     "render_synth_prompt", "render_synth_user", "retrieved_urls", "split_plan_report",
@@ -38,8 +46,6 @@ __all__ = [
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 DEFAULT_LANGUAGE = "English"
-SHORTENED = "[shortened: {n} chars omitted to fit the synthesizer context]"
-END_OF_TRACE = "— End of trace —"
 
 # Only the tags our protocols write (and the misspelling upstream tolerated); whitespace inside the
 # brackets is allowed because models emit ``</think >`` now and then.
@@ -172,16 +178,15 @@ def format_trace(messages: list[BaseMessage]) -> str:
     for _, message in _rounds(messages):
         if isinstance(message, ToolMessage):
             number += 1
-            status = "" if _ok(message) else " (failed)"
             call = _call_signature(message.name or "tool", _arguments(message, known))
-            header = f"SEARCH RESULT {number}: {call}{status}"
+            header = search_result_heading(number, call, failed=not _ok(message))
             blocks.append(f"{header}\n{_strip_tags(_text(message))}")
         elif isinstance(message, AIMessage):
-            blocks.append(f"ASSISTANT:\n{_assistant_text(message)}")
+            blocks.append(trace_block(ASSISTANT_LABEL, _assistant_text(message)))
         elif isinstance(message, HumanMessage):
-            label = "USER" if question_seen else "QUESTION"
+            label = USER_LABEL if question_seen else QUESTION_LABEL
             question_seen = True
-            blocks.append(f"{label}:\n{_strip_tags(_text(message))}")
+            blocks.append(trace_block(label, _strip_tags(_text(message))))
     return _collapse("\n\n".join(_collapse(b) for b in blocks))
 
 
@@ -199,7 +204,7 @@ def _assistant_text(message: AIMessage) -> str:
         for call in calls:
             args = call.get("args")
             shown = args if isinstance(args, dict) else {"raw": args}
-            lines.append("Tool call: " + _call_signature(call.get("name") or "tool", shown))
+            lines.append(TOOL_CALL_PREFIX + _call_signature(call.get("name") or "tool", shown))
         text = f"{text}\n\n" + "\n".join(lines)
     return text
 
@@ -371,7 +376,7 @@ def synth_system_prompt(prompt: Prompt | str | None = None, *, language: str = D
         return text.replace(LANGUAGE_PLACEHOLDER, language)
     if language.lower() == DEFAULT_LANGUAGE.lower():
         return text
-    return f"{text.rstrip()}\n\nWrite the report in {language}."
+    return f"{text.rstrip()}\n\n{language_line(language)}"
 
 
 def tool_calls_json(tool_calls: list[dict[str, Any]]) -> str:
@@ -385,10 +390,7 @@ def render_synth_user(
     question: str, trace: str, tool_calls: list[dict[str, Any]], *, lead_in: str = SYNTH_USER_LEAD_IN
 ) -> str:
     """The user message: lead-in, question, trace, tool calls, end marker (reference §5.2 layout)."""
-    return (
-        f"{lead_in}\n\nQuestion:\n{question}\n\nTrace (model transcript):\n{trace}\n\n"
-        f"Tool Calls (as-recorded):\n{tool_calls_json(tool_calls)}\n\n{END_OF_TRACE}"
-    )
+    return synth_user_message(lead_in, question, trace, tool_calls_json(tool_calls))
 
 
 def render_synth_prompt(

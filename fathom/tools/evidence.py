@@ -5,9 +5,10 @@ Two paths, one result type:
 * extractive (no query LLM, or whenever the LLM path fails): the passages that best match the goal
   (BM25, see :mod:`fathom.tools.passages`), in document order, up to a character budget, saying
   plainly when the page was not shown whole;
-* query LLM: the best passages go to a chat model with our own instructions; its Rationale /
-  Evidence / Summary reply is parsed and checked, and anything unusable falls back to the
-  extractive path. The model never sees an extraction error.
+* query LLM: the best passages go to a chat model with the instructions it is handed (ours are in
+  :mod:`fathom.protocols.prompts.evidence`, passed in where the extractor is built: this layer does
+  not import protocols); its Rationale / Evidence / Summary reply is parsed and checked, and
+  anything unusable falls back to the extractive path. The model never sees an extraction error.
 """
 
 from __future__ import annotations
@@ -27,27 +28,6 @@ log = logging.getLogger(__name__)
 HEADER = "The useful information in {url} for goal \u201c{goal}\u201d:\n\n"
 LLM_INPUT_CHARS = 15_000  # what the extractor reads of a page (upstream clip, but best passages)
 LLM_MAX_TOKENS = 1024
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You read web pages for a research agent and report what a page says about the agent's goal. "
-    "Be exact and complete: keep every relevant fact, number, date and name, quote the page word "
-    "for word with enough surrounding context to be understood on its own, and never add anything "
-    "the page does not say. Stay focused on what the goal asks for."
-)
-DEFAULT_USER_PROMPT = (
-    "Below are the contents of a web page and a goal. Report what the page offers for the goal.\n\n"
-    "## Page\n{webpage_content}\n\n"
-    "## Goal\n{goal}\n\n"
-    "## Instructions\n"
-    "1. Rationale: in a few sentences, say which parts of the page bear on the goal and why "
-    "(or that none do).\n"
-    "2. Evidence: copy the relevant passages verbatim, one per line, each line starting with \"- \". "
-    "Include the surrounding words needed to understand each quote.\n"
-    "3. Summary: a short, well-organised summary of what the page establishes about the goal.\n\n"
-    "## Reply format\n"
-    "Write exactly three sections, each starting with its label on its own line, and nothing else:\n"
-    "Rationale:\n...\n\nEvidence:\n- ...\n\nSummary:\n...\n"
-)
 
 
 class QueryLLM(Protocol):
@@ -77,9 +57,11 @@ class EvidenceExtractor:
         llm: QueryLLM | None = None,
         llm_input_chars: int = LLM_INPUT_CHARS,
         llm_max_tokens: int = LLM_MAX_TOKENS,
-        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        user_prompt: str = DEFAULT_USER_PROMPT,
+        system_prompt: str = "",
+        user_prompt: str = "",
     ) -> None:
+        if llm is not None and not (system_prompt.strip() and user_prompt.strip()):
+            raise ValueError("a query LLM needs its system and user prompts (see fathom.protocols.prompts.evidence)")
         self.max_chars = max_chars
         self.llm = llm
         self.llm_input_chars = llm_input_chars

@@ -1,13 +1,17 @@
-"""The two research tools the search model may call, as data: names, schemas and argument checks.
+"""The two research tools the search model may call, as data: names, parameter schemas and limits.
 
-This is the allow-list: a call whose name is not here, or whose arguments do not fit the schema,
-is refused with a message the model can act on. Nothing the model writes is ever executed.
+Only structure lives here. What the model is told about the tools (their descriptions) and the
+allow-list check with its errors addressed to the model are in :mod:`fathom.protocols.prompts.tools`
+and :mod:`fathom.protocols.calls`, above this layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+MAX_TOP_K = 50
+MAX_TEXT_ARG = 2000
 
 
 @dataclass(frozen=True)
@@ -25,73 +29,20 @@ class ToolSpec:
         return {"type": "function", "function": self.as_function()}
 
 
-SEARCH_URLS = ToolSpec(
-    name="search_urls",
-    description=(
-        "Run a web search for a text query and get back a ranked list of result links, "
-        "each with its title and a short snippet."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {"query": {"type": "string"}, "top_k": {"type": "integer", "default": 10}},
-        "required": ["query"],
-    },
-)
+SEARCH_URLS_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"query": {"type": "string"}, "top_k": {"type": "integer", "default": 10}},
+    "required": ["query"],
+}
 
-QUERY_URL = ToolSpec(
-    name="query_url",
-    description=(
-        "Open one web page and get back the evidence on it that serves a stated goal: "
-        "the passages relevant to what you want to learn from that page."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {"url": {"type": "string"}, "goal": {"type": "string"}},
-        "required": ["url", "goal"],
-    },
-)
+QUERY_URL_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"url": {"type": "string"}, "goal": {"type": "string"}},
+    "required": ["url", "goal"],
+}
 
-TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (SEARCH_URLS, QUERY_URL)}
-
-MAX_TOP_K = 50
-MAX_TEXT_ARG = 2000
-
-
-class ToolCallError(ValueError):
-    """A tool call the model wrote cannot be run; the message tells the model how to fix it."""
-
-
-def validate_call(name: Any, arguments: Any) -> dict[str, Any]:
-    """Check a call against the allow-list and return its arguments, cleaned and typed.
-
-    Raises :class:`ToolCallError` with a message addressed to the model.
-    """
-    if not isinstance(name, str) or name not in TOOLS:
-        known = ", ".join(TOOLS)
-        raise ToolCallError(f"unknown tool {name!r}; the available tools are: {known}")
-    if not isinstance(arguments, dict):
-        raise ToolCallError(f"the arguments of {name} must be a JSON object")
-    spec = TOOLS[name]
-    properties = spec.parameters["properties"]
-    unknown = sorted(set(arguments) - set(properties))
-    if unknown:
-        raise ToolCallError(f"{name} does not take {', '.join(unknown)}; it takes {', '.join(properties)}")
-    missing = [key for key in spec.parameters["required"] if key not in arguments]
-    if missing:
-        raise ToolCallError(f"{name} needs the argument(s) {', '.join(missing)}")
-    clean: dict[str, Any] = {}
-    for key, value in arguments.items():
-        kind = properties[key]["type"]
-        if kind == "string":
-            if not isinstance(value, str) or not value.strip():
-                raise ToolCallError(f"{name}: {key} must be a non-empty string")
-            if len(value) > MAX_TEXT_ARG:
-                raise ToolCallError(f"{name}: {key} is longer than {MAX_TEXT_ARG} characters")
-            clean[key] = value.strip()
-        elif kind == "integer":
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
-                raise ToolCallError(f"{name}: {key} must be an integer from 1 to {MAX_TOP_K}")
-            clean[key] = value
-    return clean
+# Every tool, by name, in the order the model is shown them.
+TOOL_PARAMETERS: dict[str, dict[str, Any]] = {
+    "search_urls": SEARCH_URLS_PARAMETERS,
+    "query_url": QUERY_URL_PARAMETERS,
+}

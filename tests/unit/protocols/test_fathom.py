@@ -9,12 +9,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from fathom.models.base import Generation
 from fathom.protocols.base import extract_answer, find_boxed, refused_call_responses
-from fathom.protocols.fathom import FathomPromptRenderer, parse_turn
-from fathom.protocols.prompts import (
-    DEFAULT_SEARCH_PROMPT,
-    load_prompt_file,
-    python_repr_schemas,
-)
+from fathom.protocols.fathom import FathomPromptRenderer, parse_turn, python_repr_schemas
+from fathom.protocols.prompts import DEFAULT_SEARCH_PROMPT, load_prompt_file
 
 SEARCH_CALL = '{"name": "search_urls", "arguments": {"query": "rosenblatt award 2010"}}'
 READ_CALL = '{"name": "query_url", "arguments": {"url": "https://example.org/a", "goal": "who won"}}'

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fathom.protocols.prompts.evidence import EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
 from fathom.tools.evidence import (
     HEADER,
     EvidenceExtractor,
@@ -29,6 +30,11 @@ GOOD_REPLY = (
     "**Evidence:**\n- \"The Kestrel Bridge was officially opened on 14 June 1897 by the mayor\"\n\n"
     "**Summary:** Opened 14 June 1897 by Alderman Thomas Pryce.\nSource: the History section."
 )
+
+
+def llm_extractor(**kwargs: Any) -> EvidenceExtractor:
+    """An extractor on the query-LLM path, handed our prompts as fathom.app.services does."""
+    return EvidenceExtractor(system_prompt=EVIDENCE_SYSTEM_PROMPT, user_prompt=EVIDENCE_USER_PROMPT, **kwargs)
 
 
 def doc_of(html: str, url: str = URL, truncated: bool = False) -> Document:
@@ -152,7 +158,7 @@ async def test_extract_without_llm_is_extractive() -> None:
 
 async def test_llm_success_layout() -> None:
     llm = ScriptedLLM(GOOD_REPLY)
-    evidence = await EvidenceExtractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL, timeout_s=5)
+    evidence = await llm_extractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL, timeout_s=5)
     assert evidence.method == "llm"
     assert evidence.text == (
         f"The useful information in {URL} for goal \u201c{GOAL}\u201d:\n\n"
@@ -171,7 +177,7 @@ async def test_llm_success_layout() -> None:
 
 async def test_llm_input_is_the_best_passages_of_a_long_page() -> None:
     llm = ScriptedLLM(GOOD_REPLY)
-    await EvidenceExtractor(llm=llm, llm_input_chars=2000).extract(long_doc(), GOAL, url=URL)
+    await llm_extractor(llm=llm, llm_input_chars=2000).extract(long_doc(), GOAL, url=URL)
     user = llm.calls[0]["messages"][1]["content"]
     assert "officially opened on 14 June 1897" in user
     assert len(user) < 2000 + 2000  # the page part is clipped to its budget
@@ -180,7 +186,7 @@ async def test_llm_input_is_the_best_passages_of_a_long_page() -> None:
 async def test_braces_in_page_or_goal_are_not_template_fields() -> None:
     llm = ScriptedLLM(GOOD_REPLY)
     doc = Document(url=URL, title="t", text="Code sample: {goal} and {webpage_content} literally.")
-    await EvidenceExtractor(llm=llm).extract(doc, "what is {x}?", url=URL)
+    await llm_extractor(llm=llm).extract(doc, "what is {x}?", url=URL)
     user = llm.calls[0]["messages"][1]["content"]
     assert "Code sample: {goal} and {webpage_content} literally." in user
     assert "what is {x}?" in user
@@ -196,7 +202,7 @@ async def test_braces_in_page_or_goal_are_not_template_fields() -> None:
     ],
 )
 async def test_llm_garbage_falls_back_to_extractive(reply: str) -> None:
-    evidence = await EvidenceExtractor(llm=ScriptedLLM(reply)).extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
+    evidence = await llm_extractor(llm=ScriptedLLM(reply)).extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
     assert evidence.method == "extractive"
     assert evidence.fallback_reason and "reply" in evidence.fallback_reason
     assert "Evidence (extracted passages):" in evidence.text
@@ -205,7 +211,7 @@ async def test_llm_garbage_falls_back_to_extractive(reply: str) -> None:
 
 async def test_llm_error_falls_back_to_extractive() -> None:
     llm = ScriptedLLM(RuntimeError("HTTP 500 from the extractor"))
-    evidence = await EvidenceExtractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
+    evidence = await llm_extractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL)
     assert evidence.method == "extractive"
     assert "RuntimeError: HTTP 500 from the extractor" in (evidence.fallback_reason or "")
     assert not evidence.text.startswith("[error")
@@ -213,7 +219,7 @@ async def test_llm_error_falls_back_to_extractive() -> None:
 
 async def test_llm_timeout_falls_back_to_extractive() -> None:
     llm = ScriptedLLM(GOOD_REPLY, delay_s=30)
-    evidence = await EvidenceExtractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL, timeout_s=0.2)
+    evidence = await llm_extractor(llm=llm).extract(doc_of(ARTICLE_HTML), GOAL, url=URL, timeout_s=0.2)
     assert evidence.method == "extractive"
     assert "did not answer in time" in (evidence.fallback_reason or "")
 
@@ -254,7 +260,7 @@ async def test_query_llm_through_chat_client_and_fake_openai_server() -> None:
     chat = pytest.importorskip("fathom.models.chat", reason="fathom.models.chat is not written yet")
     with FakeChatLLM([GOOD_REPLY, 400]) as server:  # 400: an error not worth retrying
         client = chat.ChatClient.from_spec(server.base_url, api_key=None, timeout_s=5)
-        extractor = EvidenceExtractor(llm=client)
+        extractor = llm_extractor(llm=client)
         doc = doc_of(ENCYCLOPEDIA_HTML)
         try:
             first = await extractor.extract(doc, "How deep is Lake Vostrand?", url=URL, timeout_s=10)
@@ -266,3 +272,10 @@ async def test_query_llm_through_chat_client_and_fake_openai_server() -> None:
     assert first.method == "llm" and "Rationale:\n" in first.text
     assert second.method == "extractive" and "221" in second.text
     assert server.requests[0]["messages"][1]["role"] == "user"
+
+
+def test_the_query_llm_path_needs_its_prompts() -> None:
+    # The tools layer holds no prompt text: the query LLM's instructions are handed in.
+    with pytest.raises(ValueError, match="prompts"):
+        EvidenceExtractor(llm=ScriptedLLM(GOOD_REPLY))
+    assert EvidenceExtractor().llm is None  # the extractive path needs none
