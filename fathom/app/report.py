@@ -1,9 +1,12 @@
 """The deep-research report as a Markdown document and as a standalone, safe HTML page.
 
+Both render the one checked citation result the write node stored (the report and its
+``citations["sources"]``): nothing is checked again and no source list is searched for.
+
 The report is model text, so the HTML path trusts none of it: raw HTML in the Markdown is not
 parsed (it is shown as text), only ``http(s)`` links survive, images become their alt text, and a
 Content-Security-Policy forbids scripts on top. Citations ``[https://…]`` become numbered links
-whose numbers are the positions of their URLs in the ``Sources used`` list.
+whose numbers are the positions of their URLs in the sources list.
 """
 
 from __future__ import annotations
@@ -11,28 +14,29 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from fathom.nodes.citations import (
     CITATION_GROUP,
-    check_citations,
+    SOURCES_HEADING,
+    escape_markdown,
     lines_outside_code,
+    report_body,
     sources_section,
     split_citation_group,
-    strip_sources_section,
 )
+from fathom.tools.base import Source
+
+ReportFormat = Literal["md", "html"]
 
 PLAN_HEADING = "## Appendix: research plan"
 META_HEADING = "## Run details"
-_SOURCE_TITLES = frozenset({"sources used", "sources", "references"})
 _HEADING = re.compile(r"^([ \t]{0,3})(#{1,6})(?=[ \t]|$)")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
 _CITE = re.compile(rf"\[[ \t]*({CITATION_GROUP})[ \t]*\]", re.IGNORECASE)
 _SAFE_HREF = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
-_ANY_URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)
 
 CSS = """
 body{margin:0;background:#fff;color:#1f2328;font:16px/1.6 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
@@ -51,16 +55,12 @@ pre{background:#f6f8fa;border-radius:6px;padding:1em;overflow-x:auto}
 pre code{padding:0;background:none}
 blockquote{margin:1em 0;padding:0 1em;color:#59636e;border-left:.25em solid #d0d7de}
 ol.sources li{overflow-wrap:anywhere}
+ol.sources .url{color:#59636e;font-size:.85em;margin-left:.4em}
 """
 
 # Defence in depth: even if something slipped through, the page may not run scripts or load
 # anything; styles are inline and links still navigate.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
-
-
-def _escape_md(text: str) -> str:
-    """One line of plain text that Markdown shows literally."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def _headings(text: str) -> list[tuple[int, int]]:
@@ -93,32 +93,45 @@ def _shift_headings(text: str, min_level: int) -> str:
     return "\n".join(lines)
 
 
+def report_document(summary: dict[str, Any], fmt: ReportFormat) -> str:
+    """A run's report (its ``--json`` summary) as a Markdown document or a standalone HTML page."""
+    listed = (summary.get("citations") or {}).get("sources") or []
+    # Runs recorded before sources had titles list bare URLs.
+    sources = [Source(url=s, title="") if isinstance(s, str) else s for s in listed]
+    meta = {"run": summary["run_id"], "rounds": summary["rounds"], "answer": summary.get("answer") or "—"}
+    render = report_html if fmt == "html" else report_markdown
+    return render(summary["question"], summary.get("report") or "", sources, plan=summary.get("plan"), meta=meta)
+
+
+def _title(question: str) -> str:
+    return f"# {escape_markdown(question) or 'Research report'}"
+
+
+def _appendix(plan: str | None, meta: dict[str, Any] | None) -> list[str]:
+    parts = []
+    if plan and plan.strip():
+        parts.append(f"{PLAN_HEADING}\n\n{_shift_headings(plan.strip(), 3)}")
+    if meta:
+        lines = [f"- **{escape_markdown(key)}**: {escape_markdown(value)}" for key, value in meta.items()]
+        parts.append(f"{META_HEADING}\n\n" + "\n".join(lines))
+    return parts
+
+
 def report_markdown(
     question: str,
     report: str,
-    citable: Sequence[str],
+    sources: Sequence[Source],
     *,
     plan: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> str:
-    """The report as one Markdown document: the question as title, the report, the sources.
+    """The report as one Markdown document: the question as title, the report, its sources, and
+    the plan (in an appendix) and ``meta`` (model, date, run id …) when given.
 
-    ``report`` is normally already checked; it is checked again against ``citable`` (the URLs the
-    run retrieved), which changes nothing in a checked report and keeps an unchecked one from
-    slipping through; its source list is rebuilt, never duplicated. The plan, when given,
-    goes into an appendix; ``meta`` (model, date, run id …) into a short run-details list.
+    ``report`` and ``sources`` are the write node's checked result (``citations["sources"]``).
     """
-    checked = check_citations(report, list(citable))
-    parts = [f"# {_escape_md(question) or 'Research report'}"]
-    body = _shift_headings(strip_sources_section(checked.text).strip(), 2)
-    if body:
-        parts.append(body)
-    parts.append(sources_section(checked.kept))
-    if plan and plan.strip():
-        parts.append(f"{PLAN_HEADING}\n\n{_shift_headings(plan.strip(), 3)}")
-    if meta:
-        lines = [f"- **{_escape_md(key)}**: {_escape_md(value)}" for key, value in meta.items()]
-        parts.append(f"{META_HEADING}\n\n" + "\n".join(lines))
+    body = _shift_headings(report_body(report, sources).strip(), 2)
+    parts = [_title(question), *([body] if body else []), sources_section(sources), *_appendix(plan, meta)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -133,12 +146,6 @@ def _parser() -> MarkdownIt:
     )
 
 
-def _inline_title(tokens: list[Token], i: int) -> str:
-    inline = tokens[i + 1] if i + 1 < len(tokens) else None
-    text = inline.content if inline is not None and inline.type == "inline" else ""
-    return re.sub(r"[*_`:]", "", text).strip().lower()
-
-
 def _link(url: str, text: str, css_class: str | None = None) -> list[Token]:
     attrs: dict[str, str | int | float] = {"href": url}
     if css_class:
@@ -151,54 +158,7 @@ def _link(url: str, text: str, css_class: str | None = None) -> list[Token]:
     ]
 
 
-def _sources_span(tokens: list[Token]) -> tuple[int, int]:
-    """Token range of the last ``Sources used`` section that holds a list; (0, 0) if none."""
-    span = (0, 0)
-    start, level, has_list = -1, 0, False
-    for i, token in enumerate(tokens + [Token("heading_open", "h1", 1)]):  # sentinel closes the last
-        if token.type == "heading_open":
-            this = int(token.tag[1])
-            if start >= 0 and this <= level:
-                if has_list:
-                    span = (start, i)
-                start = -1
-            if start < 0 and i < len(tokens) and _inline_title(tokens, i) in _SOURCE_TITLES:
-                start, level, has_list = i, this, False
-        elif start >= 0 and token.type == "list_item_open":
-            has_list = True
-    return span
-
-
-def _source_list(tokens: list[Token], start: int, end: int) -> list[str]:
-    """URLs listed in ``tokens[start:end]``, in order; their items become links with ids."""
-    urls: list[str] = []
-    for i in range(start, end):
-        token = tokens[i]
-        if token.type == "ordered_list_open":
-            token.attrJoin("class", "sources")
-        if token.type != "list_item_open":
-            continue
-        inline = next((t for t in tokens[i + 1 : end] if t.type == "inline"), None)
-        if inline is None:
-            continue
-        content = inline.content.strip()
-        bare = re.fullmatch(r"<?(https?://[^\s<>]+)>?", content, re.IGNORECASE)
-        link = next((c.attrGet("href") for c in inline.children or [] if c.type == "link_open"), None)
-        url = bare.group(1) if bare else str(link) if link else None
-        if url is None:
-            found = _ANY_URL.search(content)
-            url = found.group(0).rstrip(").,;]") if found else None
-        if url is None:
-            continue
-        if url not in urls:
-            urls.append(url)
-        token.attrSet("id", f"source-{urls.index(url) + 1}")
-        if bare and _SAFE_HREF.match(url):
-            inline.children = _link(url, url)
-    return urls
-
-
-def _cite_tokens(text: str, numbers: dict[str, int], fallback: bool) -> list[Token] | None:
+def _cite_tokens(text: str, numbers: dict[str, int]) -> list[Token] | None:
     """``text`` with its citations as numbered links, or ``None`` if it has none to link."""
     out: list[Token] = []
     pos = 0
@@ -209,8 +169,6 @@ def _cite_tokens(text: str, numbers: dict[str, int], fallback: bool) -> list[Tok
         if urls is None:
             continue  # prose in brackets, not a citation
         for url in urls:
-            if url not in numbers and fallback:
-                numbers[url] = len(numbers) + 1
             if url in numbers and _SAFE_HREF.match(url):
                 links += _link(url, f"[{numbers[url]}]", "cite")
         if not links:
@@ -227,7 +185,7 @@ def _cite_tokens(text: str, numbers: dict[str, int], fallback: bool) -> list[Tok
     return out
 
 
-def _sanitize(children: list[Token], numbers: dict[str, int], fallback: bool) -> list[Token]:
+def _sanitize(children: list[Token], numbers: dict[str, int]) -> list[Token]:
     """Inline tokens with unsafe links unwrapped, images as alt text, citations linked."""
     out: list[Token] = []
     open_links: list[bool] = []  # per open link: was it kept?
@@ -246,36 +204,68 @@ def _sanitize(children: list[Token], numbers: dict[str, int], fallback: bool) ->
         elif child.type == "html_inline":  # cannot happen with html=False; shown as text regardless
             out.append(Token("text", "", 0, content=child.content))
         elif child.type == "text" and not any(open_links):
-            out += _cite_tokens(child.content, numbers, fallback) or [child]
+            out += _cite_tokens(child.content, numbers) or [child]
         else:
             out.append(child)
     return out
 
 
-def report_html(markdown: str, *, title: str, lang: str = "en") -> str:
-    """A standalone HTML page for a Markdown report: escaped, script-free, citations numbered.
-
-    ``[https://…]`` citations become ``<a href="URL" class="cite">[n]</a>``, ``n`` being the URL's
-    position in the ``Sources used`` list (or, with no such list, its order of first citation);
-    only ``http(s)`` URLs are ever linked.
-    """
+def _render(markdown: str, numbers: dict[str, int]) -> str:
     md = _parser()
     env: dict[str, Any] = {}
     tokens = md.parse(markdown, env)
-    listed = _source_list(tokens, *_sources_span(tokens))
-    numbers = {url: n for n, url in enumerate(listed, start=1)}
     for i, token in enumerate(tokens):
         if token.type == "html_block":  # unreachable with html=False; shown as text regardless
             tokens[i] = Token("code_block", "code", 0, content=token.content)
         elif token.type == "inline" and token.children is not None:
-            token.children = _sanitize(token.children, numbers, fallback=not listed)
-    body = md.renderer.render(tokens, md.options, env)
+            token.children = _sanitize(token.children, numbers)
+    return md.renderer.render(tokens, md.options, env)
+
+
+def _sources_html(sources: Sequence[Source]) -> str:
+    heading = html.escape(SOURCES_HEADING.lstrip("# "))
+    if not sources:
+        return f"<h2>{heading}</h2>\n<p>No sources were cited.</p>\n"
+    items = []
+    for n, source in enumerate(sources, start=1):
+        url = source["url"]
+        title = " ".join(source.get("title", "").split()) or url
+        link = html.escape(title)
+        if _SAFE_HREF.match(url):
+            link = f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer">{link}</a>'
+        shown = f' <span class="url">{html.escape(url)}</span>' if title != url else ""
+        items.append(f'<li id="source-{n}">{link}{shown}</li>')
+    return f'<h2>{heading}</h2>\n<ol class="sources">\n' + "\n".join(items) + "\n</ol>\n"
+
+
+def report_html(
+    question: str,
+    report: str,
+    sources: Sequence[Source],
+    *,
+    plan: str | None = None,
+    meta: dict[str, Any] | None = None,
+    lang: str = "en",
+) -> str:
+    """The report as a standalone HTML page: escaped, script-free, citations numbered.
+
+    ``[https://…]`` citations become ``<a href="URL" class="cite">[n]</a>``, ``n`` being the URL's
+    position in ``sources``; a citation of a URL not among them stays plain text, and only
+    ``http(s)`` URLs are ever linked.
+    """
+    numbers = {source["url"]: n for n, source in enumerate(sources, start=1)}
+    body = _shift_headings(report_body(report, sources).strip(), 2)
+    main = (
+        _render(_title(question) + "\n\n" + body, numbers)
+        + _sources_html(sources)
+        + _render("\n\n".join(_appendix(plan, meta)), numbers)
+    )
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="{html.escape(lang, quote=True)}">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(' '.join(title.split()))}</title>\n<style>{CSS}</style>\n</head>\n"
-        f"<body>\n<main>\n{body}</main>\n</body>\n</html>\n"
+        f"<title>{html.escape(' '.join(question.split()))}</title>\n<style>{CSS}</style>\n</head>\n"
+        f"<body>\n<main>\n{main}</main>\n</body>\n</html>\n"
     )

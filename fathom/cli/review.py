@@ -8,15 +8,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 
-from fathom.app.report import report_html, report_markdown
-
-ReportFormat = Literal["md", "html"]
+from fathom.app.report import ReportFormat, report_document
 
 
 def plan_decision(
@@ -74,18 +72,8 @@ def edit_in_editor(text: str) -> str:
         os.unlink(path)
 
 
-def render_report(summary: dict[str, Any], fmt: ReportFormat) -> str:
-    """The run's report as a Markdown document or a standalone HTML page."""
-    citations = summary.get("citations") or {}
-    meta = {"run": summary["run_id"], "rounds": summary["rounds"], "answer": summary.get("answer") or "—"}
-    markdown = report_markdown(
-        summary["question"], summary["report"] or "", citations.get("sources") or [], plan=summary.get("plan"), meta=meta
-    )
-    return report_html(markdown, title=summary["question"]) if fmt == "html" else markdown
-
-
 def save_report(summary: dict[str, Any], out: Path | None, fmt: ReportFormat) -> Path:
     """Write the report to ``out`` (default ``<run_id>.md`` or ``.html`` here) and return the path."""
     path = out or Path(f"{summary['run_id']}.{fmt}")
-    path.write_text(render_report(summary, fmt), encoding="utf-8")
+    path.write_text(report_document(summary, fmt), encoding="utf-8")
     return path

@@ -16,9 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from fathom.app import runs as runner
+from fathom.app.report import report_document
 from fathom.app.summary import export_json, export_markdown, run_summary, tool_results
 from fathom.cli.options import EXIT_USAGE, DbUrl, fail, stderr, with_store
-from fathom.cli.review import render_report
 from fathom.cli.tools import index_with_progress, print_cache_sizes, print_corpus_stats, print_index_report
 from fathom.store import RUN_STATUSES, RunRecord, Store
 from fathom.store.cache import ToolCache
@@ -141,9 +141,9 @@ def runs_export(
     elif fmt == "html":
         if not summary["report"]:
             fail(f"run {run_id} has no report (it was not run with --deepresearch)", EXIT_USAGE)
-        text = render_report(summary, "html")
+        text = report_document(summary, "html")
     else:  # the report (when there is one), then the full research trace
-        report = render_report(summary, "md") + "\n---\n\n" if summary["report"] else ""
+        report = report_document(summary, "md") + "\n---\n\n" if summary["report"] else ""
         text = report + export_markdown(run_id, values)
     if out is None:
         sys.stdout.write(text)

@@ -11,12 +11,9 @@ from typing import Annotated, Any, Literal, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
+from fathom.tools.base import Source
+
 Status = Literal["researching", "answered", "failed"]
-
-
-class Source(TypedDict):
-    url: str
-    title: str
 
 
 class Usage(TypedDict, total=False):

@@ -11,10 +11,13 @@ and rebuilt from the citations that remain.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.messages import BaseMessage, ToolMessage
+
+from fathom.tools.base import Source
 from fathom.tools.search.results import normalize_url
 
 SOURCES_HEADING = "## Sources used"
@@ -46,6 +49,7 @@ _CITATION = re.compile(
 )
 _GROUP_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORECASE)
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
 
 
 def split_citation_group(group: str) -> list[str] | None:
@@ -59,23 +63,60 @@ def split_citation_group(group: str) -> list[str] | None:
 
 @dataclass
 class CitationResult:
-    """The outcome of :func:`check_citations`.
+    """The outcome of :func:`check_citations`: the one citation pass every rendering uses.
 
-    ``text`` is the cleaned report ending with a rebuilt ``## Sources used`` list; ``kept`` the cited
-    URLs that remain (first-cited order, as retrieved); ``removed`` the unknown URLs taken out;
-    ``normalized`` maps each near-miss spelling to the retrieved URL it became; ``unused`` the
-    retrieved URLs the report never cites.
+    ``body`` is the cleaned report without any source list; ``sources`` the cited sources that
+    remain (first-cited order, retrieved spelling, with titles); ``removed`` the unknown URLs taken
+    out; ``normalized`` maps each near-miss spelling to the retrieved URL it became; ``unused``
+    the retrieved URLs the report never cites.
     """
 
-    text: str
-    kept: list[str] = field(default_factory=list)
+    body: str
+    sources: list[Source] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     normalized: dict[str, str] = field(default_factory=dict)
     unused: list[str] = field(default_factory=list)
 
+    @property
+    def kept(self) -> list[str]:
+        return [source["url"] for source in self.sources]
+
+    @property
+    def text(self) -> str:
+        """The report as users read it: the body, then the rebuilt ``## Sources used`` list."""
+        return with_sources(self.body, self.sources)
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-primitive form, for graph state and run records."""
-        return asdict(self)
+        """JSON-primitive form for graph state (the ``citations`` channel); the body is the report."""
+        return {
+            "kept": len(self.sources),
+            "removed": len(self.removed),
+            "unused": len(self.unused),
+            "sources": [dict(source) for source in self.sources],
+            "removed_urls": list(self.removed),
+            "normalized": dict(self.normalized),
+        }
+
+
+def retrieved_sources(messages: Sequence[BaseMessage]) -> list[Source]:
+    """Every URL the run retrieved (search hits and pages read successfully), once, in call
+    order, with its best title: a page's own title wins over its search hit's.
+
+    Read stores them on each tool result (``artifact["sources"]``); nothing is parsed from text.
+    """
+    found: dict[str, Source] = {}
+    for message in messages:
+        if not isinstance(message, ToolMessage) or message.status == "error":
+            continue
+        artifact = message.artifact if isinstance(message.artifact, dict) else {}
+        page = message.name == "query_url"
+        for source in artifact.get("sources") or []:
+            url, title = str(source.get("url") or ""), str(source.get("title") or "")
+            if not url:
+                continue
+            if url not in found or (page and title):
+                found[url] = Source(url=url, title=title or found.get(url, {}).get("title", ""))
+    return list(found.values())
 
 
 class _Resolver:
@@ -114,14 +155,17 @@ class _Resolver:
         return None
 
 
-def check_citations(report: str, retrieved: list[str]) -> CitationResult:
+def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationResult:
     """Keep citations of retrieved URLs, repair near misses, remove the rest, rebuild the sources.
 
     Citations are ``[url]``, ``[url1, url2]`` / ``[url1; url2]``, markdown links ``[text](url)``
     (an unknown link keeps its text) and autolinks ``<url>``. Images become their alt text.
-    Citations inside code are left alone.
+    Citations inside code are left alone. ``retrieved`` are sources (or bare URLs, untitled).
     """
-    resolver = _Resolver(retrieved)
+    titles = {s: "" for s in retrieved if isinstance(s, str)} | {
+        s["url"]: s.get("title", "") for s in retrieved if not isinstance(s, str)
+    }
+    resolver = _Resolver(list(titles))
     body = strip_sources_section(report)
     parts: list[str] = []
     for segment, is_prose in _code_split(body):
@@ -129,15 +173,12 @@ def check_citations(report: str, retrieved: list[str]) -> CitationResult:
             at_line_start = not parts or parts[-1].endswith("\n")
             segment = _replace(segment, lambda m: _rewrite(m, resolver), at_line_start=at_line_start)
         parts.append(segment)
-    body = "".join(parts).rstrip()
-    kept = list(resolver.kept)
-    text = f"{body}\n\n{sources_section(kept)}\n" if body else f"{sources_section(kept)}\n"
     return CitationResult(
-        text=text,
-        kept=kept,
+        body="".join(parts).rstrip(),
+        sources=[Source(url=url, title=titles.get(url, "")) for url in resolver.kept],
         removed=list(resolver.removed),
         normalized=resolver.normalized,
-        unused=[u for u in dict.fromkeys(retrieved) if u not in resolver.kept],
+        unused=[url for url in titles if url not in resolver.kept],
     )
 
 
@@ -287,9 +328,39 @@ def _is_pseudo_heading(line: str) -> bool:
     return styled and _title_key(stripped) in _SOURCES_TITLES
 
 
-def sources_section(urls: list[str]) -> str:
-    """``## Sources used`` followed by the URLs, deduplicated, one numbered line each."""
-    unique = list(dict.fromkeys(urls))
-    if not unique:
+def sources_section(sources: Sequence[Source]) -> str:
+    """``## Sources used``, then one numbered line per source: its title linked to its URL (the
+    bare URL when it has no title). Number ``n`` is the citation number ``[n]`` in HTML."""
+    if not sources:
         return f"{SOURCES_HEADING}\n\n{NO_SOURCES}"
-    return f"{SOURCES_HEADING}\n\n" + "\n".join(f"{i}. {url}" for i, url in enumerate(unique, start=1))
+    return f"{SOURCES_HEADING}\n\n" + "\n".join(
+        f"{n}. {source_line(source)}" for n, source in enumerate(sources, start=1)
+    )
+
+
+def source_line(source: Source) -> str:
+    """One source as Markdown: ``[Title](URL)``, or the bare URL when it has no title."""
+    title = " ".join(source.get("title", "").split())
+    if not title or title == source["url"]:
+        return source["url"]
+    return f"[{escape_markdown(title)}](<{source['url']}>)"
+
+
+def escape_markdown(text: str) -> str:
+    """One line of plain text that Markdown shows literally (page titles are untrusted)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def with_sources(body: str, sources: Sequence[Source]) -> str:
+    """The report as users read it: ``body`` then the ``## Sources used`` list."""
+    section = sources_section(sources)
+    return f"{body}\n\n{section}\n" if body else f"{section}\n"
+
+
+def report_body(report: str, sources: Sequence[Source]) -> str:
+    """The body of a report :func:`with_sources` made (its exact inverse; nothing is re-parsed)."""
+    section = sources_section(sources)
+    for tail in (f"\n\n{section}\n", f"{section}\n"):
+        if report.endswith(tail):
+            return report[: -len(tail)]
+    return strip_sources_section(report).rstrip()  # a report from before sources had titles

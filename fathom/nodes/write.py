@@ -11,15 +11,11 @@ from typing import Any
 
 from fathom.graph.state import ResearchState
 from fathom.models.base import ContextLengthError
-from fathom.nodes.citations import check_citations
+from fathom.nodes.citations import check_citations, retrieved_sources
 from fathom.nodes.plan import THINK_END, synth_context, synth_prompt
 from fathom.nodes.progress import emit
 from fathom.ports import Services
-from fathom.protocols.synthesizer import (
-    retrieved_urls,
-    split_plan_report,
-    strip_leaked_think,
-)
+from fathom.protocols.synthesizer import split_plan_report, strip_leaked_think
 
 MIN_CONTINUATION = 256  # tokens: less room than this is not worth another request
 
@@ -66,15 +62,7 @@ async def write(state: ResearchState, services: Services) -> dict[str, Any]:
     if not text.strip():
         emit("write", ok=False)
         return {"report_status": "failed", "error": "the synthesizer wrote an empty report", "usage": usage}
-    checked = check_citations(text, retrieved_urls(list(state.get("messages") or [])))
-    citations = {
-        "kept": len(checked.kept),
-        "removed": len(checked.removed),
-        "unused": len(checked.unused),
-        "sources": checked.kept,
-        "removed_urls": checked.removed,
-        "normalized": checked.normalized,
-        "continuations": continued,
-    }
-    emit("write", ok=True, kept=len(checked.kept), removed=len(checked.removed))
+    checked = check_citations(text, retrieved_sources(list(state.get("messages") or [])))
+    citations = {**checked.as_dict(), "continuations": continued}
+    emit("write", ok=True, kept=len(checked.sources), removed=len(checked.removed))
     return {"report": checked.text, "citations": citations, "report_status": "written", "usage": usage}

@@ -22,6 +22,8 @@ class SearchHit(TypedDict):
 
 
 class Source(TypedDict):
+    """A URL the run retrieved, with its title (a page's own, else its search hit's)."""
+
     url: str
     title: str
 

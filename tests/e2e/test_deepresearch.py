@@ -41,10 +41,13 @@ async def test_report_keeps_only_retrieved_citations_and_rebuilds_sources(sglang
     assert "invented.example" not in report
     assert f"[{tram}]" in report and "#section-2" not in report  # near-miss normalized
     assert f"[{article}/]" not in report and f"[{article}]" in report
-    assert report.rstrip().endswith(f"## Sources used\n\n1. {article}\n2. {tram}") or report.count("## Sources used") == 1
     citations = summary["citations"]
     assert citations["kept"] == 2 and citations["removed"] == 1
-    assert citations["sources"] == [article, tram]
+    # Sources carry the titles of the pages read, and the report lists them with their URLs.
+    assert [s["url"] for s in citations["sources"]] == [article, tram]
+    assert citations["sources"][0]["title"] == "Kestrel Bridge – History and Engineering | Rivertown Heritage"
+    assert report.count("## Sources used") == 1
+    assert f"1. [Kestrel Bridge – History and Engineering \\| Rivertown Heritage](<{article}>)\n2. " in report
     assert citations["removed_urls"] == ["https://invented.example/fake-fact"]
 
     plan_request, write_request = (r["json"] for r in synth.requests if r["path"] == "/generate")

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from fathom.app.report import report_html, report_markdown
+from fathom.app.report import report_document, report_html, report_markdown
 from fathom.nodes.citations import check_citations
 
 A = "https://a.com/x?p=1&q=2"
 B = "https://b.org/page"
 C = "https://c.net/doc"
-RETRIEVED = [A, B, C]
+# Titles come from the pages read (B's is hostile: page titles are untrusted); C has none.
+RETRIEVED = [{"url": A, "title": "Plant history"}, {"url": B, "title": "Growth <b>[2022]</b>"}, {"url": C, "title": ""}]
+QUESTION = "What happened in <b>2023</b>?"
 
 REPORT = f"""# Executive Summary
 - Growth was 12% in 2023. [{C}]
@@ -70,12 +72,15 @@ def parse(html: str) -> Anchors:
     return parser
 
 
+def render(report: str, sources: list, *, question: str = "T", **extra) -> tuple[str, str]:
+    return report_markdown(question, report, sources, **extra), report_html(question, report, sources, **extra)
+
+
 @pytest.fixture
 def document() -> tuple[str, str]:
-    result = check_citations(REPORT, RETRIEVED)
-    markdown = report_markdown("What happened in <b>2023</b>?", result.text, [*result.kept, *result.unused], plan="## SQ1\nplan [https://b.org/page]",
-                               meta={"model": "Fathom-Synthesizer-4B", "run": "r-1"})
-    return markdown, report_html(markdown, title="What happened in <b>2023</b>?")
+    result = check_citations(REPORT, RETRIEVED)  # the write node's one citation pass
+    extra = {"plan": "## SQ1\nplan [https://b.org/page]", "meta": {"model": "Fathom-Synthesizer-4B", "run": "r-1"}}
+    return render(result.text, result.sources, question=QUESTION, **extra)
 
 
 # ---- Markdown -------------------------------------------------------------------------------------------
@@ -86,21 +91,34 @@ def test_markdown_document(document):
     assert markdown.startswith("# What happened in \\<b\\>2023\\</b\\>?\n\n## Executive Summary\n")
     assert "\n## Main Body\n" in markdown and "\n## S1 Numbers\n" in markdown  # single h1 flattened
     assert markdown.count("## Sources used") == 1
-    assert f"## Sources used\n\n1. {C}\n2. {A}\n3. {B}\n" in markdown
+    titled = f"## Sources used\n\n1. {C}\n2. [Plant history](<{A}>)\n3. [Growth \\<b\\>\\[2022\\]\\</b\\>](<{B}>)\n"
+    assert titled in markdown
     assert "evil.example" not in markdown
     assert "## Appendix: research plan\n\n### SQ1\nplan" in markdown
     assert markdown.endswith("## Run details\n\n- **model**: Fathom-Synthesizer-4B\n- **run**: r-1\n")
 
 
-def test_markdown_same_from_raw_or_checked_report():
-    result = check_citations(REPORT, RETRIEVED)
-    raw_body = check_citations(REPORT, RETRIEVED).text
-    assert report_markdown("Q", raw_body, [*result.kept, *result.unused]) == report_markdown("Q", result.text, [*result.kept, *result.unused])
+def test_renderings_use_the_stored_result_without_checking_again():
+    """Markdown and HTML render the write node's result as stored: a citation it kept stays,
+    even one that a fresh check against fewer URLs would drop (nothing is checked twice)."""
+    result = check_citations(f"Fact. [{A}] Other. [{B}]", RETRIEVED)
+    markdown, html = render(result.text, result.sources[:1])
+    assert f"Fact. [{A}] Other. [{B}]" in markdown and markdown.count("## Sources used") == 1
+    assert [a["href"] for a in parse(html).anchors if a.get("class") == "cite"] == [A]
+
+
+def test_a_report_stored_before_titles_renders_once():
+    """Runs recorded earlier stored bare URLs as sources: their source list is not duplicated."""
+    old = f"Fact. [{A}]\n\n## Sources used\n\n1. {A}\n"
+    summary = {"run_id": "r", "rounds": 1, "question": "Q", "report": old, "citations": {"sources": [A]}}
+    markdown = report_document(summary, "md")
+    assert markdown.count("## Sources used") == 1 and f"1. {A}" in markdown
+    assert 'id="source-1"' in report_document(summary, "html")
 
 
 def test_markdown_shifts_all_headings_when_several_h1():
     result = check_citations("# One\ntext\n# Two\n## Two.a", [])
-    markdown = report_markdown("Q", result.text, [*result.kept, *result.unused])
+    markdown = report_markdown("Q", result.text, result.sources)
     assert "\n## One\n" in markdown and "\n## Two\n" in markdown and "\n### Two.a\n" in markdown
 
 
@@ -131,8 +149,9 @@ def test_citations_are_numbered_links_matching_the_sources(document):
     # executive summary, grouped claim, table cell, then the plan's citation
     assert cites == [("[1]", C), ("[2]", A), ("[3]", B), ("[2]", A), ("[3]", B), ("[3]", B)]
     sources = re.search(r'<ol class="sources">(.*?)</ol>', html, re.DOTALL).group(1)
-    listed = re.findall(r'<li id="source-(\d+)"><a href="([^"]+)"', sources)
-    assert [(n, href.replace("&amp;", "&")) for n, href in listed] == [("1", C), ("2", A), ("3", B)]
+    listed = re.findall(r'<li id="source-(\d+)"><a href="([^"]+)"[^>]*>([^<]*)</a>', sources)
+    assert [(n, href.replace("&amp;", "&"), title) for n, href, title in listed] == [
+        ("1", C, C), ("2", A, "Plant history"), ("3", B, "Growth &lt;b&gt;[2022]&lt;/b&gt;")]
     assert f'<a href="{A.replace("&", "&amp;")}" class="cite" rel="noopener noreferrer">[2]</a>' in html
 
 
@@ -148,22 +167,16 @@ def test_unchecked_markdown_still_safe():
         "# T\nA [x](javascript:alert(1)) [y](JaVaScRiPt:alert(1)) <javascript:alert(1)> [javascript:alert(1)] "
         "![i](https://img.example/p.png) [ok](https://ok.example/) [https://ok.example/] <b onclick=x>b</b>\n"
     )
-    html = report_html(markdown, title="T")
+    _, html = render(markdown, [{"url": "https://ok.example/", "title": "OK"}, {"url": "javascript:alert(1)", "title": "x"}])
     hrefs = [a["href"] for a in parse(html).anchors]
-    assert hrefs == ["https://ok.example/", "https://ok.example/"]
+    assert hrefs == ["https://ok.example/", "https://ok.example/", "https://ok.example/"]  # link, cite, list
     assert "<img" not in html and "<b " not in html and "onclick" not in [t for t in parse(html).tags]
 
 
-def test_the_last_sources_list_numbers_the_citations():
-    markdown = f"## Sources\n\n- {A}\n\n## Body\nx [{B}] y [{A}]\n\n## Sources used\n\n1. {B}\n2. {A}\n"
-    cites = [(a["text"], a["href"]) for a in parse(report_html(markdown, title="T")).anchors if a.get("class") == "cite"]
-    assert cites == [("[1]", B), ("[2]", A)]
-
-
-def test_numbering_without_a_sources_list_follows_first_citation():
-    html = report_html(f"x [{B}] y [{A}] z [{B}]\n", title="T")
+def test_citation_numbers_follow_the_sources_given():
+    _, html = render(f"x [{B}] y [{A}] z [{B}]\n", [{"url": A, "title": "a"}, {"url": B, "title": "b"}])
     cites = [(a["text"], a["href"]) for a in parse(html).anchors if a.get("class") == "cite"]
-    assert cites == [("[1]", B), ("[2]", A), ("[1]", B)]
+    assert cites == [("[2]", B), ("[1]", A), ("[2]", B)]
 
 
 def test_unlisted_citation_stays_text_and_code_is_literal(document):
@@ -171,7 +184,7 @@ def test_unlisted_citation_stays_text_and_code_is_literal(document):
     assert "code [https://a.com/x?p=1&amp;q=2] stays literal" in html  # inside <pre><code>
     # the plan cites B, which is listed, so it is linked with B's number
     assert re.search(r"plan <a href=\"https://b.org/page\" class=\"cite\"[^>]*>\[3\]</a>", html)
-    html = report_html(f"x [{A}]\n\n## Sources used\n\n1. {B}\n", title="T")
+    _, html = render(f"x [{A}]\n", [{"url": B, "title": ""}])
     assert f"x [{A.replace('&', '&amp;')}]" in html
 
 
@@ -203,5 +216,5 @@ def test_chromium_renders_citation_links(document, tmp_path):
 def test_degenerate_input_terminates():
     # a small model stuck repeating itself must not stall the renderer (no backtracking blow-up)
     evil = "[" + "https://a" * 2000 + " x\n" + "[https://a " * 2000
-    assert "https://a" in report_html(evil, title="T")
+    assert "https://a" in report_html("T", evil, [{"url": "https://a", "title": ""}])
     assert "https://a" in check_citations(evil, ["https://a"]).text

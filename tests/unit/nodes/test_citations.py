@@ -6,12 +6,9 @@ import json
 import re
 
 import pytest
+from langchain_core.messages import ToolMessage
 
-from fathom.nodes.citations import (
-    check_citations,
-    sources_section,
-    strip_sources_section,
-)
+from fathom.nodes.citations import check_citations, retrieved_sources, sources_section, strip_sources_section
 
 A = "https://a.com/x"
 B = "https://www.b.org/page/"
@@ -176,15 +173,36 @@ def test_sources_heading_inside_code_is_ignored():
     assert strip_sources_section(report) == report
 
 
-def test_sources_section_helper_dedupes():
-    assert sources_section([A, C, A]) == f"## Sources used\n\n1. {A}\n2. {C}"
+def test_sources_section_lists_titles_with_urls():
+    sources = [{"url": A, "title": "A page"}, {"url": C, "title": ""}, {"url": B, "title": "*Bold* [x]"}]
+    assert sources_section(sources) == f"## Sources used\n\n1. [A page](<{A}>)\n2. {C}\n3. [\\*Bold\\* \\[x\\]](<{B}>)"
+
+
+def test_kept_sources_carry_the_titles_retrieved():
+    result = check_citations(f"x [{C}] y [{A}]", [{"url": A, "title": "Alpha"}, {"url": C, "title": "Gamma"}])
+    assert result.sources == [{"url": C, "title": "Gamma"}, {"url": A, "title": "Alpha"}]
+    assert result.text.endswith(f"## Sources used\n\n1. [Gamma](<{C}>)\n2. [Alpha](<{A}>)\n")
+
+
+def test_retrieved_sources_come_from_what_read_stored():
+    """Titles and URLs are taken from the tool results' artifacts (no URL is parsed from text);
+    a page's own title beats its search hit's; failed calls retrieved nothing."""
+    def result(name, sources, ok=True, text="[https://in-text-only.example/]"):
+        return ToolMessage(text, tool_call_id=name + str(len(sources)), name=name, status="success" if ok else "error",
+                           artifact={"sources": sources})
+    messages = [
+        result("search_urls", [{"url": A, "title": "hit A"}, {"url": B, "title": "hit B"}]),
+        result("query_url", [{"url": A, "title": "Page A"}]),
+        result("query_url", [{"url": C, "title": "C"}], ok=False),
+    ]
+    assert retrieved_sources(messages) == [{"url": A, "title": "Page A"}, {"url": B, "title": "hit B"}]
 
 
 def test_result_is_json_primitive():
     result = check_citations(f"x [{A}] [https://evil.com/] [http://a.com/x/]", RETRIEVED)
     data = json.loads(json.dumps(result.as_dict()))
-    assert set(data) == {"text", "kept", "removed", "normalized", "unused"}
-    assert data["kept"] == [A]
+    assert set(data) == {"kept", "removed", "unused", "sources", "removed_urls", "normalized"}
+    assert data["sources"] == [{"url": A, "title": ""}] and data["kept"] == 1
 
 
 def test_citations_inside_link_text_are_checked():
