@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fathom.aio import AsyncClosing
 from fathom.models.base import ChatResult, Generation
 from fathom.protocols.base import SearchProtocol
 from fathom.tools.base import ToolOutcome
@@ -78,7 +79,7 @@ Clock = Callable[[], float]  # epoch seconds
 
 
 @dataclass
-class Services:
+class Services(AsyncClosing):
     """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it)."""
 
     config: ResearchConfig
@@ -93,9 +94,3 @@ class Services:
         for close in reversed(self.closers):
             await close()
         self.closers.clear()
-
-    async def __aenter__(self) -> Services:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

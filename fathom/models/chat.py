@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx2
 import openai
 
+from fathom.aio import AsyncClosing
 from fathom.models.base import ChatResult, ContextLengthError, ModelError
 from fathom.models.retry import (
     RETRY_STATUSES,
@@ -39,7 +40,7 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 CONNECT_TIMEOUT_S = 10.0
 
 
-class ChatClient:
+class ChatClient(AsyncClosing):
     """One chat model behind an OpenAI-compatible endpoint.
 
     ``base_url=None`` means OpenAI itself (an API key is then required). With a base URL and no
@@ -149,12 +150,6 @@ class ChatClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # ---- retries and error mapping -------------------------------------------------------
 

@@ -14,10 +14,11 @@ an ``abort`` finish raise :class:`ModelError`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
+from fathom.aio import AsyncClosing
 from fathom.models.base import (
     ContextLengthError,
     FinishReason,
@@ -42,7 +43,7 @@ CONNECT_TIMEOUT_S = 5.0  # a local server that does not accept within 5 s is not
 HEALTH_TIMEOUT_S = 5.0
 
 
-class SGLangClient:
+class SGLangClient(AsyncClosing):
     """Talk to one SGLang server over its native API. Use ``async with`` or call :meth:`aclose`.
 
     ``name`` only labels error messages ("search model server at … is unreachable"); the API key
@@ -149,12 +150,6 @@ class SGLangClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # ---- transport ---------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from fathom.aio import AsyncClosing
 from fathom.store.engine import Database
 from fathom.store.migrations import cache_evidence, cache_pages, cache_search
 from fathom.store.urls import URLLike, default_db_url
@@ -76,7 +77,7 @@ def evidence_key(url: str, goal: str, extractor: str) -> str:
     return _digest("evidence", url.strip(), " ".join(goal.split()), extractor)
 
 
-class ToolCache:
+class ToolCache(AsyncClosing):
     """The three caches on one :class:`Database` (see the module docstring).
 
     ``clock`` returns epoch seconds and is injectable so tests can age entries without waiting.
@@ -178,12 +179,6 @@ class ToolCache:
     async def aclose(self) -> None:
         if self._owns_db:
             await self.db.aclose()
-
-    async def __aenter__(self) -> ToolCache:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from fathom.aio import AsyncClosing
 from fathom.store.engine import Database
 from fathom.store.migrations import corpus_files, corpus_roots
 from fathom.store.urls import URLLike, default_db_url
@@ -92,7 +93,7 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-class Corpus:
+class Corpus(AsyncClosing):
     """The local corpus in one :class:`Database`. Close it with :meth:`aclose` if it owns the database."""
 
     def __init__(self, db: Database, *, owns_db: bool = False) -> None:
@@ -175,12 +176,6 @@ class Corpus:
     async def aclose(self) -> None:
         if self._owns_db:
             await self.db.aclose()
-
-    async def __aenter__(self) -> Corpus:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 # ---- files -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from fathom.aio import AsyncClosing
 from fathom.tools.base import ToolError
 from fathom.tools.media import MediaKind, classify, header_charset, media_type, sniff
 from fathom.tools.ssrf import GuardedTransport, Resolver, SSRFGuard
@@ -91,7 +92,7 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
-class Fetcher:
+class Fetcher(AsyncClosing):
     """Fetches pages over one pooled, SSRF-guarded httpx client. Close it with :meth:`aclose`.
 
     ``timeout_s`` bounds each connect/read and also the whole fetch, redirects included;
@@ -169,12 +170,6 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    async def __aenter__(self) -> Fetcher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:

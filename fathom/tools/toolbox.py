@@ -20,6 +20,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from fathom.aio import AsyncClosing
 from fathom.tools.base import (
     FileIndex,
     SearchBackend,
@@ -53,7 +54,7 @@ class _StageFailure(Exception):
         self.stage, self.reason = stage, reason
 
 
-class Toolbox:
+class Toolbox(AsyncClosing):
     """The tools of one research run (built by :func:`fathom.app.services.toolbox`); ``owned``
     resources are closed by :meth:`aclose`, injected ones are left to their owner."""
 
@@ -211,12 +212,6 @@ class Toolbox:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
-
-    async def __aenter__(self) -> Toolbox:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def _error(message: str) -> ToolOutcome:

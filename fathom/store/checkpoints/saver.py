@@ -16,6 +16,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from fathom.aio import AsyncClosing
 from fathom.store import migrations as schema
 from fathom.store.checkpoints import maintenance, queries, rows
 from fathom.store.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base, usable_base
@@ -39,7 +40,7 @@ LoadedPage = list[Loaded]
 Refs = list[BlobRef]
 
 
-class SQLSaver(BaseCheckpointSaver[str]):
+class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
     """LangGraph checkpointer storing threads in SQLite, PostgreSQL or MySQL/MariaDB.
 
     Async methods (``aput``, ``aget_tuple``, ``alist``, …) run on the async engine; the sync
@@ -116,9 +117,6 @@ class SQLSaver(BaseCheckpointSaver[str]):
             await self.aclose()  # __aexit__ will not run: do not leak the pool
             raise
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def __enter__(self) -> SQLSaver:
         try:
