@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from fathom.aio import AsyncClosing
 from fathom.store.engine import Database
 from fathom.store.migrations import cache_evidence, cache_pages, cache_search
+from fathom.store.sql import upsert_statement
 from fathom.store.urls import URLLike, default_db_url
 from fathom.tools.base import (
     CachedEvidence,
@@ -221,19 +221,10 @@ def _get_row(conn: Connection, table: Table, key: str) -> dict[str, Any] | None:
 
 def _put_row(conn: Connection, table: Table, row: dict[str, Any], *, prune_to: int | None,
              expired_before: float) -> None:
-    conn.execute(_upsert(conn, table, row))
+    # An upsert: concurrent writers of one key never collide.
+    conn.execute(upsert_statement(conn.dialect.name, table, tuple(k for k in row if k != "cache_key")), row)
     if prune_to is not None:
         _prune(conn, table, prune_to, expired_before)
-
-
-def _upsert(conn: Connection, table: Table, row: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT/DUPLICATE KEY UPDATE: concurrent writers of one key never collide."""
-    changes = {k: v for k, v in row.items() if k != "cache_key"}
-    dialect = conn.dialect.name
-    if dialect in ("mysql", "mariadb"):
-        return mysql.insert(table).values(row).on_duplicate_key_update(**changes)
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return make(table).values(row).on_conflict_do_update(index_elements=[table.c.cache_key], set_=changes)
 
 
 def _prune(conn: Connection, table: Table, max_rows: int, expired_before: float) -> None:

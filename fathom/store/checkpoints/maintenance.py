@@ -8,8 +8,9 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, delete, func, literal, select, tuple_, update
 
-from fathom.store.checkpoints.queries import BlobRef, CheckpointKey, RefsOf, chunks, upsert_statement
+from fathom.store.checkpoints.queries import BlobRef, CheckpointKey, RefsOf, chunks
 from fathom.store.migrations import blobs, checkpoints, writes
+from fathom.store.sql import upsert_statement
 
 
 def delete_threads(conn: Connection, thread_ids: Sequence[str]) -> None:

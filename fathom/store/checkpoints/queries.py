@@ -2,9 +2,9 @@
 
 Plans know tables and dialects but nothing of serialization: callers pass encoded rows in and
 get raw rows back. Each runs inside whatever transaction its driver provides. Dialect
-differences handled here: upserts (``ON CONFLICT`` on SQLite/PostgreSQL, ``ON DUPLICATE KEY``
-on MySQL), the key list of the blob query, and the JSON metadata filter. The cold operations
-(delete, copy, prune) are in :mod:`.maintenance`.
+differences handled here: the key list of the blob query and the JSON metadata filter (upserts:
+:func:`fathom.store.sql.upsert_statement`). The cold operations (delete, copy, prune) are in
+:mod:`.maintenance`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import Insert
 
 from fathom.store.checkpoints.codec import LIST_TYPE, ListHead
 from fathom.store.migrations import blobs, checkpoints, writes
 from fathom.store.plans import Plan, execute, execute_many, fetch_all
+from fathom.store.sql import upsert_statement
 
 BlobKey = tuple[str, str, str, str]
 """(thread_id, checkpoint_ns, channel, version) of a blob row."""
@@ -314,25 +315,6 @@ def select_writes(keys: Sequence[CheckpointKey]) -> Plan[dict[CheckpointKey, lis
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-@cache
-def upsert_statement(dialect: str, table: Table, update_columns: tuple[str, ...]) -> Insert:
-    """INSERT into ``table`` that overwrites ``update_columns`` on a key clash (none: keeps the row)."""
-    pk = [c.name for c in table.primary_key.columns]
-    if dialect in ("sqlite", "postgresql"):
-        stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-        if update_columns:
-            return stmt.on_conflict_do_update(
-                index_elements=pk, set_={c: stmt.excluded[c] for c in update_columns}
-            )
-        return stmt.on_conflict_do_nothing(index_elements=pk)
-    upsert_mysql = mysql.insert(table)
-    if update_columns:
-        return upsert_mysql.on_duplicate_key_update({c: upsert_mysql.inserted[c] for c in update_columns})
-    # "Do nothing" in MySQL: set a key column to the value it already has (the clash is on the
-    # key). INSERT IGNORE would also swallow real errors such as truncation.
-    return upsert_mysql.on_duplicate_key_update({pk[0]: upsert_mysql.inserted[pk[0]]})
 
 
 @cache
