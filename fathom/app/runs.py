@@ -3,6 +3,9 @@
 Every run is recorded in the run registry and checkpointed with ``durability="sync"`` in the same
 database, so a run killed at any point resumes from its last step: finished tool calls are never
 repeated, and a resumed run keeps its original options unless the caller overrides them.
+
+The graph, LangGraph's runtime and the model clients are imported by the functions that run a
+graph, so that listing runs (``fathom runs list``) stays quick.
 """
 
 from __future__ import annotations
@@ -12,18 +15,17 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command, StateSnapshot
-
-from fathom.app.services import build_services, research_graph
-from fathom.app.summary import run_summary
-from fathom.graph.context import FathomContext
-from fathom.ports import Services
 from fathom.settings import SECRET_ENV_VARS, Settings
-from fathom.store import Database, RunRecord, Store, UnknownRunError, open_store
+from fathom.store import Database, RunRecord, RunStatus, Store, UnknownRunError, open_store
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.types import Command, StateSnapshot
+
+    from fathom.ports import Services
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -57,6 +59,11 @@ async def run_question(
 
     A run that stops at the plan review carries the request under ``summary["review"]``.
     """
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from fathom.app.services import build_services, research_graph
+    from fathom.graph.context import FathomContext
+
     graph = research_graph(checkpointer=checkpointer or InMemorySaver())
     config = run_config(run_id)
     owned = services is None
@@ -83,6 +90,8 @@ async def run_question(
 
 def summary_of(run_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
     """The summary of a run's latest state, with any pending plan review request."""
+    from fathom.app.summary import run_summary
+
     summary = run_summary(run_id, snapshot.values)
     if snapshot.interrupts:
         summary["review"] = snapshot.interrupts[0].value
@@ -103,7 +112,8 @@ async def execute(
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
     """Run ``payload`` on a recorded run (its input, a resume Command, or None to continue),
-    keeping its registry row honest throughout."""
+    keeping its registry row honest throughout. The summary's ``status`` is the run's
+    (:func:`final_status`)."""
     await store.runs.update(record.run_id, status="running", error=None, endpoints=_endpoints(settings))
     try:
         summary = await run_question(
@@ -120,23 +130,24 @@ async def execute(
     except Exception as exc:
         await store.runs.update(record.run_id, status="failed", error=" ".join(str(exc).split()) or type(exc).__name__)
         raise
+    status = final_status(summary)
     await store.runs.update(
         record.run_id,
-        status=final_status(summary),
+        status=status,
         rounds=int(summary["rounds"]),
         answer=summary["answer"],
         report=summary["report"],
         error=summary["error"],
     )
-    return summary
+    return {**summary, "status": status}
 
 
-def final_status(summary: dict[str, Any]) -> str:
-    """The registry status of a run that stopped with ``summary``."""
+def final_status(summary: dict[str, Any]) -> RunStatus:
+    """The status (see :data:`fathom.store.RUN_STATUSES`) of a run that stopped with ``summary``."""
     if "review" in summary:
-        return "interrupted"  # waiting for a human: `fathom resume` asks again
+        return "waiting"  # for a human: `fathom resume` asks again
     if summary["status"] == "answered" and summary["report_status"] in (None, "written", "aborted"):
-        return "done"
+        return "answered"  # a declined report ("aborted") leaves the answer standing
     return "failed"
 
 
@@ -166,11 +177,24 @@ async def research(
         return await execute(store, record, settings, payload=inputs, on_event=on_event)
 
 
-def resume_settings(record: RunRecord, flags: dict[str, Any], environ: dict[str, str] | None = None) -> Settings:
-    """The run's original options, then the flags given now; keys still come from the environment."""
+def resume_settings(
+    record: RunRecord,
+    flags: dict[str, Any],
+    environ: dict[str, str] | None = None,
+    *,
+    config_file: Path | None = None,
+) -> Settings:
+    """The run's original options, then ``config_file``'s settings, then the flags given now; keys
+    still come from the environment.
+
+    Raises:
+        ConfigError: a flag or the config file holds a bad value.
+    """
     env = os.environ if environ is None else environ
     secrets = {var: env[var] for var in SECRET_ENV_VARS.values() if var in env}
     options = {k: v for k, v in record.options.items() if k in Settings.model_fields and k not in SECRET_ENV_VARS}
+    if config_file is not None:
+        options.update(Settings.load(config_file=config_file, environ={}).model_dump(exclude_unset=True))
     options.update({k: v for k, v in flags.items() if v is not None and v != ()})
     return Settings.load(options, environ=secrets)
 
@@ -180,6 +204,7 @@ async def resume(
     flags: dict[str, Any],
     *,
     db_url: str | None,
+    config_file: Path | None = None,
     decision: Any = None,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
@@ -187,26 +212,30 @@ async def resume(
 
     ``decision`` answers a pending plan review (see :mod:`fathom.nodes.review`); without one, a
     run waiting for review returns its summary with the request under ``"review"`` again.
+    ``flags`` and ``config_file`` override the run's recorded options.
     """
+    from langgraph.types import Command
+
+    from fathom.app.services import research_graph
+
     async with open_store(db_url) as store:
         record = await require_run(store, run_id)
         if on_event is not None:
             on_event({"event": "resume", "run_id": run_id, "question": record.question})
         snapshot = await research_graph(checkpointer=store.saver).aget_state(run_config(run_id))
-        if is_finished(snapshot):  # nothing to run: only make the record match the state
-            summary = run_summary(run_id, snapshot.values)
+        if is_finished(snapshot) or (snapshot.interrupts and decision is None):
+            # nothing to run (or nothing to run yet): only make the record match the state
+            summary = summary_of(run_id, snapshot)
             if record.status != (status := final_status(summary)):
                 await store.runs.update(run_id, status=status, rounds=summary["rounds"], answer=summary["answer"])
-            return summary
+            return {**summary, "status": status}
         if snapshot.interrupts:
-            if decision is None:
-                return summary_of(run_id, snapshot)
             payload: Any = Command(resume=decision)
         elif snapshot.created_at is None:  # killed before the first checkpoint: start over
             payload = record.options.get("inputs") or {"question": record.question}
         else:
             payload = None
-        settings = resume_settings(record, {**flags, "db_url": db_url})
+        settings = resume_settings(record, {**flags, "db_url": db_url}, config_file=config_file)
         return await execute(store, record, settings, payload=payload, on_event=on_event)
 
 
@@ -244,5 +273,7 @@ async def honest_status(store: Store, record: RunRecord) -> str:
 
 async def load_state(store: Store, run_id: str) -> dict[str, Any]:
     """The latest state values of a run (empty when it never reached a checkpoint)."""
+    from fathom.app.services import research_graph
+
     snapshot = await research_graph(checkpointer=store.saver).aget_state(run_config(run_id))
     return dict(snapshot.values or {})

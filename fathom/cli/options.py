@@ -1,24 +1,38 @@
-"""What every ``fathom`` command shares: one-line errors, exit codes, the run database option."""
+"""What ``fathom`` commands share: exit codes, one-line errors, the options of a run, the database.
+
+Only typer and the standard library are imported at module level: ``fathom --help`` stays fast.
+Commands import rich, the store and the graph when they run.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import functools
+import inspect
 import os
 import sys
-from typing import Annotated, Any, NoReturn, Optional
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, get_type_hints
 
 import typer
-from rich.console import Console
 
-from fathom.store import StoreError, UnknownRunError, open_store
+from fathom.errors import ConfigError, FathomError, ModelError, StoreError
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
 
-EXIT_NO_ANSWER = 1
-EXIT_USAGE = 2
-EXIT_MODEL = 3
-EXIT_STORE = 4
-EXIT_REVIEW = 5
+    from fathom.settings import Settings
+
+EXIT_NO_ANSWER = 1  # the run ended without an answer (or its report failed)
+EXIT_USAGE = 2  # a bad flag, setting or file, an unknown run, a refused tool call
+EXIT_MODEL = 3  # a model server failed
+EXIT_STORE = 4  # the run database cannot be used
+EXIT_REVIEW = 5  # the run waits for its plan to be reviewed
+EXIT_BUG = 70  # an unexpected error: a bug (the traceback is in a log file)
 EXIT_INTERRUPTED = 130
 
 
@@ -28,27 +42,221 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-DbUrl = Annotated[Optional[str], typer.Option("--db", help="Run database: sqlite:///PATH, postgresql://…, mysql://… [env FATHOM_DB_URL; default: a SQLite file in the user data dir]")]
+def exit_code_of(error: FathomError) -> int:
+    """The exit code of an expected failure."""
+    if isinstance(error, ModelError):
+        return EXIT_MODEL
+    if isinstance(error, StoreError):
+        return EXIT_STORE
+    return EXIT_USAGE  # ConfigError, RunError (an unknown run), ToolError
 
 
-def db_url_of(flag: str | None) -> str | None:
-    """The database: --db, else FATHOM_DB_URL, else the default file (None)."""
-    return flag or os.environ.get("FATHOM_DB_URL") or None
+def exit_code_of_status(status: str) -> int:
+    """The exit code of a run that stopped with ``status`` (see ``fathom.store.RUN_STATUSES``)."""
+    return {"answered": 0, "waiting": EXIT_REVIEW, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_NO_ANSWER)
 
 
-def with_store(work: Any) -> Any:
-    """Open the run database, run ``work(store)``, and map store errors to one line."""
+def report_bug(error: BaseException) -> NoReturn:
+    """An unexpected exception: its traceback goes to a log file, the user reads one line."""
+    log = _crash_log_path()
+    log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+    summary = " ".join(str(error).split())[:200]
+    sys.stderr.write(
+        f"fathom: error: unexpected {type(error).__name__}{': ' + summary if summary else ''} "
+        f"(this is a bug; the traceback is in {log})\n"
+    )
+    raise SystemExit(EXIT_BUG)
 
-    async def go(db: str | None) -> Any:
-        async with open_store(db) as store:
-            return await work(store)
+
+def _crash_log_path() -> Path:
+    import tempfile
+
+    import platformdirs
+
+    name = f"crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    for folder in (platformdirs.user_log_path("fathom"), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.touch()
+            return path
+        except OSError:
+            continue
+    return Path(tempfile.mkstemp(prefix="fathom-crash-", suffix=".log")[1])
+
+
+@functools.cache
+def stderr() -> Console:
+    """The console of progress lines and notes."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# ---- the run database -------------------------------------------------------------------------
+
+DbUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--db",
+        help="Run database: sqlite:///PATH, postgresql://…, mysql://… "
+        "[env FATHOM_DB_URL; default a SQLite file in the user data dir]",
+    ),
+]
+
+
+def db_url_of(flag: str | None, config_file: Path | None = None) -> str | None:
+    """The database: --db, else the config file's or FATHOM_DB_URL (read by the settings), else
+    None (the default file)."""
+    from fathom.settings import Settings
+
+    return Settings.load({"db_url": flag}, config_file=config_file).db_url
+
+
+def with_store(work: Callable[[Any], Any]) -> Callable[[str | None], Any]:
+    """Open the run database named by --db, run ``work(store)`` and return its result.
+
+    Store errors and unknown runs propagate: :func:`fathom.cli.main.main` makes them one line.
+    """
 
     def call(db: str | None) -> Any:
-        try:
-            return asyncio.run(go(db_url_of(db)))
-        except UnknownRunError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except StoreError as exc:
-            fail(str(exc), EXIT_STORE)
+        import asyncio
+
+        from fathom.store import open_store
+
+        async def go(url: str | None) -> Any:
+            async with open_store(url) as store:
+                return await work(store)
+
+        return asyncio.run(go(db_url_of(db)))
 
     return call
+
+
+# ---- the options of a run: one set, shared by `research` and `resume` --------------------------
+
+
+def _opt(*names: str, help: str) -> Any:
+    return typer.Option(*names, help=help)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Every option that configures a run or its output. ``research`` and ``resume`` both take
+    all of them (see :func:`run_options`), so the two commands cannot drift apart.
+
+    Defaults are None (or False) so that the config file and the environment apply unless a flag
+    is given; the ``[env …; default …]`` notes say what applies then.
+    """
+
+    search_model_url: Annotated[Optional[str], _opt("--search-model-url", help="SGLang server of the search model [env FATHOM_SEARCH_MODEL_URL; default http://127.0.0.1:8902]")] = None
+    synth_model_url: Annotated[Optional[str], _opt("--synth-model-url", help="SGLang server of the synthesizer [env FATHOM_SYNTH_MODEL_URL; default http://127.0.0.1:8903]")] = None
+    query_llm: Annotated[Optional[str], _opt("--query-llm", help="Page-evidence LLM: none, openai:MODEL or http://host:port/v1 [env FATHOM_QUERY_LLM; default none]")] = None
+    search_backend: Annotated[Optional[str], _opt("--search-backend", help="tavily, serper, searxng, ddg or local [env FATHOM_SEARCH_BACKEND; default the first of tavily, serper, searxng whose key or URL is set, else ddg]")] = None
+    search_protocol: Annotated[Optional[str], _opt("--search-protocol", help="fathom (raw ChatML /generate) or chat (OpenAI tool calling on /v1) [env FATHOM_SEARCH_PROTOCOL; default fathom]")] = None
+    searxng_url: Annotated[Optional[str], _opt("--searxng-url", help="SearXNG base URL [env SEARXNG_URL; default none]")] = None
+    serper_url: Annotated[Optional[str], _opt("--serper-url", help="Serper base URL [env SERPER_BASE_URL; default https://google.serper.dev]")] = None
+    allow_host: Annotated[Optional[list[str]], _opt("--allow-host", help="host[:port] that page reads may reach although it is private or loopback (repeatable) [env FATHOM_ALLOW_HOSTS, comma-separated; default none]")] = None
+    max_rounds: Annotated[Optional[int], _opt("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
+    max_calls_per_turn: Annotated[Optional[int], _opt("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
+    max_wall_seconds: Annotated[Optional[float], _opt("--max-wall-seconds", help="Wall-clock budget of one invocation [env FATHOM_MAX_WALL_SECONDS; default 3600]")] = None
+    prompt_file: Annotated[Optional[Path], _opt("--prompt-file", help="Search system prompt file, used byte for byte; {func_schemas} is replaced [env FATHOM_PROMPT_FILE; default the built-in prompt]")] = None
+    synth_prompt_file: Annotated[Optional[Path], _opt("--synth-prompt-file", help="Synthesizer system prompt file, used byte for byte [env FATHOM_SYNTH_PROMPT_FILE; default the built-in prompt]")] = None
+    language: Annotated[Optional[str], _opt("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
+    no_verify: Annotated[bool, _opt("--no-verify", help="Accept the model's answer without checking it [env FATHOM_VERIFY=false; default: answers are checked]")] = False
+    no_cache: Annotated[bool, _opt("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE; default: the cache is used]")] = False
+    config: Annotated[Optional[Path], _opt("--config", help="TOML file of settings (a [fathom] table or top-level keys); env vars and flags override it [default none]")] = None
+    db: DbUrl = None
+    plan_action: Annotated[Optional[str], _opt("--plan-action", help="Answer the plan review without asking: accept or abort [default: ask, or read stdin]")] = None
+    plan_file: Annotated[Optional[Path], _opt("--plan-file", help="Answer the plan review with this edited plan [default none]")] = None
+    out: Annotated[Optional[Path], _opt("--out", help="Report file [default <run_id>.md or .html here]")] = None
+    report_format: Annotated[str, _opt("--format", help="Report format: md or html")] = "md"
+    as_json: Annotated[bool, _opt("--json", help="Print one JSON object on stdout instead of the answer")] = False
+    quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress output")] = False
+
+    def settings_flags(self) -> dict[str, Any]:
+        """The flags as ``Settings`` overrides (None: not given, so the run's own value stands)."""
+        return {
+            "search_model_url": self.search_model_url,
+            "synth_model_url": self.synth_model_url,
+            "query_llm": self.query_llm,
+            "search_backend": self.search_backend,
+            "search_protocol": self.search_protocol,
+            "searxng_url": self.searxng_url,
+            "serper_url": self.serper_url,
+            "allow_hosts": tuple(self.allow_host) if self.allow_host else None,
+            "max_rounds": self.max_rounds,
+            "max_calls_per_turn": self.max_calls_per_turn,
+            "max_wall_seconds": self.max_wall_seconds,
+            "prompt_file": self.prompt_file,
+            "synth_prompt_file": self.synth_prompt_file,
+            "language": self.language,
+            "verify": False if self.no_verify else None,
+            "no_cache": True if self.no_cache else None,
+            "db_url": self.db,
+        }
+
+    def check(self) -> None:
+        """Refuse files that do not exist and unknown report formats.
+
+        Raises:
+            ConfigError: naming the flag.
+        """
+        for flag, path in (
+            ("--prompt-file", self.prompt_file),
+            ("--synth-prompt-file", self.synth_prompt_file),
+            ("--plan-file", self.plan_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{flag} {path} does not exist")
+        if self.report_format not in ("md", "html"):
+            raise ConfigError("--format must be md or html")
+
+    def load_settings(self) -> Settings:
+        """Defaults, then --config, then the environment, then the flags.
+
+        Raises:
+            ConfigError: a bad value, or a config file that cannot be read.
+        """
+        from fathom.settings import Settings
+
+        try:
+            return Settings.load(self.settings_flags(), config_file=self.config)
+        except OSError as exc:  # a directory, or no permission
+            raise ConfigError(f"config file {self.config} cannot be read: {exc.strerror or exc}") from None
+
+    def db_url(self) -> str | None:
+        """The run database, as :meth:`load_settings` would name it."""
+        try:
+            return db_url_of(self.db, self.config)
+        except OSError as exc:
+            raise ConfigError(f"config file {self.config} cannot be read: {exc.strerror or exc}") from None
+
+
+def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` every :class:`RunOptions` flag in place of its ``opts`` parameter.
+
+    typer reads a command's signature; this one lists the command's own parameters with the
+    options' fields where ``opts`` stood, and the command receives them as one ``RunOptions``.
+    """
+    hints = get_type_hints(RunOptions, include_extras=True)
+    fields = [f.name for f in dataclasses.fields(RunOptions)]
+    shared = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name], default=f.default)
+        for f in dataclasses.fields(RunOptions)
+    ]
+    own = inspect.signature(command, eval_str=True)
+    at = list(own.parameters).index("opts")
+    before = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in list(own.parameters.values())[:at]]
+    after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in list(own.parameters.values())[at + 1 :]]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        opts = RunOptions(**{name: kwargs.pop(name) for name in fields})
+        return command(opts=opts, **kwargs)
+
+    parameters = [*before, *shared, *after]
+    wrapper.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__  # typer must read the signature above, not the command's
+    return wrapper

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from fathom.settings import Settings
+if TYPE_CHECKING:
+    from fathom.settings import Settings
 
 ARG_PREVIEW = 90
+ERROR_PREVIEW = 120
 
 
 def _preview(args: dict[str, Any]) -> str:
     text = ", ".join(f"{k}={v!r}" for k, v in args.items())
-    return text if len(text) <= ARG_PREVIEW else text[: ARG_PREVIEW - 1] + "…"
+    return _shorten(text, ARG_PREVIEW)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _reason(error: str) -> str:
+    """Why a tool call failed: the first line of its ``[error] …`` text, shortened."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    first = lines[0].removeprefix("[error]").strip() if lines else ""
+    return _shorten(first, ERROR_PREVIEW)
 
 
 class ProgressPrinter:
@@ -56,10 +69,13 @@ class ProgressPrinter:
         elif kind == "tool_start":
             self.print(f"  → {event['name']}({escape(_preview(event.get('args') or {}))})")
         elif kind == "tool_end":
-            mark = "[green]✓[/]" if event.get("ok") else "[red]✗[/]"
             urls = event.get("urls") or []
-            detail = f"{len(urls)} results" if event["name"] == "search_urls" else ", ".join(urls[:1])
-            self.print(f"  {mark} {event['name']} {escape(detail)}")
+            if event.get("ok"):
+                detail = f"{len(urls)} results" if event["name"] == "search_urls" else ", ".join(urls[:1])
+                self.print(f"  [green]✓[/] {event['name']} {escape(detail)}")
+            else:
+                reason = _reason(str(event.get("error") or "")) or "failed"
+                self.print(f"  [red]✗[/] {event['name']}: {escape(reason)}")
         elif kind == "verify":
             if not event.get("accepted"):
                 self.print(f"  [yellow]verify: sent back[/] {escape(event.get('note', ''))}")

@@ -15,6 +15,7 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 
 from fathom.app.report import ReportFormat, report_document
+from fathom.errors import ConfigError
 
 
 def plan_decision(
@@ -30,7 +31,7 @@ def plan_decision(
     then stays waiting, and ``fathom resume`` asks again).
     """
     if plan_file is not None:
-        return {"action": "edit", "plan": plan_file.read_text(encoding="utf-8")}
+        return {"action": "edit", "plan": _read(plan_file, "--plan-file")}
     if action is not None:
         return action
     if sys.stdin.isatty():
@@ -59,6 +60,13 @@ def _ask(request: dict[str, Any], console: Console) -> Any:
             return {"action": "edit", "plan": edited} if edited.strip() else "accept"
 
 
+def _read(path: Path, flag: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{flag} {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def edit_in_editor(text: str) -> str:
     """Open ``text`` in ``$VISUAL``/``$EDITOR`` (default ``vi``) and return what the user saved."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
@@ -68,6 +76,8 @@ def edit_in_editor(text: str) -> str:
     try:
         subprocess.run([*shlex.split(editor), path], check=True)
         return Path(path).read_text(encoding="utf-8")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ConfigError(f"the editor {editor!r} failed: {exc}") from None
     finally:
         os.unlink(path)
 
@@ -75,5 +85,8 @@ def edit_in_editor(text: str) -> str:
 def save_report(summary: dict[str, Any], out: Path | None, fmt: ReportFormat) -> Path:
     """Write the report to ``out`` (default ``<run_id>.md`` or ``.html`` here) and return the path."""
     path = out or Path(f"{summary['run_id']}.{fmt}")
-    path.write_text(report_document(summary, fmt), encoding="utf-8")
+    try:
+        path.write_text(report_document(summary, fmt), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"the report cannot be written to {path}: {exc.strerror or exc}") from None
     return path

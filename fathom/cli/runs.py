@@ -1,4 +1,7 @@
-"""``fathom runs``, ``fathom cache`` and ``fathom corpus``: commands on what the run database holds."""
+"""``fathom runs``, ``fathom cache`` and ``fathom corpus``: commands on what the run database holds.
+
+The store, the graph and rich are imported inside each command: ``fathom --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +10,24 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from fathom.app import runs as runner
-from fathom.app.report import report_document
-from fathom.app.summary import export_json, export_markdown, run_summary, tool_results
 from fathom.cli.options import EXIT_USAGE, DbUrl, fail, stderr, with_store
-from fathom.cli.tools import index_with_progress, print_cache_sizes, print_corpus_stats, print_index_report
-from fathom.store import RUN_STATUSES, RunRecord, Store
-from fathom.store.cache import ToolCache
-from fathom.store.corpus import Corpus
-from fathom.tools.base import ToolError
+from fathom.errors import ConfigError
 
-runs_app = typer.Typer(help="List, show, export and delete recorded runs.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from fathom.store import RunRecord, Store
+    from fathom.store.corpus import Corpus
+
+# The run statuses as fathom.store.RUN_STATUSES defines them (a test keeps the two equal: the
+# store is too heavy to import for --help).
+STATUS_HELP = "Only runs with this status: running, waiting (for plan review), interrupted, answered or failed"
+
+runs_app = typer.Typer(
+    help="List, show, export and delete recorded runs.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def _age(when: datetime) -> str:
@@ -44,12 +46,15 @@ def _record_json(record: RunRecord, status: str) -> dict[str, Any]:
 
 @runs_app.command("list")
 def runs_list(
-    status: Annotated[Optional[str], typer.Option("--status", help="running, interrupted, failed or done")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help=STATUS_HELP)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs, newest first")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
     db: DbUrl = None,
 ) -> None:
     """List runs, newest first."""
+    from fathom.app import runs as runner
+    from fathom.store import RUN_STATUSES
+
     if status is not None and status not in RUN_STATUSES:
         fail(f"--status must be one of {', '.join(RUN_STATUSES)}", EXIT_USAGE)
 
@@ -64,8 +69,13 @@ def runs_list(
             sys.stdout.write(json.dumps(_record_json(record, state), ensure_ascii=False) + "\n")
         return
     if not rows:
-        stderr.print("no runs yet" if status is None else f"no {status} runs")
+        stderr().print("no runs yet" if status is None else f"no {status} runs")
         return
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("id", "status", "question", "rounds", "age"):
         table.add_column(column, no_wrap=column != "question")
@@ -81,6 +91,11 @@ def runs_show(
     db: DbUrl = None,
 ) -> None:
     """Show a run: answer, sources, rounds, tool calls with their results, errors."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from fathom.app import runs as runner
+    from fathom.app.summary import run_summary, tool_results
 
     async def work(store: Store) -> tuple[RunRecord, str, dict[str, Any]]:
         record = await runner.require_run(store, run_id)
@@ -126,6 +141,10 @@ def runs_export(
     db: DbUrl = None,
 ) -> None:
     """Export a run: its full trace as JSON, or as Markdown after its report; html: the report page."""
+    from fathom.app import runs as runner
+    from fathom.app.report import report_document
+    from fathom.app.summary import export_json, export_markdown, run_summary
+
     if fmt not in ("json", "md", "html"):
         fail("--format must be json, md or html", EXIT_USAGE)
 
@@ -147,9 +166,12 @@ def runs_export(
         text = report + export_markdown(run_id, values)
     if out is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         out.write_text(text, encoding="utf-8")
-        stderr.print(f"wrote {out}")
+    except OSError as exc:
+        raise ConfigError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
+    stderr().print(f"wrote {out}")
 
 
 @runs_app.command("delete")
@@ -164,25 +186,35 @@ def runs_delete(
 
     if not with_store(work)(db):
         fail(f"no run {run_id!r}", EXIT_USAGE)
-    stderr.print(f"deleted run {run_id}")
+    stderr().print(f"deleted run {run_id}")
 
 
-cache_app = typer.Typer(help="The cache of searches, pages and evidence, kept in the run database.", no_args_is_help=True)
+cache_app = typer.Typer(
+    help="The cache of searches, pages and evidence, kept in the run database.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @cache_app.command("clear")
 def cache_clear(db: DbUrl = None) -> None:
     """Delete every cached search, page and evidence entry."""
+    from fathom.cli.tools import print_cache_sizes
+    from fathom.store.cache import ToolCache
 
     async def work(store: Store) -> dict[str, int]:
         return await ToolCache(store.db).clear()
 
-    print_cache_sizes(with_store(work)(db), verb="cleared the cache", console=stderr)
+    print_cache_sizes(with_store(work)(db), verb="cleared the cache", console=stderr())
 
 
 @cache_app.command("stats")
 def cache_stats(db: DbUrl = None) -> None:
     """How many searches, pages and evidence entries are cached."""
+    from rich.console import Console
+
+    from fathom.cli.tools import print_cache_sizes
+    from fathom.store.cache import ToolCache
 
     async def work(store: Store) -> dict[str, int]:
         return await ToolCache(store.db).sizes()
@@ -190,16 +222,19 @@ def cache_stats(db: DbUrl = None) -> None:
     print_cache_sizes(with_store(work)(db), verb="cached", console=Console(highlight=False))
 
 
-corpus_app = typer.Typer(help="Index local files (.md, .txt, .html, .pdf) to research with --search-backend local.", no_args_is_help=True)
+corpus_app = typer.Typer(
+    help="Index local files (.md, .txt, .html, .pdf) to research with --search-backend local.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 CorpusDir = Annotated[Path, typer.Argument(help="A directory (searched recursively).")]
 
 
 def corpus_call(work: Any, db: str | None) -> Any:
-    """``with_store`` for corpus commands: a corpus refusal is one line and exit 2."""
-    try:
-        return with_store(lambda store: work(Corpus(store.db)))(db)
-    except ToolError as exc:
-        fail(str(exc), EXIT_USAGE)
+    """``with_store`` for corpus commands (a corpus refusal is a ToolError: one line, exit 2)."""
+    from fathom.store.corpus import Corpus
+
+    return with_store(lambda store: work(Corpus(store.db)))(db)
 
 
 @corpus_app.command("index")
@@ -209,11 +244,12 @@ def corpus_index(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
     """Index (or re-index: only changed files are read) the files under DIRECTORY."""
+    from fathom.cli.tools import index_with_progress, print_index_report
 
     async def work(corpus: Corpus) -> Any:
-        return await index_with_progress(corpus, directory, stderr, quiet=quiet)
+        return await index_with_progress(corpus, directory, stderr(), quiet=quiet)
 
-    print_index_report(corpus_call(work, db), stderr)
+    print_index_report(corpus_call(work, db), stderr())
 
 
 @corpus_app.command("stats")
@@ -222,11 +258,12 @@ def corpus_stats(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
 ) -> None:
     """The indexed directories, with their file counts."""
+    from fathom.cli.tools import print_corpus_stats
 
     async def work(corpus: Corpus) -> Any:
         return await corpus.stats()
 
-    print_corpus_stats(corpus_call(work, db), as_json=as_json, console=stderr)
+    print_corpus_stats(corpus_call(work, db), as_json=as_json, console=stderr())
 
 
 @corpus_app.command("remove")
@@ -236,5 +273,7 @@ def corpus_remove(directory: CorpusDir, db: DbUrl = None) -> None:
     async def work(corpus: Corpus) -> int:
         return await corpus.remove(directory)
 
+    from rich.markup import escape
+
     removed = corpus_call(work, db)
-    stderr.print(f"removed {escape(str(directory))} from the corpus ({removed} files)")
+    stderr().print(f"removed {escape(str(directory))} from the corpus ({removed} files)")

@@ -26,7 +26,8 @@ async def read(task: ReadTask, services: Services) -> dict[str, Any]:
     emit("tool_start", name=call["name"], args=call["args"], index=task["index"])
     outcome = await _run(services, call["name"], call["args"])
     urls = [s["url"] for s in outcome.sources]
-    emit("tool_end", name=call["name"], args=call["args"], ok=outcome.ok, urls=urls, index=task["index"])
+    error = None if outcome.ok else outcome.text  # the progress line says why a call failed
+    emit("tool_end", name=call["name"], args=call["args"], ok=outcome.ok, urls=urls, index=task["index"], error=error)
     message = ToolMessage(
         content=outcome.text,
         tool_call_id=call["id"],

@@ -10,7 +10,7 @@ its registry row. Typical use from the CLI::
         await store.runs.create(run_id, question, options=settings.public_dict())
         config = {"configurable": {"thread_id": run_id}, "metadata": {"run_id": run_id}}
         await graph.ainvoke(inputs, config, durability="sync")
-        await store.runs.update(run_id, status="done", answer=answer)
+        await store.runs.update(run_id, status="answered", answer=answer)
 """
 
 from fathom.store.checkpoints.saver import SQLSaver

@@ -43,6 +43,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     func,
     inspect,
     select,
@@ -54,7 +55,14 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from fathom.store.errors import StoreError
 
-RunStatus = Literal["running", "interrupted", "failed", "done"]
+# The one vocabulary of run statuses: the registry, ``fathom runs list --status``, ``--json`` and
+# the exit codes all use these words.
+#   running      in progress (or its process died: then ``runs list`` shows it interrupted)
+#   waiting      paused at its plan review: ``fathom resume`` asks for a decision
+#   interrupted  stopped before its end (killed, Ctrl-C, a model server down): resumable
+#   answered     ended with an answer (and its report, when one was asked for and not declined)
+#   failed       ended without an answer, or its report could not be written
+RunStatus = Literal["running", "waiting", "interrupted", "answered", "failed"]
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 _MYSQL = ("mysql", "mariadb")
@@ -183,26 +191,36 @@ writes = Table(
     **_TABLE_OPTIONS,
 )
 
-runs = Table(
-    "fathom_runs",
-    metadata,
-    Column("run_id", _key(255), primary_key=True),
-    Column("question", _LONG_TEXT, nullable=False),
-    Column("options", _JSON, nullable=True),
-    Column("endpoints", _JSON, nullable=True),
-    Column("status", String(16), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-    Column("rounds", Integer, nullable=False),
-    Column("answer", _LONG_TEXT, nullable=True),
-    Column("report", _LONG_TEXT, nullable=True),
-    Column("error", _LONG_TEXT, nullable=True),
-    CheckConstraint(
-        "status IN (" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + ")", name="fathom_runs_status_ck"
-    ),
-    Index("fathom_runs_created_at_idx", "created_at"),
-    **_TABLE_OPTIONS,
-)
+def _runs_table(meta: MetaData, name: str, statuses: Sequence[str], *, indexed: bool = True) -> Table:
+    """The run registry as migrations create it: ``statuses`` are the values its CHECK allows."""
+    return Table(
+        name,
+        meta,
+        Column("run_id", _key(255), primary_key=True),
+        Column("question", _LONG_TEXT, nullable=False),
+        Column("options", _JSON, nullable=True),
+        Column("endpoints", _JSON, nullable=True),
+        Column("status", String(16), nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("rounds", Integer, nullable=False),
+        Column("answer", _LONG_TEXT, nullable=True),
+        Column("report", _LONG_TEXT, nullable=True),
+        Column("error", _LONG_TEXT, nullable=True),
+        CheckConstraint(_status_check(statuses), name=_RUNS_STATUS_CHECK),
+        *([Index(_RUNS_CREATED_INDEX, "created_at")] if indexed else []),
+        **_TABLE_OPTIONS,
+    )
+
+
+def _status_check(statuses: Sequence[str]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
+
+
+_RUNS_STATUS_CHECK = "fathom_runs_status_ck"
+_RUNS_CREATED_INDEX = "fathom_runs_created_at_idx"
+_V2_RUN_STATUSES = ("running", "interrupted", "failed", "done")  # before migration 5
+runs = _runs_table(metadata, "fathom_runs", RUN_STATUSES)
 
 Migration = Callable[[Connection], None]
 
@@ -215,7 +233,7 @@ def _v1_checkpoint_tables(conn: Connection) -> None:
 
 
 def _v2_run_registry(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[runs], checkfirst=True)
+    _runs_table(MetaData(), runs.name, _V2_RUN_STATUSES).create(conn, checkfirst=True)
 
 
 # ---- research-tool caches (migration 3) -------------------------------------------------------
@@ -352,11 +370,57 @@ def _v4_local_corpus(conn: Connection) -> None:
             )
 
 
+# ---- one status vocabulary (migration 5) -------------------------------------------------------
+# 'done' became 'answered', and a run paused at its plan review is 'waiting' (it was recorded
+# 'interrupted'; such rows become 'waiting' when ``fathom resume`` next looks at them).
+_RENAMED_STATUSES = {"done": "answered"}
+
+
+def _v5_run_status_vocabulary(conn: Connection) -> None:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":  # SQLite cannot change a CHECK constraint: copy into a new table
+        _rebuild_sqlite_runs(conn)
+        return
+    if dialect == "postgresql":
+        conn.exec_driver_sql(f"ALTER TABLE {runs.name} DROP CONSTRAINT IF EXISTS {_RUNS_STATUS_CHECK}")
+    elif _has_check(conn):  # MySQL commits each DDL statement: every step may be re-run
+        conn.exec_driver_sql(f"ALTER TABLE {runs.name} DROP CONSTRAINT {_RUNS_STATUS_CHECK}")
+    for old, new in _RENAMED_STATUSES.items():
+        conn.execute(runs.update().where(runs.c.status == old).values(status=new))
+    conn.exec_driver_sql(
+        f"ALTER TABLE {runs.name} ADD CONSTRAINT {_RUNS_STATUS_CHECK} CHECK ({_status_check(RUN_STATUSES)})"
+    )
+
+
+def _has_check(conn: Connection) -> bool:
+    found = conn.execute(
+        text(
+            "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = :table AND CONSTRAINT_NAME = :name"
+        ),
+        {"table": runs.name, "name": _RUNS_STATUS_CHECK},
+    ).scalar()
+    return bool(found)
+
+
+def _rebuild_sqlite_runs(conn: Connection) -> None:
+    """Copy ``fathom_runs`` into a table with the new CHECK, renaming statuses on the way."""
+    staging = _runs_table(MetaData(), f"{runs.name}_v5", RUN_STATUSES, indexed=False)
+    staging.create(conn)
+    renamed = case(_RENAMED_STATUSES, value=runs.c.status, else_=runs.c.status)
+    columns = [renamed if column.name == "status" else column for column in runs.c]
+    conn.execute(staging.insert().from_select([c.name for c in runs.c], select(*columns)))
+    conn.exec_driver_sql(f"DROP TABLE {runs.name}")
+    conn.exec_driver_sql(f"ALTER TABLE {staging.name} RENAME TO {runs.name}")
+    conn.exec_driver_sql(f"CREATE INDEX {_RUNS_CREATED_INDEX} ON {runs.name} (created_at)")
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_checkpoint_tables,
     _v2_run_registry,
     _v3_tool_caches,
     _v4_local_corpus,
+    _v5_run_status_vocabulary,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import fake_env, research_script
+from tests.conftest import call, cli_env, fake_env, research_script
 from tests.fakes.server import free_port
 
 
@@ -85,3 +89,122 @@ def test_run_without_answer_exits_nonzero(cli, sglang, searxng, web):
     out = json.loads(result.stdout)
     assert out["status"] == "failed" and out["answer"] is None
     assert result.stderr.strip().startswith("fathom: error:")
+
+
+# ---- the command line's own edges ----------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """Help text with its wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_help_shows_every_options_env_var_and_default(cli):
+    research = one_line(cli("research", "--help").stdout)
+    for note in (
+        "[env FATHOM_MAX_ROUNDS; default 64]",
+        "[env FATHOM_MAX_CALLS_PER_TURN; default 8]",
+        "[env FATHOM_MAX_WALL_SECONDS; default 3600]",
+        "[env FATHOM_SEARCH_PROTOCOL; default fathom]",
+        "[env FATHOM_VERIFY=false;",
+        "[env FATHOM_DB_URL;",
+        "a [fathom] table",
+    ):
+        assert note in research, note
+    assert one_line(cli("resume", "--help").stdout).count("[env ") == research.count("[env ")
+    assert "[env FATHOM_DB_URL;" in one_line(cli("runs", "list", "--help").stdout)
+
+
+@pytest.mark.parametrize("args", [[], ["runs"], ["cache"], ["corpus"]])
+def test_no_command_prints_the_help_once(cli, args):
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Usage:") == 1 and result.stdout.count("Commands:") == 1
+    assert result.stderr == ""
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"fathom {metadata.version('fathom-deepresearch')}\n"
+
+
+def test_a_directory_as_config_file_is_one_line_and_exit_2(cli, tmp_path):
+    result = cli("research", "--config", str(tmp_path), "q?")
+    assert result.returncode == 2
+    assert result.stderr.startswith("fathom: error: config file") and result.stderr.count("\n") == 1, result.stderr
+    assert str(tmp_path) in result.stderr
+
+
+def test_an_unknown_option_is_named_without_a_misleading_suggestion(cli):
+    result = cli("research", "--bogus", "x", "q?")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert "--bogus" in line and "'fathom research --help'" in line and "--out" not in line
+    typo = cli("research", "--max-round", "3", "q?")
+    assert typo.returncode == 2 and "did you mean --max-rounds?" in typo.stderr
+    assert "--max-wall-seconds" not in typo.stderr and "--run-id" not in typo.stderr
+
+
+def test_a_failed_tool_call_says_why(cli, sglang, searxng, web):
+    sglang.add(
+        "Read it.</think>\n\n" + call("query_url", url="kestrel-bridge.example/history", goal="When did it open?"),
+        *research_script(web),
+    )
+    result = cli("research", "When did the Kestrel Bridge open?", env=fake_env(sglang, searxng, web))
+    assert result.returncode == 0, result.stderr
+    assert "✗ query_url: invalid URL – must start with http:// or https://" in result.stderr
+
+
+HEAVY = ("langgraph", "langchain_core", "openai", "sqlalchemy", "httpx", "fathom.graph", "fathom.app")
+
+
+def imported_modules(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "fathom", *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["research", "--help"], ["runs", "--help"], ["--version"]])
+def test_help_imports_nothing_heavy(args):
+    modules = imported_modules(*args)
+    assert "typer" in modules
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
+    assert heavy == [], heavy
+
+
+def test_listing_runs_runs_no_graph_and_no_model_client(db_url):
+    modules = imported_modules("runs", "list", env=cli_env(db_url))
+    assert "sqlalchemy" in modules  # it did open the database
+    assert not {m for m in modules if m.startswith(("openai", "httpx", "fathom.graph", "fathom.nodes", "langgraph.pregel"))}
+
+
+CRASHING_FATHOM = """
+import sys
+import fathom.cli.options
+
+def crash(*args, **kwargs):
+    raise RuntimeError("an internal mistake")
+
+fathom.cli.options.db_url_of = crash  # a bug on the way to the database
+from fathom.cli.main import main
+main()
+"""
+
+
+def test_a_bug_is_one_line_naming_a_log_of_its_traceback(db_url, tmp_path):
+    env = {**cli_env(db_url), "XDG_STATE_HOME": str(tmp_path / "state")}
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_FATHOM, "runs", "list"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 70
+    [line] = result.stderr.splitlines()
+    assert line.startswith("fathom: error: unexpected RuntimeError: an internal mistake") and "Traceback" not in line
+    log = Path(line.rsplit(" ", 1)[-1].rstrip(")"))
+    assert log.is_file() and log.is_relative_to(tmp_path / "state")
+    trace = log.read_text()
+    assert trace.startswith("Traceback") and "def crash" not in trace and "an internal mistake" in trace
+    assert "in crash" in trace

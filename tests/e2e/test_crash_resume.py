@@ -139,7 +139,7 @@ def test_killed_run_resumes_to_the_same_answer_without_refetching(kill_point, cl
     # The search ran once in total.
     assert [r["params"]["q"] for r in searxng.requests if r["params"].get("pageno", "1") == "1"] == ["Kestrel Bridge opening"]
     shown = json.loads(cli("runs", "show", "--json", "crashy").stdout)
-    assert shown["status"] == "done" and shown["answer"] == "1897"
+    assert shown["status"] == "answered" and shown["answer"] == "1897"
 
 
 def test_resume_with_a_changed_option(cli, db_url, searxng, late_web):

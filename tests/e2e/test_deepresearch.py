@@ -169,7 +169,11 @@ def test_cli_review_waits_then_resume_continues(cli, sglang, searxng, web, synth
     waiting = cli("research", "-q", "--review-plan", "--run-id", "rv", QUESTION, env=env, input="")
     assert waiting.returncode == 5 and "fathom resume rv" in waiting.stderr
     listed = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
-    assert listed[0]["status"] == "interrupted"
+    assert listed[0]["status"] == "waiting"
+    waiting_rows = cli("runs", "list", "--status", "waiting", "--json").stdout.splitlines()
+    assert [json.loads(line)["run_id"] for line in waiting_rows] == ["rv"]
+    still = cli("resume", "-q", "--json", "rv", env=env, input="")  # no decision: it keeps waiting
+    assert still.returncode == 5 and "fathom resume rv" in still.stderr
     resumed = cli("resume", "-q", "--json", "--plan-action", "accept", "--out", str(tmp_path / "rv.md"), "rv", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["report_status"] == "written"
@@ -177,14 +181,21 @@ def test_cli_review_waits_then_resume_continues(cli, sglang, searxng, web, synth
 
 
 def test_resuming_a_finished_run_keeps_its_status(cli, sglang, searxng, web):
-    """A finished run whose report failed stays `failed` when resumed (there is nothing to do)."""
+    """A finished run whose report failed is `failed` (exit 1, in --json and in `runs list`), and
+    stays so when resumed (there is nothing to do)."""
     sglang.add(*research_script(web))
     with FakeSGLang(fallback=synthesizer(web, report="   ")) as synth:
         env = {**fake_env(sglang, searxng, web), "FATHOM_SYNTH_MODEL_URL": synth.url}
-        cli("research", "-q", "--deepresearch", "--run-id", "empty-report", QUESTION, env=env)
-        statuses = []
+        first = cli("research", "-q", "--json", "--deepresearch", "--run-id", "empty-report", QUESTION, env=env)
+        assert first.returncode == 1, first.stderr
+        assert json.loads(first.stdout)["status"] == "failed" and json.loads(first.stdout)["answer"] == "1897"
+        assert first.stderr.startswith("fathom: error:") and first.stderr.count("\n") == 1
+        statuses, codes = [], []
         for _ in range(2):
             [row] = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
             statuses.append(row["status"])
-            cli("resume", "-q", "empty-report", env=env)
-    assert statuses == ["failed", "failed"]
+            resumed = cli("resume", "-q", "--json", "empty-report", env=env)
+            codes.append(resumed.returncode)
+            statuses.append(json.loads(resumed.stdout)["status"])
+    assert statuses == ["failed"] * 4
+    assert codes == [1, 1]

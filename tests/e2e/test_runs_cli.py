@@ -30,13 +30,16 @@ def test_list_show_export_delete_a_finished_run(cli, sglang, searxng, web, tmp_p
         assert cli("research", "-q", "--run-id", run_id, "When did the Kestrel Bridge open?", env=env).returncode == 0
 
     table = cli("runs", "list")
-    assert "first" in table.stdout and "second" in table.stdout and "done" in table.stdout
+    assert "first" in table.stdout and "second" in table.stdout and "answered" in table.stdout
     rows = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
     assert [r["run_id"] for r in rows] == ["second", "first"]  # newest first
-    assert all(r["status"] == "done" and r["rounds"] == 3 and r["answer"] == "1897" for r in rows)
+    assert all(r["status"] == "answered" and r["rounds"] == 3 and r["answer"] == "1897" for r in rows)
     assert "api_key" not in json.dumps(rows)
     assert cli("runs", "list", "--status", "failed", "--json").stdout == ""
-    assert cli("runs", "list", "--status", "bogus").returncode == 2
+    assert len(cli("runs", "list", "--status", "answered", "--json").stdout.splitlines()) == 2
+    for word in ("bogus", "done"):  # the old word for answered is not part of the vocabulary
+        refused = cli("runs", "list", "--status", word)
+        assert refused.returncode == 2 and "running, waiting, interrupted, answered, failed" in refused.stderr
     assert len(cli("runs", "list", "--limit", "1", "--json").stdout.splitlines()) == 1
 
     shown = cli("runs", "show", "first")
@@ -55,9 +58,18 @@ def test_list_show_export_delete_a_finished_run(cli, sglang, searxng, web, tmp_p
     markdown = out.read_text()
     assert markdown.startswith("# When did the Kestrel Bridge open?") and "## Round 3" in markdown
 
-    # Resuming a finished run changes nothing and prints its answer.
+    # Resuming a finished run changes nothing and prints its answer; it takes research's flags.
     again = cli("resume", "-q", "first", env=env)
     assert again.returncode == 0 and again.stdout == "1897\n"
+    config = tmp_path / "fathom.toml"
+    config.write_text("[fathom]\nmax_rounds = 5\n")
+    flags = ["--search-protocol", "chat", "--language", "French", "--no-verify", "--config", str(config),
+             "--max-calls-per-turn", "2", "--prompt-file", str(config), "--synth-prompt-file", str(config)]
+    again = cli("resume", "-q", "--json", *flags, "first", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "answered"
+    refused = cli("resume", "-q", "--config", str(tmp_path), "first", env=env)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Is a directory" in refused.stderr
 
     assert cli("runs", "delete", "first").returncode == 0
     assert cli("runs", "show", "first").returncode == 2

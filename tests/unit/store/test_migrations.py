@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, select
+from sqlalchemy import create_engine, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError
 
 from fathom.store import (
+    RUN_STATUSES,
     SCHEMA_VERSION,
     Database,
     SQLSaver,
     StoreError,
     default_db_url,
+    open_store,
     resolve_url,
 )
-from fathom.store.migrations import MIGRATIONS, migrate, migrations
+from fathom.store.migrations import MIGRATIONS, migrate, migrations, runs
 from tests.support.checkpoints import backend_url
 
 __all__ = ["backend_url"]  # fixture
@@ -62,6 +66,44 @@ async def test_an_older_database_is_upgraded(backend_url: str) -> None:
     await db.aclose()
     names, version = tables_and_version(backend_url)
     assert "fathom_runs" in names and version == SCHEMA_VERSION
+
+
+async def test_old_run_statuses_are_renamed_and_the_new_ones_allowed(backend_url: str) -> None:
+    """A registry written before the one status vocabulary ('done') reads as 'answered'; 'waiting'
+    is accepted and the old word is refused from then on."""
+    engine = create_engine(resolve_url(backend_url).sync_url)
+    with engine.begin() as conn:
+        migrate(conn, MIGRATIONS[:4])
+        now = datetime.now(UTC)
+        for run_id, status in (("old-done", "done"), ("old-failed", "failed"), ("old-interrupted", "interrupted")):
+            conn.execute(
+                insert(runs).values(
+                    run_id=run_id, question="q", status=status, created_at=now, updated_at=now, rounds=3
+                )
+            )
+    engine.dispose()
+
+    async with open_store(backend_url) as store:
+        assert (await store.runs.get("old-done")).status == "answered"  # type: ignore[union-attr]
+        assert (await store.runs.get("old-failed")).status == "failed"  # type: ignore[union-attr]
+        assert (await store.runs.get("old-interrupted")).status == "interrupted"  # type: ignore[union-attr]
+        assert [r.run_id for r in await store.runs.list(status="answered")] == ["old-done"]
+        assert (await store.runs.get("old-done")).rounds == 3  # type: ignore[union-attr]
+        await store.runs.update("old-interrupted", status="waiting")
+    assert tables_and_version(backend_url)[1] == SCHEMA_VERSION
+
+    engine = create_engine(resolve_url(backend_url).sync_url)
+    try:
+        with pytest.raises(DBAPIError), engine.begin() as conn:  # MariaDB: an OperationalError
+            conn.execute(update(runs).where(runs.c.run_id == "old-failed").values(status="done"))
+        with engine.connect() as conn:
+            assert "fathom_runs_created_at_idx" in {ix["name"] for ix in inspect(conn).get_indexes("fathom_runs")}
+    finally:
+        engine.dispose()
+
+
+def test_the_status_vocabulary_is_defined_once() -> None:
+    assert RUN_STATUSES == ("running", "waiting", "interrupted", "answered", "failed")
 
 
 async def test_a_newer_database_is_refused(backend_url: str) -> None:

@@ -33,11 +33,11 @@ async def test_a_run_is_recorded_updated_and_read_back(backend_url: str) -> None
 
         await asyncio.sleep(0.01)
         report = "# Kestrel Bridge\n" + "A paragraph with a citation [1].\n" * 5000  # > 64 KiB
-        done = await store.runs.update("run-1", status="done", rounds=3, answer="1897", report=report)
+        done = await store.runs.update("run-1", status="answered", rounds=3, answer="1897", report=report)
 
         again = await store.runs.get("run-1")
         assert again == done
-        assert (again.status, again.rounds, again.answer, again.report) == ("done", 3, "1897", report)
+        assert (again.status, again.rounds, again.answer, again.report) == ("answered", 3, "1897", report)
         assert again.options == {"max_rounds": 64, "search_backend": "searxng"}
         assert again.endpoints == {"search": "http://127.0.0.1:8902"}
         assert again.created_at == created.created_at and again.updated_at > created.updated_at
@@ -79,7 +79,7 @@ async def test_mistakes_are_reported(backend_url: str) -> None:
         with pytest.raises(StoreError, match="already recorded"):
             await store.runs.create("run-1", "q again")
         with pytest.raises(UnknownRunError, match="no-such-run"):
-            await store.runs.update("no-such-run", status="done")
+            await store.runs.update("no-such-run", status="answered")
         with pytest.raises(ValueError, match="unknown run status"):
             await store.runs.update("run-1", status="finished")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="unknown run status"):
