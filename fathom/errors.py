@@ -6,6 +6,15 @@ the person running Fathom. Anything else that escapes is a bug (the CLI logs its
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 400
+
+
+def one_line(text: object, limit: int | None = MAX_MESSAGE_CHARS) -> str:
+    """``text`` with its whitespace collapsed to single spaces, cut to ``limit`` characters
+    (an ellipsis marks the cut; ``None``: no cut), so it fits on one log or terminal line."""
+    flat = " ".join(str(text).split())
+    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 class FathomError(Exception):
     """The root of Fathom's errors."""

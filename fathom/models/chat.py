@@ -21,6 +21,7 @@ import httpx2
 import openai
 
 from fathom.aio import AsyncClosing
+from fathom.errors import one_line
 from fathom.models.base import ChatResult, ContextLengthError, ModelError
 from fathom.models.retry import (
     RETRY_STATUSES,
@@ -29,7 +30,6 @@ from fathom.models.retry import (
     connect_reason,
     error_message,
     is_context_overflow,
-    one_line,
     retry_policy,
 )
 

@@ -1,13 +1,13 @@
-"""What the model clients share: their use of the retry policy, and error text in one line."""
+"""What the model clients share: their use of the retry policy, and servers' error text in words."""
 
 from __future__ import annotations
 
 import errno
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from fathom.errors import one_line
 from fathom.models.base import ModelUnavailableError
 from fathom.retry import RetriesExhausted, RetryPolicy, Transient, call_with_retries
 
@@ -29,7 +29,6 @@ CONTEXT_MARKERS: tuple[str, ...] = (
 # are answers about the request itself, and repeating the same request cannot change them.
 RETRY_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 
-MAX_MESSAGE_CHARS = 400
 MAX_BACKOFF_S = 30.0
 
 
@@ -37,12 +36,6 @@ def is_context_error(message: str) -> bool:
     """True when a server's error text says the prompt (plus completion) exceeds the context."""
     lowered = message.lower()
     return any(marker in lowered for marker in CONTEXT_MARKERS)
-
-
-def one_line(text: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Collapse whitespace and cap the length, so an error fits on one log or terminal line."""
-    flat = re.sub(r"\s+", " ", str(text)).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def is_context_overflow(status: int, message: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from fathom.aio import AsyncClosing
+from fathom.errors import one_line
 from fathom.models.base import (
     ContextLengthError,
     FinishReason,
@@ -33,7 +34,6 @@ from fathom.models.retry import (
     error_message,
     is_context_error,
     is_context_overflow,
-    one_line,
     retry_policy,
 )
 

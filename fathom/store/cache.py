@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table, delete, func, select
 
 from fathom.aio import AsyncClosing
+from fathom.errors import one_line
 from fathom.store.engine import Database
 from fathom.store.migrations import cache_evidence, cache_pages, cache_search
 from fathom.store.sql import upsert_statement
@@ -206,7 +207,7 @@ class ToolCache(AsyncClosing):
         try:
             return await op()
         except Exception as exc:  # any database trouble: a cache must never fail a tool call
-            self.disabled = " ".join(str(exc).split())[:300] or type(exc).__name__
+            self.disabled = one_line(exc, 300) or type(exc).__name__
             log.warning("tool cache disabled for this run: %s", self.disabled)
             return None
 

@@ -8,12 +8,12 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from fathom.errors import StoreError, UnknownRunError
+from fathom.errors import StoreError, UnknownRunError, one_line
 
-__all__ = ["StoreError", "UnknownRunError", "one_line", "translated"]
+__all__ = ["StoreError", "UnknownRunError", "driver_message", "translated"]
 
 
-def one_line(exc: BaseException) -> str:
+def driver_message(exc: BaseException) -> str:
     """The first meaningful line of a driver error, without SQLAlchemy's statement dump."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip() or type(orig).__name__
@@ -22,7 +22,7 @@ def one_line(exc: BaseException) -> str:
     first = text.splitlines()[0].strip()
     if first.startswith("(") and first.endswith(")") and ", " in first:
         first = first[1:-1].split(", ", 1)[1].strip("'\"")
-    return first
+    return one_line(first)
 
 
 @contextmanager
@@ -34,4 +34,4 @@ def translated(where: str) -> Iterator[None]:
         raise
     # sqlite3.Error: the saver's hot path runs raw sqlite3/aiosqlite statements (see plans.py)
     except (sa_exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        raise StoreError(f"{where}: {one_line(exc)}") from exc
+        raise StoreError(f"{where}: {driver_message(exc)}") from exc

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from fathom.aio import AsyncClosing
+from fathom.errors import one_line
 from fathom.tools.base import ToolError
 from fathom.tools.media import MediaKind, classify, header_charset, media_type, sniff
 from fathom.tools.ssrf import GuardedTransport, Resolver, SSRFGuard
@@ -186,5 +187,4 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes,
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
+    return one_line(exc, 200) or type(exc).__name__

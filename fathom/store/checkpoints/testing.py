@@ -16,7 +16,7 @@ from typing import Literal
 
 from sqlalchemy import create_engine, text
 
-from fathom.store.errors import one_line
+from fathom.store.errors import driver_message
 from fathom.store.urls import resolve_url
 
 ServerBackend = Literal["postgresql", "mysql"]
@@ -52,7 +52,7 @@ def unreachable(url: str) -> str | None:
             conn.execute(text("SELECT 1"))
         return None
     except Exception as exc:  # any failure means "skip", never "error"
-        return one_line(exc)
+        return driver_message(exc)
     finally:
         engine.dispose()
 

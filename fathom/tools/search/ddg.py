@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from fathom.errors import one_line
 from fathom.tools.base import SearchHit, ToolError
 from fathom.tools.search.http import RetryableError, RetryPolicy, with_retries
 from fathom.tools.search.results import dedupe_hits, make_hit
@@ -59,7 +60,7 @@ class DdgBackend:
         except Exception as exc:
             # ddgs may be absent at import time, so its exception classes are matched by name.
             kind = type(exc).__name__
-            message = " ".join(str(exc).split())[:200]
+            message = one_line(exc, 200)
             if kind == "RatelimitException":
                 raise RetryableError(f"DuckDuckGo rate limit exceeded ({message})") from None
             if kind == "TimeoutException":

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from fathom.errors import one_line
 from fathom.retry import RetriesExhausted, RetryPolicy, Transient, call_with_retries
 from fathom.tools.base import ToolError
 
@@ -85,7 +86,7 @@ def error_detail(response: httpx.Response) -> str:
                 break
             body = inner
     text = body if isinstance(body, str) else json.dumps(body)[:200] if body else ""
-    text = " ".join(text.split())[:200]
+    text = one_line(text, 200)
     return f": {text}" if text else ""
 
 
@@ -120,7 +121,7 @@ async def request_json(
     except httpx.TimeoutException:
         raise RetryableError(f"{service} did not answer in time") from None
     except httpx.TransportError as exc:
-        raise RetryableError(f"could not reach {service} at {url} ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        raise RetryableError(f"could not reach {service} at {url} ({one_line(exc, 200) or type(exc).__name__})") from None
     raise_for_status(response, service=service, key_env=key_env)
     try:
         return response.json()

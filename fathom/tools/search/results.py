@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from fathom.errors import one_line
 from fathom.tools.base import SearchHit
 
 _TRACKING_PARAMS = frozenset({"gclid", "fbclid", "msclkid", "yclid", "dclid", "mc_cid", "mc_eid", "ref_src"})
@@ -13,11 +14,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def make_hit(title: object, url: object, snippet: object) -> SearchHit:
     """A hit with whitespace collapsed (a newline in a title would break the layout)."""
-    return SearchHit(title=_one_line(title), url=str(url or "").strip(), snippet=_one_line(snippet))
-
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value or "").split())
+    return SearchHit(title=one_line(title or "", None), url=str(url or "").strip(), snippet=one_line(snippet or "", None))
 
 
 def normalize_url(url: str) -> str:

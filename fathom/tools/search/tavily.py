@@ -10,6 +10,7 @@ import contextvars
 
 import httpx
 
+from fathom.errors import one_line
 from fathom.tools.base import SearchHit, ToolError
 from fathom.tools.search.http import (
     RetryableError,
@@ -95,7 +96,7 @@ class TavilyBackend:
 def _map_error(exc: Exception, retry_after: float | None) -> Exception:
     from tavily import errors as tavily_errors
 
-    detail = " ".join(str(exc).split())[:200]
+    detail = one_line(exc, 200)
     detail = f": {detail}" if detail else ""
     if isinstance(exc, tavily_errors.InvalidAPIKeyError):
         return ToolError(f"Tavily rejected the API key (HTTP 401{detail}); check {KEY_ENV}")
@@ -118,7 +119,7 @@ def _map_error(exc: Exception, retry_after: float | None) -> Exception:
             return mapped
         return ToolError(f"Tavily returned HTTP {exc.response.status_code}{error_detail(exc.response)}")
     if isinstance(exc, httpx.TransportError):
-        return RetryableError(f"could not reach Tavily ({' '.join(str(exc).split()) or type(exc).__name__})")
+        return RetryableError(f"could not reach Tavily ({one_line(exc, 200) or type(exc).__name__})")
     if isinstance(exc, ValueError):  # json.JSONDecodeError from a 200 with a broken body
         return ToolError("Tavily returned malformed JSON")
     return ToolError(f"Tavily search failed ({type(exc).__name__}{detail})")
