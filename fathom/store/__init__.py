@@ -13,7 +13,8 @@ its registry row. Typical use from the CLI::
         await store.runs.update(run_id, status="answered", answer=answer)
 """
 
-from fathom.store.checkpoints.saver import SQLSaver
+from typing import TYPE_CHECKING, Any
+
 from fathom.store.engine import Database
 from fathom.store.errors import StoreError, UnknownRunError
 from fathom.store.migrations import RUN_STATUSES, SCHEMA_VERSION, RunStatus
@@ -37,3 +38,15 @@ __all__ = [
     "open_store",
     "resolve_url",
 ]
+
+if TYPE_CHECKING:
+    from fathom.store.checkpoints.saver import SQLSaver
+
+
+def __getattr__(name: str) -> Any:
+    """``SQLSaver`` is imported on first use: it brings LangGraph, which ``fathom runs list`` skips."""
+    if name == "SQLSaver":
+        from fathom.store.checkpoints.saver import SQLSaver
+
+        return SQLSaver
+    raise AttributeError(f"module 'fathom.store' has no attribute {name!r}")

@@ -14,17 +14,20 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection, delete, insert, select, update
 
-from fathom.store.checkpoints import maintenance
-from fathom.store.checkpoints.saver import SQLSaver
 from fathom.store.engine import Database
 from fathom.store.errors import StoreError, UnknownRunError
 from fathom.store.migrations import RUN_STATUSES, RunStatus, checkpoints, runs
 from fathom.store.urls import URLLike, default_db_url
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.serde.base import SerializerProtocol
+
+    from fathom.store.checkpoints.saver import SQLSaver
 
 UPDATABLE_FIELDS = frozenset(
     {"question", "options", "endpoints", "status", "rounds", "answer", "report", "error"}
@@ -130,11 +133,20 @@ class RunRegistry:
 
 @dataclass(frozen=True)
 class Store:
-    """A saver and a run registry sharing one database (see :func:`open_store`)."""
+    """A saver and a run registry sharing one database (see :func:`open_store`).
+
+    The saver is made on first use: it imports LangGraph, which listing runs does without.
+    """
 
     db: Database
-    saver: SQLSaver
     runs: RunRegistry
+    serde: SerializerProtocol | None = None
+
+    @cached_property
+    def saver(self) -> SQLSaver:
+        from fathom.store.checkpoints.saver import SQLSaver
+
+        return SQLSaver(self.db, serde=self.serde)
 
 
 @asynccontextmanager
@@ -155,7 +167,7 @@ async def open_store(
     db = Database(url if url is not None else default_db_url())
     try:
         await db.setup()
-        yield Store(db=db, saver=SQLSaver(db, serde=serde), runs=RunRegistry(db))
+        yield Store(db=db, runs=RunRegistry(db), serde=serde)
     finally:
         await db.aclose()
 
@@ -192,6 +204,8 @@ def _list(conn: Connection, status: str | None, limit: int) -> list[RunRecord]:
 
 
 def _delete(conn: Connection, run_id: str) -> bool:
+    from fathom.store.checkpoints import maintenance  # with the checkpoint codec: LangGraph
+
     existed = conn.execute(delete(runs).where(runs.c.run_id == run_id)).rowcount > 0
     had_thread = _thread_exists(conn, run_id)
     maintenance.delete_threads(conn, [run_id])
