@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -33,6 +33,7 @@ DEFAULT_SEGMENT = 16
 """Tails after which a list channel's recent tails are folded into one row (see ``_write_list``)."""
 PAGE_SIZE = 64
 PRUNE_STRATEGIES = ("keep_latest", "delete")
+T = TypeVar("T")
 
 # Aliases for annotations inside SQLSaver, whose ``list`` method shadows the builtin there.
 Cached = list[tuple[tuple[str, str, str], CachedList]]
@@ -129,17 +130,15 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ---- async API ---------------------------------------------------------------------------
+    # ---- the public API: each operation is written once (below), run async or sync ------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint named by ``config``, or the latest of its thread and namespace."""
-        target = rows.target(config)
-        # Two statements without a transaction (the common, cheap case); if a delete or prune
-        # removed blob rows between them, read again in one consistent transaction.
-        loaded = await self.db.fetch(self._read_one(*target))
-        if loaded is not None and not rows.is_complete(loaded):
-            loaded = await self.db.read(run_plan, self._read_one(*target))
-        return self._to_tuple(loaded) if loaded is not None else None
+        return await self._arun(self._get_tuple(config))
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Sync :meth:`aget_tuple`."""
+        return self._run(self._get_tuple(config))
 
     async def alist(
         self,
@@ -150,78 +149,11 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         """Checkpoints newest first; ``filter`` is equality on metadata keys (JSON values)."""
-        query = rows.list_query(config, filter, before)
-        after: CheckpointKey | None = None
-        while (size := _page_size(limit)) > 0:
-            page = await self.db.read(run_plan, self._read_page(query, after, size))
+        pages, page = self._pages(config, filter, before, limit), None
+        while (plan := _next_plan(pages, page)) is not None:
+            page = await self.db.read(run_plan, plan)
             for loaded in page:
                 yield self._to_tuple(loaded)
-            if len(page) < size:
-                return
-            after, limit = page[-1].key, None if limit is None else limit - len(page)
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Store a checkpoint and the values of the channels in ``new_versions``."""
-        # Serialization runs on the caller's thread, before the transaction, to keep the
-        # transaction (and SQLite's write lock) short.
-        prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions)
-        heads = await self.db.write_plan(self._put_rows(prepared))
-        self._remember(heads)
-        return prepared.next_config
-
-    async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
-    ) -> None:
-        """Store a task's pending writes for the checkpoint in ``config`` (idempotent)."""
-        write_rows, update = rows.prepare_writes(self.serde, config, writes, task_id, task_path)
-        if write_rows:
-            plan = queries.upsert(self.db.backend, schema.writes, write_rows, update=update)
-            await self.db.write_plan(plan)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, blob and write of the thread, in all namespaces."""
-        await self.db.write(maintenance.delete_threads, [str(thread_id)])
-        self._heads.forget_threads([str(thread_id)])
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints whose ``metadata["run_id"]`` is listed, with their writes."""
-        if run_ids:
-            touched = await self.db.write(maintenance.delete_runs, [str(r) for r in run_ids], self._refs_of)
-            self._heads.forget_threads(touched)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint, blob and write of one thread to another (a new thread)."""
-        await self.db.write(maintenance.copy_thread, str(source_thread_id), str(target_thread_id))
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Keep only the latest checkpoint per namespace (``keep_latest``), or delete all (``delete``).
-
-        Blobs still needed by the kept checkpoints, including the bases of their list chains,
-        survive. Each thread is pruned in its own transaction.
-        """
-        ids = _prune_args(thread_ids, strategy)
-        if strategy == "delete":
-            await self.db.write(maintenance.delete_threads, ids)
-        else:
-            for thread_id in ids:
-                await self.db.write(maintenance.prune_keep_latest, thread_id, self._refs_of)
-        self._heads.forget_threads(ids)
-
-    # ---- sync API (same SQL on the sync engine) ----------------------------------------------
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """Sync :meth:`aget_tuple`."""
-        target = rows.target(config)
-        loaded = self.db.fetch_sync(self._read_one(*target))
-        if loaded is not None and not rows.is_complete(loaded):
-            loaded = self.db.read_sync(run_plan, self._read_one(*target))
-        return self._to_tuple(loaded) if loaded is not None else None
 
     def list(
         self,
@@ -232,15 +164,21 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Sync :meth:`alist`."""
-        query = rows.list_query(config, filter, before)
-        after: CheckpointKey | None = None
-        while (size := _page_size(limit)) > 0:
-            page = self.db.read_sync(run_plan, self._read_page(query, after, size))
+        pages, page = self._pages(config, filter, before, limit), None
+        while (plan := _next_plan(pages, page)) is not None:
+            page = self.db.read_sync(run_plan, plan)
             for loaded in page:
                 yield self._to_tuple(loaded)
-            if len(page) < size:
-                return
-            after, limit = page[-1].key, None if limit is None else limit - len(page)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the values of the channels in ``new_versions``."""
+        return await self._arun(self._put(config, checkpoint, metadata, new_versions))
 
     def put(
         self,
@@ -250,43 +188,55 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Sync :meth:`aput`."""
-        prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions)
-        self._remember(self.db.write_plan_sync(self._put_rows(prepared)))
-        return prepared.next_config
+        return self._run(self._put(config, checkpoint, metadata, new_versions))
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        """Store a task's pending writes for the checkpoint in ``config`` (idempotent)."""
+        await self._arun(self._put_writes(config, writes, task_id, task_path))
 
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         """Sync :meth:`aput_writes`."""
-        write_rows, update = rows.prepare_writes(self.serde, config, writes, task_id, task_path)
-        if write_rows:
-            plan = queries.upsert(self.db.backend, schema.writes, write_rows, update=update)
-            self.db.write_plan_sync(plan)
+        self._run(self._put_writes(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of the thread, in all namespaces."""
+        await self._arun(self._delete_threads([str(thread_id)]))
 
     def delete_thread(self, thread_id: str) -> None:
         """Sync :meth:`adelete_thread`."""
-        self.db.write_sync(maintenance.delete_threads, [str(thread_id)])
-        self._heads.forget_threads([str(thread_id)])
+        self._run(self._delete_threads([str(thread_id)]))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints whose ``metadata["run_id"]`` is listed, with their writes."""
+        await self._arun(self._delete_for_runs(run_ids))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Sync :meth:`adelete_for_runs`."""
-        if run_ids:
-            touched = self.db.write_sync(maintenance.delete_runs, [str(r) for r in run_ids], self._refs_of)
-            self._heads.forget_threads(touched)
+        self._run(self._delete_for_runs(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of one thread to another (a new thread)."""
+        await self._arun(_db("write", maintenance.copy_thread, str(source_thread_id), str(target_thread_id)))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Sync :meth:`acopy_thread`."""
-        self.db.write_sync(maintenance.copy_thread, str(source_thread_id), str(target_thread_id))
+        self._run(_db("write", maintenance.copy_thread, str(source_thread_id), str(target_thread_id)))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep only the latest checkpoint per namespace (``keep_latest``), or delete all (``delete``).
+
+        Blobs still needed by the kept checkpoints, including the bases of their list chains,
+        survive. Each thread is pruned in its own transaction.
+        """
+        await self._arun(self._prune(thread_ids, strategy))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Sync :meth:`aprune`."""
-        ids = _prune_args(thread_ids, strategy)
-        if strategy == "delete":
-            self.db.write_sync(maintenance.delete_threads, ids)
-        else:
-            for thread_id in ids:
-                self.db.write_sync(maintenance.prune_keep_latest, thread_id, self._refs_of)
-        self._heads.forget_threads(ids)
+        self._run(self._prune(thread_ids, strategy))
 
     def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
         """Monotonic string versions, sortable as text, as in LangGraph's own SQL savers."""
@@ -297,6 +247,95 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
+
+    # ---- the operations: which database calls, in what order (run by _arun or _run) -----------
+
+    async def _arun(self, op: Op[T]) -> T:
+        """Run ``op`` with the async methods of the database (``write``, ``fetch``, …)."""
+        result: Any = None
+        try:
+            while True:
+                call = op.send(result)
+                result = await getattr(self.db, call.method)(*call.args)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    def _run(self, op: Op[T]) -> T:
+        """Run ``op`` with the sync twins of those methods (``write_sync``, ``fetch_sync``, …)."""
+        result: Any = None
+        try:
+            while True:
+                call = op.send(result)
+                result = getattr(self.db, f"{call.method}_sync")(*call.args)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    def _get_tuple(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
+        target = rows.target(config)
+        # Two statements without a transaction (the common, cheap case); if a delete or prune
+        # removed blob rows between them, read again in one consistent transaction.
+        loaded = yield from _db("fetch", self._read_one(*target))
+        if loaded is not None and not rows.is_complete(loaded):
+            loaded = yield from _db("read", run_plan, self._read_one(*target))
+        return self._to_tuple(loaded) if loaded is not None else None
+
+    def _pages(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> Pages:
+        """The plans of ``list``'s pages, newest first: send each page read to get the next plan."""
+        query = rows.list_query(config, filter, before)
+        after: CheckpointKey | None = None
+        while (size := _page_size(limit)) > 0:
+            page = yield self._read_page(query, after, size)
+            if len(page) < size:
+                return
+            after, limit = page[-1].key, None if limit is None else limit - len(page)
+
+    def _put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Op[RunnableConfig]:
+        # Serialization runs on the caller's thread, before the transaction, to keep the
+        # transaction (and SQLite's write lock) short.
+        prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions)
+        self._remember((yield from _db("write_plan", self._put_rows(prepared))))
+        return prepared.next_config
+
+    def _put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> Op[None]:
+        write_rows, update = rows.prepare_writes(self.serde, config, writes, task_id, task_path)
+        if write_rows:
+            yield from _db("write_plan", queries.upsert(self.db.backend, schema.writes, write_rows, update=update))
+
+    def _delete_threads(self, ids: Sequence[str]) -> Op[None]:
+        yield from _db("write", maintenance.delete_threads, ids)
+        self._heads.forget_threads(ids)
+
+    def _delete_for_runs(self, run_ids: Sequence[str]) -> Op[None]:
+        if run_ids:
+            touched = yield from _db("write", maintenance.delete_runs, [str(r) for r in run_ids], self._refs_of)
+            self._heads.forget_threads(touched)
+
+    def _prune(self, thread_ids: Sequence[str], strategy: str) -> Op[None]:
+        ids = _prune_args(thread_ids, strategy)
+        if strategy == "delete":
+            yield from _db("write", maintenance.delete_threads, ids)
+        else:
+            for thread_id in ids:
+                yield from _db("write", maintenance.prune_keep_latest, thread_id, self._refs_of)
+        self._heads.forget_threads(ids)
 
     # ---- the operations, as plans (see plans.py; run by Database.write_plan / fetch / read) ----
 
@@ -412,6 +451,34 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
     def _remember(self, stored: Cached) -> None:
         for key, entry in stored:
             self._heads.put(key, entry)
+
+
+class _Call(NamedTuple):
+    """One call of an operation on the :class:`Database`: ``method`` names the async one, and
+    ``method + "_sync"`` its sync twin (``write``/``write_sync``, ``fetch``/``fetch_sync``, …)."""
+
+    method: Literal["fetch", "read", "write", "write_plan"]
+    args: tuple[Any, ...]
+
+
+Op = Generator[_Call, Any, T]
+"""An operation of the saver: yields database calls, is sent their results, returns its own."""
+
+
+def _db(method: Literal["fetch", "read", "write", "write_plan"], *args: Any) -> Op[Any]:
+    """``result = yield from _db("write", fn, ...)``: call the database, async or sync."""
+    return (yield _Call(method, args))
+
+
+Pages = Generator[Plan[LoadedPage], LoadedPage, None]
+
+
+def _next_plan(pages: Pages, page: LoadedPage | None) -> Plan[LoadedPage] | None:
+    """The next page's plan (``page``: the last page read, None at the start), or None at the end."""
+    try:
+        return next(pages) if page is None else pages.send(page)
+    except StopIteration:
+        return None
 
 
 def _page_size(limit: int | None) -> int:
