@@ -105,12 +105,24 @@ DbUrl = Annotated[
 ]
 
 
-def db_url_of(flag: str | None, config_file: Path | None = None) -> str | None:
-    """The database: --db, else the config file's or FATHOM_DB_URL (read by the settings), else
-    None (the default file)."""
+def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Defaults, then ``config_file``, then the environment, then ``flags`` (None: not given).
+
+    Raises:
+        ConfigError: a bad value, or a config file that cannot be read (a directory, say).
+    """
     from fathom.settings import Settings
 
-    return Settings.load({"db_url": flag}, config_file=config_file).db_url
+    try:
+        return Settings.load(flags, config_file=config_file)
+    except OSError as exc:
+        raise ConfigError(f"config file {config_file} cannot be read: {exc.strerror or exc}") from None
+
+
+def db_url_of(flag: str | None, config_file: Path | None = None) -> str | None:
+    """The database: --db, else the config file's or FATHOM_DB_URL (the settings read both), else
+    None (the default file)."""
+    return load_settings({"db_url": flag}, config_file).db_url
 
 
 def with_store(work: Callable[[Any], Any]) -> Callable[[str | None], Any]:
@@ -136,10 +148,6 @@ def with_store(work: Callable[[Any], Any]) -> Callable[[str | None], Any]:
 # ---- the options of a run: one set, shared by `research` and `resume` --------------------------
 
 
-def _opt(*names: str, help: str) -> Any:
-    return typer.Option(*names, help=help)
-
-
 @dataclass(frozen=True)
 class RunOptions:
     """Every option that configures a run or its output. ``research`` and ``resume`` both take
@@ -149,30 +157,30 @@ class RunOptions:
     is given; the ``[env …; default …]`` notes say what applies then.
     """
 
-    search_model_url: Annotated[Optional[str], _opt("--search-model-url", help="SGLang server of the search model [env FATHOM_SEARCH_MODEL_URL; default http://127.0.0.1:8902]")] = None
-    synth_model_url: Annotated[Optional[str], _opt("--synth-model-url", help="SGLang server of the synthesizer [env FATHOM_SYNTH_MODEL_URL; default http://127.0.0.1:8903]")] = None
-    query_llm: Annotated[Optional[str], _opt("--query-llm", help="Page-evidence LLM: none, openai:MODEL or http://host:port/v1 [env FATHOM_QUERY_LLM; default none]")] = None
-    search_backend: Annotated[Optional[str], _opt("--search-backend", help="tavily, serper, searxng, ddg or local [env FATHOM_SEARCH_BACKEND; default the first of tavily, serper, searxng whose key or URL is set, else ddg]")] = None
-    search_protocol: Annotated[Optional[str], _opt("--search-protocol", help="fathom (raw ChatML /generate) or chat (OpenAI tool calling on /v1) [env FATHOM_SEARCH_PROTOCOL; default fathom]")] = None
-    searxng_url: Annotated[Optional[str], _opt("--searxng-url", help="SearXNG base URL [env SEARXNG_URL; default none]")] = None
-    serper_url: Annotated[Optional[str], _opt("--serper-url", help="Serper base URL [env SERPER_BASE_URL; default https://google.serper.dev]")] = None
-    allow_host: Annotated[Optional[list[str]], _opt("--allow-host", help="host[:port] that page reads may reach although it is private or loopback (repeatable) [env FATHOM_ALLOW_HOSTS, comma-separated; default none]")] = None
-    max_rounds: Annotated[Optional[int], _opt("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
-    max_calls_per_turn: Annotated[Optional[int], _opt("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
-    max_wall_seconds: Annotated[Optional[float], _opt("--max-wall-seconds", help="Wall-clock budget of one invocation [env FATHOM_MAX_WALL_SECONDS; default 3600]")] = None
-    prompt_file: Annotated[Optional[Path], _opt("--prompt-file", help="Search system prompt file, used byte for byte; {func_schemas} is replaced [env FATHOM_PROMPT_FILE; default the built-in prompt]")] = None
-    synth_prompt_file: Annotated[Optional[Path], _opt("--synth-prompt-file", help="Synthesizer system prompt file, used byte for byte [env FATHOM_SYNTH_PROMPT_FILE; default the built-in prompt]")] = None
-    language: Annotated[Optional[str], _opt("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
-    no_verify: Annotated[bool, _opt("--no-verify", help="Accept the model's answer without checking it [env FATHOM_VERIFY=false; default: answers are checked]")] = False
-    no_cache: Annotated[bool, _opt("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE; default: the cache is used]")] = False
-    config: Annotated[Optional[Path], _opt("--config", help="TOML file of settings (a [fathom] table or top-level keys); env vars and flags override it [default none]")] = None
+    search_model_url: Annotated[Optional[str], typer.Option("--search-model-url", help="SGLang server of the search model [env FATHOM_SEARCH_MODEL_URL; default http://127.0.0.1:8902]")] = None
+    synth_model_url: Annotated[Optional[str], typer.Option("--synth-model-url", help="SGLang server of the synthesizer [env FATHOM_SYNTH_MODEL_URL; default http://127.0.0.1:8903]")] = None
+    query_llm: Annotated[Optional[str], typer.Option("--query-llm", help="Page-evidence LLM: none, openai:MODEL or http://host:port/v1 [env FATHOM_QUERY_LLM; default none]")] = None
+    search_backend: Annotated[Optional[str], typer.Option("--search-backend", help="tavily, serper, searxng, ddg or local [env FATHOM_SEARCH_BACKEND; default the first of tavily, serper, searxng whose key or URL is set, else ddg]")] = None
+    search_protocol: Annotated[Optional[str], typer.Option("--search-protocol", help="fathom (raw ChatML /generate) or chat (OpenAI tool calling on /v1) [env FATHOM_SEARCH_PROTOCOL; default fathom]")] = None
+    searxng_url: Annotated[Optional[str], typer.Option("--searxng-url", help="SearXNG base URL [env SEARXNG_URL; default none]")] = None
+    serper_url: Annotated[Optional[str], typer.Option("--serper-url", help="Serper base URL [env SERPER_BASE_URL; default https://google.serper.dev]")] = None
+    allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="host[:port] that page reads may reach although it is private or loopback (repeatable) [env FATHOM_ALLOW_HOSTS, comma-separated; default none]")] = None
+    max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
+    max_calls_per_turn: Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
+    max_wall_seconds: Annotated[Optional[float], typer.Option("--max-wall-seconds", help="Wall-clock budget of one invocation [env FATHOM_MAX_WALL_SECONDS; default 3600]")] = None
+    prompt_file: Annotated[Optional[Path], typer.Option("--prompt-file", help="Search system prompt file, used byte for byte; {func_schemas} is replaced [env FATHOM_PROMPT_FILE; default the built-in prompt]")] = None
+    synth_prompt_file: Annotated[Optional[Path], typer.Option("--synth-prompt-file", help="Synthesizer system prompt file, used byte for byte [env FATHOM_SYNTH_PROMPT_FILE; default the built-in prompt]")] = None
+    language: Annotated[Optional[str], typer.Option("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Accept the model's answer without checking it [env FATHOM_VERIFY=false; default: answers are checked]")] = False
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE; default: the cache is used]")] = False
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings (a [fathom] table or top-level keys); env vars and flags override it [default none]")] = None
     db: DbUrl = None
-    plan_action: Annotated[Optional[str], _opt("--plan-action", help="Answer the plan review without asking: accept or abort [default: ask, or read stdin]")] = None
-    plan_file: Annotated[Optional[Path], _opt("--plan-file", help="Answer the plan review with this edited plan [default none]")] = None
-    out: Annotated[Optional[Path], _opt("--out", help="Report file [default <run_id>.md or .html here]")] = None
-    report_format: Annotated[str, _opt("--format", help="Report format: md or html")] = "md"
-    as_json: Annotated[bool, _opt("--json", help="Print one JSON object on stdout instead of the answer")] = False
-    quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress output")] = False
+    plan_action: Annotated[Optional[str], typer.Option("--plan-action", help="Answer the plan review without asking: accept or abort [default: ask, or read stdin]")] = None
+    plan_file: Annotated[Optional[Path], typer.Option("--plan-file", help="Answer the plan review with this edited plan [default none]")] = None
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report file [default <run_id>.md or .html here]")] = None
+    report_format: Annotated[str, typer.Option("--format", help="Report format: md or html")] = "md"
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer")] = False
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False
 
     def settings_flags(self) -> dict[str, Any]:
         """The flags as ``Settings`` overrides (None: not given, so the run's own value stands)."""
@@ -213,24 +221,12 @@ class RunOptions:
             raise ConfigError("--format must be md or html")
 
     def load_settings(self) -> Settings:
-        """Defaults, then --config, then the environment, then the flags.
-
-        Raises:
-            ConfigError: a bad value, or a config file that cannot be read.
-        """
-        from fathom.settings import Settings
-
-        try:
-            return Settings.load(self.settings_flags(), config_file=self.config)
-        except OSError as exc:  # a directory, or no permission
-            raise ConfigError(f"config file {self.config} cannot be read: {exc.strerror or exc}") from None
+        """Defaults, then --config, then the environment, then the flags (see :func:`load_settings`)."""
+        return load_settings(self.settings_flags(), self.config)
 
     def db_url(self) -> str | None:
         """The run database, as :meth:`load_settings` would name it."""
-        try:
-            return db_url_of(self.db, self.config)
-        except OSError as exc:
-            raise ConfigError(f"config file {self.config} cannot be read: {exc.strerror or exc}") from None
+        return db_url_of(self.db, self.config)
 
 
 def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -239,24 +235,21 @@ def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     typer reads a command's signature; this one lists the command's own parameters with the
     options' fields where ``opts`` stood, and the command receives them as one ``RunOptions``.
     """
+    keyword = inspect.Parameter.KEYWORD_ONLY
     hints = get_type_hints(RunOptions, include_extras=True)
     fields = [f.name for f in dataclasses.fields(RunOptions)]
-    shared = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name], default=f.default)
-        for f in dataclasses.fields(RunOptions)
-    ]
-    own = inspect.signature(command, eval_str=True)
-    at = list(own.parameters).index("opts")
-    before = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in list(own.parameters.values())[:at]]
-    after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in list(own.parameters.values())[at + 1 :]]
+    shared = [inspect.Parameter(f.name, keyword, annotation=hints[f.name], default=f.default) for f in dataclasses.fields(RunOptions)]
+    signature = inspect.signature(command, eval_str=True)
+    own = [p.replace(kind=keyword) for p in signature.parameters.values()]
+    at = [p.name for p in own].index("opts")
+    parameters = [*own[:at], *shared, *own[at + 1 :]]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         opts = RunOptions(**{name: kwargs.pop(name) for name in fields})
         return command(opts=opts, **kwargs)
 
-    parameters = [*before, *shared, *after]
-    wrapper.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     del wrapper.__wrapped__  # typer must read the signature above, not the command's
     return wrapper
