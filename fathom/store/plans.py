@@ -30,6 +30,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import Executable
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 ROWS, COUNT, MANY = "rows", "count", "many"
 Params = dict[str, Any]
@@ -63,7 +64,7 @@ def execute_many(statement: Executable, params: list[Params]) -> Plan[None]:
 
 def run_plan(conn: Connection, plan: Plan[T]) -> T:
     """Run ``plan`` through SQLAlchemy Core on ``conn`` (in the caller's transaction)."""
-    return _drive(plan, lambda step: _core(conn, step))
+    return drive(plan, lambda step: _core(conn, step))
 
 
 def run_plan_sqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
@@ -74,10 +75,10 @@ def run_plan_sqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
     alone (or in the caller's transaction).
     """
     if begin is None:
-        return _drive(plan, lambda step: _raw(conn, step))
+        return drive(plan, lambda step: _raw(conn, step))
     conn.execute(begin)
     try:
-        result = _drive(plan, lambda step: _raw(conn, step))
+        result = drive(plan, lambda step: _raw(conn, step))
         conn.commit()
         return result
     except BaseException:
@@ -137,7 +138,11 @@ async def _run_statements_aiosqlite(conn: Any, plan: Plan[T]) -> T:
         plan.close()
 
 
-def _drive(plan: Plan[T], run: Callable[[Step], Any]) -> T:
+def drive(plan: Generator[S, Any, T], run: Callable[[S], Any]) -> T:
+    """Hand each step ``plan`` yields to ``run`` and send back its result; ``plan``'s return value.
+
+    Any generator of steps: the saver also runs its operations (steps: database calls) with it.
+    """
     result: Any = None
     try:
         while True:

@@ -24,7 +24,7 @@ from fathom.store.checkpoints.queries import BlobRef, CheckpointKey, CheckpointR
 from fathom.store.checkpoints.rows import BrokenChainError, Loaded, PreparedPut
 from fathom.store.engine import Database
 from fathom.store.errors import StoreError
-from fathom.store.plans import Plan, run_plan
+from fathom.store.plans import Plan, drive, run_plan
 from fathom.store.urls import URLLike, default_db_url
 
 DEFAULT_MAX_CHAIN_DEPTH = 256
@@ -264,15 +264,7 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
 
     def _run(self, op: Op[T]) -> T:
         """Run ``op`` with the sync twins of those methods (``write_sync``, ``fetch_sync``, …)."""
-        result: Any = None
-        try:
-            while True:
-                call = op.send(result)
-                result = getattr(self.db, f"{call.method}_sync")(*call.args)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            op.close()
+        return drive(op, lambda call: getattr(self.db, f"{call.method}_sync")(*call.args))
 
     def _get_tuple(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         target = rows.target(config)
