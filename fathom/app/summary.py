@@ -7,6 +7,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
+from fathom.protocols.base import call_order
+
 
 def tool_calls(messages: list[Any]) -> list[dict[str, Any]]:
     """Every tool call of the run, in the order the model made them, with whether it succeeded."""
@@ -72,15 +74,7 @@ def tool_results(messages: list[Any], *, max_chars: int | None = None) -> list[d
 
 def _tool_messages(messages: list[Any]) -> list[ToolMessage]:
     """Tool results in call order: by turn, then by the call's position in its turn."""
-    ordered: list[ToolMessage] = []
-    turn: list[ToolMessage] = []
-    for message in [*messages, AIMessage("")]:
-        if isinstance(message, AIMessage):
-            ordered.extend(sorted(turn, key=lambda m: (m.artifact or {}).get("index", 0)))
-            turn = []
-        elif isinstance(message, ToolMessage):
-            turn.append(message)
-    return ordered
+    return [messages[i] for i in call_order(messages) if isinstance(messages[i], ToolMessage)]
 
 
 def export_json(run_id: str, values: dict[str, Any], record: dict[str, Any] | None = None) -> dict[str, Any]:

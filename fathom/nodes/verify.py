@@ -16,6 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from fathom.graph.state import ResearchState
 from fathom.models.base import ModelError
 from fathom.nodes.budget import has_rounds_left
+from fathom.nodes.citations import retrieved_sources
 from fathom.nodes.progress import emit
 from fathom.ports import Services
 from fathom.protocols.base import extract_answer, split_think
@@ -26,7 +27,6 @@ from fathom.protocols.judge import (
     parse_judgement,
 )
 from fathom.protocols.prompts import judge as say
-from fathom.protocols.synthesizer import retrieved_urls
 
 MAX_SEND_BACKS = 1
 JUDGE_MAX_TOKENS = 1024
@@ -92,7 +92,7 @@ async def _judge(services: Services, question: str, answer: str, messages: list[
         )
     except ModelError as exc:
         return Judgement("unverified", reason=f"the judge failed: {exc}")
-    return parse_judgement(reply.content, set(retrieved_urls(messages)))
+    return parse_judgement(reply.content, {source["url"] for source in retrieved_sources(messages)})
 
 
 def _problems(messages: list[Any], answer: str, boxed: bool) -> list[str]:

@@ -7,10 +7,11 @@ valid ``tool_calls`` and ``invalid_tool_calls``, or a final answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolMessage
 
 from fathom.protocols.prompts.tools import INVALID_CALL_ERROR
 
@@ -55,6 +56,35 @@ class SearchProtocol(Protocol):
     async def turn(self, messages: list[AnyMessage], budget: TurnBudget) -> Turn: ...
 
     def estimate_tokens(self, text: str) -> int: ...
+
+
+def call_index(message: ToolMessage) -> int:
+    """The position of a tool result's call in its turn (read stores it on the result)."""
+    artifact = message.artifact if isinstance(message.artifact, dict) else {}
+    return int(artifact.get("index", 0))
+
+
+def call_order(messages: Sequence[BaseMessage]) -> list[int]:
+    """Positions of ``messages`` in reading order: between two model turns, the tool results by
+    the position of their call (the calls run concurrently, so results land in any order), then
+    the notes. Model turns stay where they are."""
+    order: list[int] = []
+    group: list[int] = []
+
+    def flush() -> None:
+        tools = [i for i in group if isinstance(messages[i], ToolMessage)]
+        order.extend(sorted(tools, key=lambda i: call_index(messages[i])))  # type: ignore[arg-type]
+        order.extend(i for i in group if not isinstance(messages[i], ToolMessage))
+        group.clear()
+
+    for position, message in enumerate(messages):
+        if isinstance(message, AIMessage):
+            flush()
+            order.append(position)
+        else:
+            group.append(position)
+    flush()
+    return order
 
 
 def estimate_tokens(text: str) -> int:

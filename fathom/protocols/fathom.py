@@ -17,7 +17,7 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from fathom.models.base import Generation
 from fathom.models.sglang import SGLangClient
-from fathom.protocols.base import Turn, TurnBudget, estimate_tokens, extract_answer, split_think
+from fathom.protocols.base import Turn, TurnBudget, call_order, estimate_tokens, extract_answer, split_think
 from fathom.protocols.calls import TOOLS, ToolCallError, validate_call
 from fathom.protocols.prompts import Prompt
 from fathom.protocols.prompts import search as say
@@ -57,11 +57,6 @@ def tool_call_text(message: ToolMessage) -> str:
     return raw
 
 
-def call_index(message: ToolMessage) -> int:
-    artifact = message.artifact if isinstance(message.artifact, dict) else {}
-    return int(artifact.get("index", 0))
-
-
 class FathomPromptRenderer:
     """Render the transcript as the raw ChatML text Fathom-Search-4B was trained on.
 
@@ -96,10 +91,8 @@ def _user_turn(messages: list[AnyMessage]) -> str:
 
 
 def _ordered(messages: list[AnyMessage]) -> list[AnyMessage]:
-    """Tool results in call order (they may arrive in any order), notes after them."""
-    tools = sorted((m for m in messages if isinstance(m, ToolMessage)), key=call_index)
-    others = [m for m in messages if not isinstance(m, ToolMessage)]
-    return [*tools, *others]
+    """One user turn's parts: tool results in call order (they may arrive in any order), notes after them."""
+    return [messages[i] for i in call_order(messages)]
 
 
 def _user_part(message: AnyMessage) -> str:

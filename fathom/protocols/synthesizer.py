@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from fathom.protocols.base import estimate_tokens
+from fathom.protocols.base import call_order, estimate_tokens
 from fathom.protocols.prompts.files import Prompt, load_prompt_file
 from fathom.protocols.prompts.synthesizer import (
     ASSISTANT_LABEL,
@@ -40,7 +40,7 @@ from fathom.protocols.prompts.synthesizer import (
 # The wording (system prompt, lead-in, trace labels) is in fathom/protocols/prompts/synthesizer.py.
 __all__ = [
     "SYNTH_SYSTEM_PROMPT", "SYNTH_USER_LEAD_IN", "fit_trace", "format_trace", "load_synth_prompt",
-    "render_synth_prompt", "render_synth_user", "retrieved_urls", "split_plan_report",
+    "render_synth_prompt", "render_synth_user", "split_plan_report",
     "strip_leaked_think", "synth_system_prompt", "tool_call_list", "tool_calls_json", "trace_budget",
 ]
 
@@ -55,7 +55,7 @@ _CALL_TAGS = re.compile(r"<\s*/?\s*(?:tool_call|tool_response|tool_responce)\s*>
 # ChatML special tokens such as <|im_end|>; ordinary text never has this shape.
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 _BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_HIT_URL = re.compile(r"^\*\*URL\*\*:\s*(https?://\S+)", re.MULTILINE)
+_HIT_URL = re.compile(r"^\*\*URL\*\*:\s*(https?://\S+)", re.MULTILINE)  # excerpts of search results keep their hits
 _HIT_HEAD = re.compile(r"^(?:### .*|\*\*URL\*\*:.*)$", re.MULTILINE)
 
 Estimator = Callable[[str], int]
@@ -123,27 +123,9 @@ def _arguments(message: ToolMessage, known: dict[str, dict[str, Any]] | None = N
 
 
 def _rounds(messages: list[BaseMessage]) -> Iterator[tuple[int, BaseMessage]]:
-    """Messages with their positions, tool results of one turn in call order, notes after them.
-
-    Tool results can land in any order (the calls run concurrently); the model saw them in call
-    order, so the writer should too.
-    """
-    group: list[tuple[int, BaseMessage]] = []
-
-    def flush() -> Iterator[tuple[int, BaseMessage]]:
-        tools = [p for p in group if isinstance(p[1], ToolMessage)]
-        tools.sort(key=lambda p: int(_artifact(p[1]).get("index", 0)))  # type: ignore[arg-type]
-        yield from tools
-        yield from (p for p in group if not isinstance(p[1], ToolMessage))
-
-    for position, message in enumerate(messages):
-        if isinstance(message, AIMessage):
-            yield from flush()
-            group = []
-            yield position, message
-        else:
-            group.append((position, message))
-    yield from flush()
+    """Messages with their positions, in reading order (see :func:`call_order`): the model saw
+    each turn's tool results in call order, so the writer does too."""
+    return ((position, messages[position]) for position in call_order(messages))
 
 
 def _call_signature(name: str, args: dict[str, Any]) -> str:
@@ -210,13 +192,10 @@ def _assistant_text(message: AIMessage) -> str:
 
 
 def _result_urls(message: ToolMessage) -> list[str]:
-    """URLs a successful call returned or read: its sources, plus search hits listed in its text."""
+    """URLs a successful call returned (search hits) or read (pages), as read stored them."""
     if not _ok(message):
         return []
-    urls = [str(s.get("url")) for s in _artifact(message).get("sources") or [] if isinstance(s, dict) and s.get("url")]
-    if message.name == "search_urls":
-        urls.extend(_HIT_URL.findall(_text(message)))
-    return _dedupe(urls)
+    return _dedupe([str(s.get("url")) for s in _artifact(message).get("sources") or [] if isinstance(s, dict) and s.get("url")])
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -243,19 +222,6 @@ def tool_call_list(messages: list[BaseMessage]) -> list[dict[str, Any]]:
                 }
             )
     return calls
-
-
-def retrieved_urls(messages: list[BaseMessage]) -> list[str]:
-    """Every URL actually retrieved in the run (search hits and pages read successfully),
-    deduplicated, in call order.
-
-    Compute it on the full transcript, before :func:`fit_trace` shortens anything.
-    """
-    urls: list[str] = []
-    for _, message in _rounds(messages):
-        if isinstance(message, ToolMessage):
-            urls.extend(_result_urls(message))
-    return _dedupe(urls)
 
 
 # ---- fitting the trace into the synthesizer's context ------------------------------------------

@@ -14,7 +14,6 @@ from fathom.protocols.synthesizer import (
     format_trace,
     load_synth_prompt,
     render_synth_prompt,
-    retrieved_urls,
     split_plan_report,
     strip_leaked_think,
     synth_system_prompt,
@@ -127,7 +126,7 @@ def test_chat_protocol_calls_are_shown():
     assert 'Tool call: search_urls(query="café")' in trace
 
 
-# ---- tool_call_list / retrieved_urls ----------------------------------------------------------------
+# ---- tool_call_list ----------------------------------------------------------------
 
 
 def test_tool_call_list(transcript):
@@ -152,16 +151,11 @@ def test_tool_call_list_refused_call_decodes_raw():
     assert calls[1]["arguments"] == {"raw": "{nope"}
 
 
-def test_search_hits_in_text_count_without_artifact_sources():
+def test_urls_come_from_what_read_stored_never_from_text():
+    """A search result's URLs are the hits read stored; a URL only in the text is not retrieved."""
     message = ToolMessage(hits("https://only-in-text.org/"), tool_call_id="s", name="search_urls",
                           artifact={"index": 0, "args": {"query": "q"}, "ok": True, "sources": []})
-    assert retrieved_urls([HumanMessage("Q"), AIMessage("t"), message]) == ["https://only-in-text.org/"]
-
-
-def test_retrieved_urls(transcript):
-    transcript.append(search_result("again", "https://a.com/x", "https://new.io/"))
-    assert retrieved_urls(transcript) == ["https://a.com/x", "https://c.net/y", "https://b.org/p", "https://new.io/"]
-    assert "https://dead.example/z" not in retrieved_urls(transcript)
+    assert tool_call_list([HumanMessage("Q"), AIMessage("t"), message])[0]["urls"] == []
 
 
 # ---- fit_trace -------------------------------------------------------------------------------------------
