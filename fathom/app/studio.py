@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fathom.app.services import research_graph
+from fathom.app.services import research_graph, shared_database
 from fathom.settings import Settings
 from fathom.store import SQLSaver, open_store
 
@@ -19,6 +19,7 @@ graph = research_graph()
 
 @asynccontextmanager
 async def studio_checkpointer() -> AsyncIterator[SQLSaver]:
-    """Open the run database for the server's lifetime and yield its saver."""
-    async with open_store(Settings.load().db_url) as store:
+    """Open the run database for the server's lifetime and yield its saver. The graph's tool
+    caches use the same :class:`~fathom.store.Database` (one per process and URL)."""
+    async with open_store(database=shared_database(Settings.load().db_url)) as store:
         yield store.saver

@@ -151,9 +151,10 @@ class Store:
 
 @asynccontextmanager
 async def open_store(
-    url: URLLike | None = None, *, serde: SerializerProtocol | None = None
+    url: URLLike | None = None, *, serde: SerializerProtocol | None = None, database: Database | None = None
 ) -> AsyncIterator[Store]:
-    """Open the database at ``url`` (default :func:`default_db_url`) with its schema up to date.
+    """Open the database at ``url`` (default :func:`default_db_url`) with its schema up to date;
+    or use ``database``, an open one the caller shares and closes.
 
     Example::
 
@@ -164,12 +165,13 @@ async def open_store(
     Raises:
         StoreError: the database is unreachable, not a Fathom database, or too new.
     """
-    db = Database(url if url is not None else default_db_url())
+    db = database or Database(url if url is not None else default_db_url())
     try:
         await db.setup()
         yield Store(db=db, runs=RunRegistry(db), serde=serde)
     finally:
-        await db.aclose()
+        if database is None:
+            await db.aclose()
 
 
 # ---- transactions ----------------------------------------------------------------------------

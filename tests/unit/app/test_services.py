@@ -64,3 +64,17 @@ def test_openai_key_is_for_openai_specs_only() -> None:
     assert query_llm_key(Settings(query_llm="openai:gpt-4.1-mini", openai_api_key=OPENAI_KEY)) == OPENAI_KEY
     assert query_llm_key(Settings(query_llm="http://127.0.0.1:8905/v1", openai_api_key=OPENAI_KEY)) is None
     assert query_llm_key(Settings(query_llm="http://127.0.0.1:8905/v1", query_llm_api_key=QUERY_KEY)) == QUERY_KEY
+
+
+async def test_studio_saver_and_tool_caches_share_one_database(tmp_path, monkeypatch) -> None:
+    """`langgraph dev` opens the run database once: the saver and the graph's caches share it."""
+    from fathom.app.services import services_for
+    from fathom.app.studio import studio_checkpointer
+
+    monkeypatch.setenv("FATHOM_DB_URL", f"sqlite:///{tmp_path}/studio.db")
+    monkeypatch.setenv("SEARXNG_URL", "http://127.0.0.1:9")
+    async with studio_checkpointer() as saver:
+        services = await services_for({"settings": {"max_rounds": 4}})
+        assert services.tools.cache is not None and services.tools.cache.db is saver.db
+        await services.aclose()
+    assert (tmp_path / "studio.db").exists()
