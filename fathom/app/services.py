@@ -85,7 +85,7 @@ def build_services(
         keep(query_llm)  # shared with the judge: closed here, not by the toolbox
     needs_db = not settings.no_cache or settings.resolved_search_backend == "local"
     if database is None and needs_db:
-        database = keep(Database(settings.db_url or default_db_url()))
+        database = keep(Database(settings.db_url))
     cache = None
     if not settings.no_cache:
         assert database is not None

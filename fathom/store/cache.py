@@ -34,7 +34,7 @@ from fathom.errors import one_line
 from fathom.store.engine import Database
 from fathom.store.migrations import cache_evidence, cache_pages, cache_search
 from fathom.store.sql import upsert_statement
-from fathom.store.urls import URLLike, default_db_url
+from fathom.store.urls import URLLike
 from fathom.tools.base import (
     CachedEvidence,
     CachedPage,
@@ -109,7 +109,7 @@ class ToolCache(AsyncClosing):
     @classmethod
     def open(cls, url: URLLike | None = None, **options: Any) -> ToolCache:
         """A cache on the database at ``url`` (``None``: the default database), closed by :meth:`aclose`."""
-        return cls(Database(url if url is not None else default_db_url()), owns_db=True, **options)
+        return cls(Database(url), owns_db=True, **options)
 
     # ---- search ------------------------------------------------------------------------------
 

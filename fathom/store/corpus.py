@@ -30,7 +30,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from fathom.aio import AsyncClosing
 from fathom.store.engine import Database
 from fathom.store.migrations import corpus_files, corpus_roots
-from fathom.store.urls import URLLike, default_db_url
+from fathom.store.urls import URLLike
 from fathom.tools.base import ToolError
 from fathom.tools.extract import Document, ExtractError, extract
 from fathom.tools.fetch import Page
@@ -102,7 +102,7 @@ class Corpus(AsyncClosing):
 
     @classmethod
     def open(cls, url: URLLike | None = None) -> Corpus:
-        return cls(Database(url if url is not None else default_db_url()), owns_db=True)
+        return cls(Database(url), owns_db=True)
 
     async def index(self, directory: Path, *, on_progress: ProgressCallback | None = None) -> IndexReport:
         """Index ``directory`` recursively, incrementally; unreadable files are reported, not fatal."""

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from fathom.store.errors import StoreError, translated
 from fathom.store.migrations import migrate
 from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite
-from fathom.store.urls import Backend, DatabaseURL, URLLike, resolve_url
+from fathom.store.urls import Backend, DatabaseURL, URLLike, default_db_url, resolve_url
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,8 +53,9 @@ class Database:
     :meth:`aclose` (async code) or :meth:`close` (sync-only code).
     """
 
-    def __init__(self, url: URLLike | DatabaseURL, *, echo: bool = False) -> None:
-        self.url = url if isinstance(url, DatabaseURL) else resolve_url(url)
+    def __init__(self, url: URLLike | DatabaseURL | None = None, *, echo: bool = False) -> None:
+        # None: the default SQLite file in the user data directory.
+        self.url = url if isinstance(url, DatabaseURL) else resolve_url(url if url is not None else default_db_url())
         self._echo = echo
         self.engine: AsyncEngine = create_async_engine(self.url.async_url, **self._engine_options())
         if self.backend == "sqlite":

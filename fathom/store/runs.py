@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from fathom.store.engine import Database
 from fathom.store.errors import StoreError, UnknownRunError
 from fathom.store.migrations import RUN_STATUSES, RunStatus, checkpoints, runs
-from fathom.store.urls import URLLike, default_db_url
+from fathom.store.urls import URLLike
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -165,7 +165,7 @@ async def open_store(
     Raises:
         StoreError: the database is unreachable, not a Fathom database, or too new.
     """
-    db = database or Database(url if url is not None else default_db_url())
+    db = database or Database(url)
     try:
         await db.setup()
         yield Store(db=db, runs=RunRegistry(db), serde=serde)
