@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -21,6 +22,7 @@ from fathom.graph.context import FathomContext, as_context
 from fathom.models.chat import ChatClient
 from fathom.models.sglang import SGLangClient
 from fathom.ports import ResearchConfig, Services
+from fathom.protocols.base import SearchProtocol
 from fathom.protocols.chat import ChatToolsProtocol
 from fathom.protocols.fathom import FathomProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
@@ -63,38 +65,48 @@ def build_services(
     Raises :class:`ConfigError` (or :class:`ToolError`) when the configuration cannot work, so a
     run fails at its start, not mid-way.
     """
-    services = Services(config=research_config(settings), protocol=None, tools=None)  # type: ignore[arg-type]
+    config = research_config(settings)
+    prompt = _search_prompt(settings)
+    needs_db = not settings.no_cache or settings.resolved_search_backend == "local"
+    owned_db = Database(settings.db_url) if database is None and needs_db else None
+    database = database or owned_db
+    # What can fail on a bad setting is built first, before any client holds a connection.
+    search_backend = make_search_backend(settings, database)
+    query_llm = query_llm_client(settings)
+    closers: list[Callable[[], Awaitable[Any]]] = []
 
     def keep(client: Any) -> Any:
-        services.closers.append(client.aclose)
+        closers.append(client.aclose)
         return client
 
-    prompt = _search_prompt(settings)
+    if owned_db is not None:
+        keep(owned_db)
+    if query_llm is not None:
+        keep(query_llm)  # shared by the toolbox and the judge: closed here
+    protocol: SearchProtocol
     if chat_model is not None:
-        services.protocol = ChatToolsProtocol(chat_model, _chat_prompt(prompt), temperature=settings.temperature)
+        protocol = ChatToolsProtocol(chat_model, _chat_prompt(prompt), temperature=settings.temperature)
     elif settings.search_protocol == "chat":
         client = keep(_search_model_chat(settings, "search model"))
-        services.protocol = ChatToolsProtocol(client, _chat_prompt(prompt), temperature=settings.temperature)
+        protocol = ChatToolsProtocol(client, _chat_prompt(prompt), temperature=settings.temperature)
     else:
         sglang = keep(_sglang(settings, settings.search_model_url, "search model"))
-        services.protocol = FathomProtocol(
-            sglang, prompt, temperature=settings.temperature, repetition_penalty=settings.repetition_penalty
-        )
-    query_llm = query_llm_client(settings)
-    if query_llm is not None:
-        keep(query_llm)  # shared with the judge: closed here, not by the toolbox
-    needs_db = not settings.no_cache or settings.resolved_search_backend == "local"
-    if database is None and needs_db:
-        database = keep(Database(settings.db_url))
+        protocol = FathomProtocol(sglang, prompt, temperature=settings.temperature,
+                                  repetition_penalty=settings.repetition_penalty)
     cache = None
     if not settings.no_cache:
         assert database is not None
         cache = ToolCache(database, ttl_s=settings.cache_ttl_s, max_rows=settings.cache_max_rows)
-    services.tools = keep(toolbox(settings, query_llm=query_llm, cache=cache, database=database))
-    services.synth = keep(_sglang(settings, settings.synth_model_url, "synthesizer model"))
-    # The judge of answers: the query LLM when configured, else the search model's chat route.
-    services.judge = query_llm or keep(_search_model_chat(settings, "judge (search model)"))
-    return services
+    tools = keep(toolbox(settings, query_llm=query_llm, search_backend=keep(search_backend), cache=cache))
+    return Services(
+        config=config,
+        protocol=protocol,
+        tools=tools,
+        synth=keep(_sglang(settings, settings.synth_model_url, "synthesizer model")),
+        # The judge of answers: the query LLM when configured, else the search model's chat route.
+        judge=query_llm or keep(_search_model_chat(settings, "judge (search model)")),
+        closers=closers,
+    )
 
 
 def toolbox(
@@ -108,11 +120,11 @@ def toolbox(
     """The research tools ``settings`` describe; the arguments given replace what they would build.
     ``database`` (left open) holds the local corpus when ``search_backend`` is ``local``."""
     owned: list[Any] = []
-    if query_llm is None and (query_llm := query_llm_client(settings)) is not None:
-        owned.append(query_llm)
     if search_backend is None:
         search_backend = make_search_backend(settings, database)
         owned.append(search_backend)
+    if query_llm is None and (query_llm := query_llm_client(settings)) is not None:
+        owned.append(query_llm)
     fetcher = Fetcher(allow_hosts=settings.allow_hosts, timeout_s=settings.fetch_timeout_s,
                       max_bytes=settings.fetch_max_bytes)
     owned.append(fetcher)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fathom.app.services import build_services, query_llm_key
+from fathom.errors import ConfigError
 from fathom.settings import Settings
 from tests.fakes.sglang import FakeSGLang
 
@@ -78,3 +81,10 @@ async def test_studio_saver_and_tool_caches_share_one_database(tmp_path, monkeyp
         assert services.tools.cache is not None and services.tools.cache.db is saver.db
         await services.aclose()
     assert (tmp_path / "studio.db").exists()
+
+
+def test_a_setting_that_cannot_work_fails_before_any_client_is_built() -> None:
+    with pytest.raises(ConfigError, match="TAVILY_API_KEY"):
+        build_services(Settings(search_backend="tavily", no_cache=True))
+    with pytest.raises(ConfigError, match="query LLM 'openai:gpt-4.1-mini'"):
+        build_services(Settings(query_llm="openai:gpt-4.1-mini", searxng_url="http://127.0.0.1:9", no_cache=True))
