@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
-try:  # typer >= 0.2x vendors its own click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older typer on real click
-    from click import exceptions as click_exceptions
+# typer >= 0.29 vendors click and has no public name for its usage errors.
+from typer._click import exceptions as click_exceptions
 
 from fathom.cli.options import (
     EXIT_INTERRUPTED,
