@@ -32,6 +32,7 @@ from fathom.cli.options import (
     stderr,
 )
 from fathom.cli.runs import cache_app, corpus_app, runs_app
+from fathom.cli.serve import serve_app
 from fathom.errors import FathomError, ModelError
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ def resume(
 app.add_typer(runs_app, name="runs")
 app.add_typer(cache_app, name="cache")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(serve_app, name="serve")
 
 
 def start_progress(opts: RunOptions) -> ProgressPrinter:
