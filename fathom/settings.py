@@ -36,12 +36,13 @@ ENV_VARS: dict[str, str] = {
     "tavily_url": "TAVILY_BASE_URL",
     "allow_hosts": "FATHOM_ALLOW_HOSTS",
     "max_rounds": "FATHOM_MAX_ROUNDS",
-    "prompt_file": "FATHOM_PROMPT_FILE",
+    "prompt": "FATHOM_PROMPT",
     "db_url": "FATHOM_DB_URL",
     "max_wall_seconds": "FATHOM_MAX_WALL_SECONDS",
     "max_calls_per_turn": "FATHOM_MAX_CALLS_PER_TURN",
     "context_tokens": "FATHOM_CONTEXT_TOKENS",
-    "synth_prompt_file": "FATHOM_SYNTH_PROMPT_FILE",
+    "synth_prompt": "FATHOM_SYNTH_PROMPT",
+    "prompts_base_url": "FATHOM_PROMPTS_URL",
     "language": "FATHOM_LANGUAGE",
     "verify": "FATHOM_VERIFY",
     "cache_ttl_s": "FATHOM_CACHE_TTL",
@@ -57,7 +58,10 @@ SECRET_ENV_VARS: dict[str, str] = {
     "query_llm_api_key": "FATHOM_QUERY_LLM_API_KEY",
     "model_api_key": "FATHOM_MODEL_API_KEY",
 }
-
+# Renamed prompt settings: the old config-file keys and environment variables are still read.
+RENAMED: dict[str, str] = {"prompt_file": "prompt", "synth_prompt_file": "synth_prompt"}
+OLD_ENV_VARS: dict[str, str] = {"prompt": "FATHOM_PROMPT_FILE", "synth_prompt": "FATHOM_SYNTH_PROMPT_FILE"}
+PROMPT_CHOICES = ("trained", "builtin")  # or a file path; unset: trained once fetched, else builtin
 
 
 class Settings(BaseModel):
@@ -77,14 +81,15 @@ class Settings(BaseModel):
     max_new_tokens_per_turn: int = Field(8192, ge=64)
     context_tokens: int = Field(40960, ge=1024)
     answer_reserve_tokens: int = Field(2048, ge=64)
-    prompt_file: Path | None = None
+    prompt: str | None = None  # trained, builtin or a file (see PROMPT_CHOICES)
+    prompts_base_url: str = "https://raw.githubusercontent.com/FractalAIResearchLabs/Fathom-DeepResearch"
 
     # synthesizer (deep research reports)
     synth_context_tokens: int = Field(131072, ge=4096)  # capped by what the server reports
     synth_max_new_tokens: int = Field(10000, ge=256)
     synth_temperature: float = Field(0.4, ge=0, le=2)
     synth_continuations: int = Field(2, ge=0, le=10)  # extra turns for a report cut by length
-    synth_prompt_file: Path | None = None
+    synth_prompt: str | None = None  # trained, builtin or a file
     language: str = "English"
 
     # verification
@@ -127,7 +132,7 @@ class Settings(BaseModel):
     query_llm_api_key: SecretStr | None = None
     model_api_key: SecretStr | None = None
 
-    @field_validator("search_model_url", "synth_model_url", "serper_url", "searxng_url", "tavily_url")
+    @field_validator("search_model_url", "synth_model_url", "serper_url", "searxng_url", "tavily_url", "prompts_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -136,6 +141,16 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value
+
+    @field_validator("prompt", "synth_prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not text.strip():
+            raise ValueError("must be trained, builtin or a prompt file")
+        return text.strip() if text.strip() in PROMPT_CHOICES else text
 
     @field_validator("query_llm")
     @classmethod
@@ -203,8 +218,13 @@ class Settings(BaseModel):
         values: dict[str, Any] = {}
         if config_file is not None:
             values.update(_read_config_file(Path(config_file)))
+        for old, new in RENAMED.items():
+            if old in values:
+                values.setdefault(new, values.pop(old))
         for name, var in {**ENV_VARS, **SECRET_ENV_VARS}.items():
             raw = env.get(var)
+            if (raw is None or not raw.strip()) and name in OLD_ENV_VARS:
+                raw = env.get(OLD_ENV_VARS[name])
             if raw is not None and raw.strip() != "":
                 values[name] = raw
         for name, value in (overrides or {}).items():

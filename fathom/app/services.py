@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 
+from fathom.app import upstream
 from fathom.errors import ConfigError, ModelError, ToolError
 from fathom.graph.build import build_graph
 from fathom.graph.context import FathomContext, as_context
@@ -25,9 +26,9 @@ from fathom.ports import ResearchConfig, Services
 from fathom.protocols.base import SearchProtocol
 from fathom.protocols.chat import ChatToolsProtocol
 from fathom.protocols.fathom import FathomProtocol
-from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, Prompt, search_prompt
+from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, DEFAULT_SEARCH_PROMPT, DEFAULT_SYNTH_PROMPT, Prompt
 from fathom.protocols.prompts.evidence import EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
-from fathom.protocols.synthesizer import load_synth_prompt
+from fathom.protocols.prompts.files import from_text, load_prompt_file
 from fathom.settings import SECRET_ENV_VARS, Settings
 from fathom.store import Database, default_db_url
 from fathom.store.cache import ToolCache
@@ -44,11 +45,9 @@ from fathom.tools.toolbox import Toolbox
 
 def research_config(settings: Settings) -> ResearchConfig:
     """The plain configuration the nodes read, taken from ``settings``."""
-    try:
-        synth_prompt = load_synth_prompt(settings.synth_prompt_file).text if settings.synth_prompt_file else ""
-    except OSError as exc:
-        raise ConfigError(f"cannot read --synth-prompt-file {settings.synth_prompt_file}: {exc.strerror or exc}") from None
-    names = {name for name in ResearchConfig.__dataclass_fields__ if name in Settings.model_fields}
+    prompt = synth_prompt_of(settings)
+    synth_prompt = "" if prompt is DEFAULT_SYNTH_PROMPT else prompt.text  # "": the nodes use ours
+    names = {name for name in ResearchConfig.__dataclass_fields__ if name in Settings.model_fields} - {"synth_prompt"}
     return ResearchConfig(
         **{name: getattr(settings, name) for name in names},
         synth_prompt=synth_prompt,
@@ -66,7 +65,7 @@ def build_services(
     run fails at its start, not mid-way.
     """
     config = research_config(settings)
-    prompt = _search_prompt(settings)
+    prompt = search_prompt_of(settings)
     needs_db = not settings.no_cache or settings.resolved_search_backend == "local"
     owned_db = Database(settings.db_url) if database is None and needs_db else None
     database = database or owned_db
@@ -128,14 +127,15 @@ def toolbox(
     fetcher = Fetcher(allow_hosts=settings.allow_hosts, timeout_s=settings.fetch_timeout_s,
                       max_bytes=settings.fetch_max_bytes)
     owned.append(fetcher)
+    evidence_system, evidence_user = evidence_prompts_of(settings)
     return Toolbox(
         search_backend=search_backend,
         fetcher=fetcher,
         extractor=EvidenceExtractor(
             max_chars=settings.evidence_max_chars,
             llm=query_llm,
-            system_prompt=EVIDENCE_SYSTEM_PROMPT,
-            user_prompt=EVIDENCE_USER_PROMPT,
+            system_prompt=evidence_system,
+            user_prompt=evidence_user,
         ),
         tool_timeout_s=settings.tool_timeout_s,
         default_top_k=settings.search_top_k,
@@ -199,11 +199,79 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _search_prompt(settings: Settings) -> Prompt:
+# ---- prompts: --prompt / --synth-prompt is trained, builtin or a file ---------------------------
+
+
+def search_prompt_choice(settings: Settings) -> str:
+    """``trained``, ``builtin`` or the prompt file: unset means trained once fetched (for the raw
+    Fathom protocol), else builtin."""
+    if settings.prompt is not None:
+        return settings.prompt
+    fetched = upstream.trained_installed(upstream.SEARCH_PROMPT_TEXTS)
+    return "trained" if fetched and settings.search_protocol == "fathom" else "builtin"
+
+
+def synth_prompt_choice(settings: Settings) -> str:
+    """Like :func:`search_prompt_choice`, for the synthesizer."""
+    if settings.synth_prompt is not None:
+        return settings.synth_prompt
+    return "trained" if upstream.trained_installed(upstream.SYNTH_PROMPT_TEXTS) else "builtin"
+
+
+def search_prompt_of(settings: Settings) -> Prompt:
+    """The search system prompt ``settings.prompt`` selects.
+
+    ``trained`` is the upstream prompt with the upstream tool schema list filled in, exactly as
+    Fathom-Search-4B read it in training.
+    """
+    choice = search_prompt_choice(settings)
+    if choice == "builtin":
+        return DEFAULT_SEARCH_PROMPT
+    if choice == "trained":
+        if settings.search_protocol != "fathom":
+            raise ConfigError("--prompt trained is the Fathom-Search-4B prompt: it needs --search-protocol fathom")
+        system, schemas = _trained("--prompt", *upstream.SEARCH_PROMPT_TEXTS)
+        text = upstream.fill_format_template(system, {"func_schemas": schemas}, "the trained search prompt")
+        return from_text(text, _trained_source())
+    return _prompt_file("--prompt", choice)
+
+
+def synth_prompt_of(settings: Settings) -> Prompt:
+    """The synthesizer system prompt ``settings.synth_prompt`` selects."""
+    choice = synth_prompt_choice(settings)
+    if choice == "builtin":
+        return DEFAULT_SYNTH_PROMPT
+    if choice == "trained":
+        (text,) = _trained("--synth-prompt", *upstream.SYNTH_PROMPT_TEXTS)
+        return from_text(text, _trained_source())
+    return _prompt_file("--synth-prompt", choice)
+
+
+def evidence_prompts_of(settings: Settings) -> tuple[str, str]:
+    """The query LLM's system and user prompts: the trained ones when the search prompt is
+    ``trained`` and they were fetched, else ours."""
+    if search_prompt_choice(settings) == "trained" and upstream.trained_installed(upstream.EVIDENCE_PROMPT_TEXTS):
+        system, user = _trained("--prompt", *upstream.EVIDENCE_PROMPT_TEXTS)
+        return system, upstream.as_replace_template(user, ("webpage_content", "goal"), "the trained evidence prompt")
+    return EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
+
+
+def _trained(flag: str, *names: str) -> list[str]:
+    texts = [upstream.read_prompt(name) for name in names]
+    if any(text is None for text in texts):
+        raise ConfigError(f"{flag} trained: the upstream prompts are not installed; run 'fathom prompts fetch'")
+    return [text for text in texts if text is not None]
+
+
+def _trained_source() -> str:
+    return f"trained (upstream {upstream.UPSTREAM_COMMIT[:12]})"
+
+
+def _prompt_file(flag: str, path: str) -> Prompt:
     try:
-        return search_prompt(settings.prompt_file)
-    except OSError as exc:
-        raise ConfigError(f"cannot read --prompt-file {settings.prompt_file}: {exc.strerror or exc}") from None
+        return load_prompt_file(path)
+    except ValueError as exc:  # unreadable, not UTF-8, or empty
+        raise ConfigError(f"{flag}: {exc}") from None
 
 
 def _sglang(settings: Settings, url: str, name: str) -> SGLangClient:

@@ -31,6 +31,7 @@ from fathom.cli.options import (
     run_options,
     stderr,
 )
+from fathom.cli.prompts import datasets_app, prompts_app
 from fathom.cli.runs import cache_app, corpus_app, runs_app
 from fathom.cli.serve import serve_app
 from fathom.errors import FathomError, ModelError
@@ -145,6 +146,8 @@ def resume(
 app.add_typer(runs_app, name="runs")
 app.add_typer(cache_app, name="cache")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(datasets_app, name="datasets")
 app.add_typer(serve_app, name="serve")
 
 

@@ -168,8 +168,8 @@ class RunOptions:
     max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
     max_calls_per_turn: Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
     max_wall_seconds: Annotated[Optional[float], typer.Option("--max-wall-seconds", help="Wall-clock budget of one invocation [env FATHOM_MAX_WALL_SECONDS; default 3600]")] = None
-    prompt_file: Annotated[Optional[Path], typer.Option("--prompt-file", help="Search system prompt file, used byte for byte; {func_schemas} is replaced [env FATHOM_PROMPT_FILE; default the built-in prompt]")] = None
-    synth_prompt_file: Annotated[Optional[Path], typer.Option("--synth-prompt-file", help="Synthesizer system prompt file, used byte for byte [env FATHOM_SYNTH_PROMPT_FILE; default the built-in prompt]")] = None
+    prompt: Annotated[Optional[str], typer.Option("--prompt", "--prompt-file", metavar="trained|builtin|FILE", help="Search system prompt: trained (the upstream text, byte-exact; see 'fathom prompts fetch'), builtin, or a file used byte for byte with {func_schemas} replaced (--prompt-file is an old name) [env FATHOM_PROMPT; default trained once fetched, else builtin]")] = None
+    synth_prompt: Annotated[Optional[str], typer.Option("--synth-prompt", "--synth-prompt-file", metavar="trained|builtin|FILE", help="Synthesizer system prompt: trained, builtin or a file used byte for byte (--synth-prompt-file is an old name) [env FATHOM_SYNTH_PROMPT; default trained once fetched, else builtin]")] = None
     language: Annotated[Optional[str], typer.Option("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Accept the model's answer without checking it [env FATHOM_VERIFY=false; default: answers are checked]")] = False
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE; default: the cache is used]")] = False
@@ -196,8 +196,8 @@ class RunOptions:
             "max_rounds": self.max_rounds,
             "max_calls_per_turn": self.max_calls_per_turn,
             "max_wall_seconds": self.max_wall_seconds,
-            "prompt_file": self.prompt_file,
-            "synth_prompt_file": self.synth_prompt_file,
+            "prompt": self.prompt,
+            "synth_prompt": self.synth_prompt,
             "language": self.language,
             "verify": False if self.no_verify else None,
             "no_cache": True if self.no_cache else None,
@@ -210,11 +210,9 @@ class RunOptions:
         Raises:
             ConfigError: naming the flag.
         """
-        for flag, path in (
-            ("--prompt-file", self.prompt_file),
-            ("--synth-prompt-file", self.synth_prompt_file),
-            ("--plan-file", self.plan_file),
-        ):
+        prompts = [(flag, Path(value)) for flag, value in (("--prompt", self.prompt), ("--synth-prompt", self.synth_prompt))
+                   if value is not None and value.strip() not in ("trained", "builtin")]
+        for flag, path in (*prompts, ("--plan-file", self.plan_file)):
             if path is not None and not path.is_file():
                 raise ConfigError(f"{flag} {path} does not exist")
         if self.report_format not in ("md", "html"):

@@ -47,6 +47,15 @@ class ProgressPrinter:
             f"[dim]search model {settings.search_model_url} ({settings.search_protocol}) · "
             f"search {settings.resolved_search_backend} · max {settings.max_rounds} rounds[/]"
         )
+        if not self.enabled:
+            return
+        from fathom.app.services import search_prompt_of, synth_prompt_of
+
+        search, synth = search_prompt_of(settings), synth_prompt_of(settings)
+        self.print(
+            f"[dim]prompt {escape(search.source)} (sha256 {search.sha256[:12]}) · "
+            f"synthesizer prompt {escape(synth.source)} (sha256 {synth.sha256[:12]})[/]"
+        )
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("event")

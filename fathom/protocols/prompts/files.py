@@ -1,8 +1,10 @@
-"""Prompt templates as data: our built-in text, or a user's prompt file read byte for byte.
+"""Prompt templates as data: our built-in text, the upstream text the models were trained on, or
+a user's prompt file read byte for byte.
 
-Users who want the exact text a model was trained on pass it with ``--prompt-file`` (or
-``--synth-prompt-file``); the file is used unchanged (no stripping, no newline conversion), with
-``{func_schemas}`` replaced by the tool schema list. ``sha256`` is recorded with each run.
+``--prompt trained`` uses the upstream texts ``fathom prompts fetch`` installed (assembled by
+``fathom.app.services``); ``--prompt FILE`` (or ``--synth-prompt FILE``) uses the file unchanged
+(no stripping, no newline conversion), with ``{func_schemas}`` replaced by the tool schema list.
+``sha256`` identifies the text a run used.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ def _digest(text: str) -> str:
 def builtin(text: str) -> Prompt:
     """One of our own prompts, as a :class:`Prompt`."""
     return Prompt(text, "builtin", _digest(text))
+
+
+def from_text(text: str, source: str) -> Prompt:
+    """A prompt assembled elsewhere (the trained text, say), named by ``source``."""
+    return Prompt(text, source, _digest(text))
 
 
 def load_prompt_file(path: str | Path) -> Prompt:
