@@ -128,7 +128,11 @@ async def execute(
         await asyncio.shield(store.runs.update(record.run_id, status="interrupted"))
         raise
     except Exception as exc:
-        await store.runs.update(record.run_id, status="failed", error=" ".join(str(exc).split()) or type(exc).__name__)
+        from fathom.models.base import ModelUnavailableError
+
+        # an unreachable model server stops the run, it does not fail it: resume once it is up
+        stopped: RunStatus = "interrupted" if isinstance(exc, ModelUnavailableError) else "failed"
+        await store.runs.update(record.run_id, status=stopped, error=" ".join(str(exc).split()) or type(exc).__name__)
         raise
     status = final_status(summary)
     await store.runs.update(

@@ -25,6 +25,7 @@ from fathom.models.base import (
     FinishReason,
     Generation,
     ModelError,
+    ModelUnavailableError,
 )
 from fathom.models.retry import (
     RETRY_STATUSES,
@@ -38,6 +39,13 @@ from fathom.models.retry import (
 )
 
 log = logging.getLogger(__name__)
+
+# What to do when a server cannot be reached, by the client's name (the services name them).
+UNREACHABLE_HINTS = {
+    "search model": "start it with 'fathom serve start search', point --search-model-url at a running "
+    "server, or run without a server with --local",
+    "synthesizer model": "start it with 'fathom serve start synth' or point --synth-model-url at a running server",
+}
 
 CONNECT_TIMEOUT_S = 5.0  # a local server that does not accept within 5 s is not coming
 HEALTH_TIMEOUT_S = 5.0
@@ -155,12 +163,17 @@ class SGLangClient(AsyncClosing):
 
     async def _request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send with bounded retries; return the decoded JSON of a 2xx answer."""
-        return await call_model(
-            lambda: self._attempt(method, path, **kwargs),
-            retry_policy(self.max_retries, self.backoff_s),
-            where=f"{self.name} server at {self.base_url}",
-            logger=log,
-        )
+        try:
+            return await call_model(
+                lambda: self._attempt(method, path, **kwargs),
+                retry_policy(self.max_retries, self.backoff_s),
+                where=f"{self.name} server at {self.base_url}",
+                logger=log,
+            )
+        except ModelUnavailableError as exc:
+            if (hint := UNREACHABLE_HINTS.get(self.name)) is None:
+                raise
+            raise ModelUnavailableError(f"{exc}; {hint}") from None
 
     async def _attempt(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import call, cli_env, fake_env, research_script
 from tests.fakes.server import free_port
+from tests.fakes.sglang import FakeSGLang
 
 
 def test_research_prints_the_answer_and_progress(cli, sglang, searxng, web):
@@ -209,3 +210,22 @@ def test_a_bug_is_one_line_naming_a_log_of_its_traceback(db_url, tmp_path):
     trace = log.read_text()
     assert trace.startswith("Traceback") and "def crash" not in trace and "an internal mistake" in trace
     assert "in crash" in trace
+
+
+def test_an_unreachable_search_model_interrupts_the_run_and_resume_finishes_it(cli, searxng, web):
+    port = free_port()  # nothing listens here until the fake starts
+    dead = f"http://127.0.0.1:{port}"
+    env = {"FATHOM_SEARCH_BACKEND": "searxng", "SEARXNG_URL": searxng.url, "FATHOM_ALLOW_HOSTS": web.hostport}
+    result = cli("research", "--quiet", "--run-id", "nosrv", "--search-model-url", dead, "When?", env=env)
+    assert result.returncode == 3
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("fathom: error:") and dead in line
+    assert "fathom serve start" in line and "--search-model-url" in line and "--local" in line
+    assert "fathom resume nosrv" in line
+    [row] = [json.loads(x) for x in cli("runs", "list", "--json").stdout.splitlines()]
+    assert row["run_id"] == "nosrv" and row["status"] == "interrupted"
+
+    with FakeSGLang(research_script(web), port=port):
+        resumed = cli("resume", "--quiet", "nosrv", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "1897\n"

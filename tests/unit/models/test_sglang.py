@@ -146,7 +146,10 @@ async def test_server_down_is_unavailable_with_the_url():
         with pytest.raises(ModelUnavailableError) as err:
             await c.generate(PROMPT, max_new_tokens=10)
         assert await c.health() is False
-    assert str(err.value) == f"search model server at {url} is unreachable after 2 attempts: connection refused"
+    assert str(err.value) == (
+        f"search model server at {url} is unreachable after 2 attempts: connection refused; start it with "
+        "'fathom serve start search', point --search-model-url at a running server, or run without a server with --local"
+    )
 
 
 async def test_read_timeout_is_unavailable(sglang):
