@@ -256,6 +256,13 @@ def evidence_prompts_of(settings: Settings) -> tuple[str, str]:
     return EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
 
 
+def prompt_digests(settings: Settings) -> dict[str, dict[str, str]]:
+    """What a run records of its prompts: where each came from and the sha256 of its text."""
+    search, synth = search_prompt_of(settings), synth_prompt_of(settings)
+    return {"search": {"source": search.source, "sha256": search.sha256},
+            "synthesizer": {"source": synth.source, "sha256": synth.sha256}}
+
+
 def _trained(flag: str, *names: str) -> list[str]:
     texts = [upstream.read_prompt(name) for name in names]
     if any(text is None for text in texts):

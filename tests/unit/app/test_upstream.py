@@ -315,6 +315,14 @@ def test_default_is_builtin_until_fetched_then_trained(fake_upstream):
     assert services.search_prompt_choice(Settings(search_protocol="chat")) == "builtin"
 
 
+def test_prompt_digests_name_the_texts_a_run_uses(fake_upstream):
+    assert services.prompt_digests(Settings())["search"] == {"source": "builtin", "sha256": DEFAULT_SEARCH_PROMPT.sha256}
+    upstream.fetch_prompts(fake_upstream.url)
+    digests = services.prompt_digests(Settings())
+    assert digests["search"]["sha256"] == sha(RENDERED_SEARCH)
+    assert digests["synthesizer"]["sha256"] == sha(EXPECTED["synth_system"])
+
+
 def test_trained_needs_a_fetch_and_the_fathom_protocol(fake_upstream):
     with pytest.raises(ConfigError, match="run 'fathom prompts fetch'"):
         services.search_prompt_of(Settings(prompt="trained"))
