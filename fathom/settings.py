@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -134,9 +135,14 @@ class Settings(BaseModel):
 
     @field_validator("search_model_url", "synth_model_url", "serper_url", "searxng_url", "tavily_url", "prompts_base_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if info.field_name in ("search_model_url", "synth_model_url") and value.strip().startswith("local:"):
+            # An in-process transformers model: local:REPO_ID, local:DIR, local:FILE.gguf, local:REPO::FILE.gguf
+            if not value.strip()[len("local:"):].strip():
+                raise ValueError("'local:' needs a model, e.g. local:FractalAIResearch/Fathom-Search-4B")
+            return value.strip()
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")

@@ -21,6 +21,7 @@ from fathom.errors import ConfigError, ModelError, ToolError
 from fathom.graph.build import build_graph
 from fathom.graph.context import FathomContext, as_context
 from fathom.models.chat import ChatClient
+from fathom.models.local import LocalClient, is_local_url
 from fathom.models.sglang import SGLangClient
 from fathom.ports import ResearchConfig, Services
 from fathom.protocols.base import SearchProtocol
@@ -70,6 +71,7 @@ def build_services(
     owned_db = Database(settings.db_url) if database is None and needs_db else None
     database = database or owned_db
     # What can fail on a bad setting is built first, before any client holds a connection.
+    _check_local(settings)
     search_backend = make_search_backend(settings, database)
     query_llm = query_llm_client(settings)
     closers: list[Callable[[], Awaitable[Any]]] = []
@@ -103,7 +105,10 @@ def build_services(
         tools=tools,
         synth=keep(_sglang(settings, settings.synth_model_url, "synthesizer model")),
         # The judge of answers: the query LLM when configured, else the search model's chat route.
-        judge=query_llm or keep(_search_model_chat(settings, "judge (search model)")),
+        # A local: search model has no /v1 route, and judging with it would evict the transcript's
+        # KV prefix: no judge then (answers are reported unverified) unless a query LLM is set.
+        judge=query_llm or (None if is_local_url(settings.search_model_url)
+                            else keep(_search_model_chat(settings, "judge (search model)"))),
         closers=closers,
     )
 
@@ -281,9 +286,22 @@ def _prompt_file(flag: str, path: str) -> Prompt:
         raise ConfigError(f"{flag}: {exc}") from None
 
 
-def _sglang(settings: Settings, url: str, name: str) -> SGLangClient:
+def _sglang(settings: Settings, url: str, name: str) -> SGLangClient | LocalClient:
+    if is_local_url(url):  # local:MODEL runs in-process (loaded once per process per model)
+        return LocalClient(url, name=name)
     return SGLangClient(url, timeout_s=settings.model_timeout_s, max_retries=settings.model_retries,
                         api_key=_secret(settings.model_api_key), name=name)
+
+
+def _check_local(settings: Settings) -> None:
+    """Fail at the start on a ``local:`` model that cannot work: a bad spec, no torch/transformers
+    (the message says which extra to install), or ``--search-protocol chat`` (no /v1 route)."""
+    if settings.search_protocol == "chat" and is_local_url(settings.search_model_url):
+        raise ConfigError("--search-protocol chat needs an OpenAI-compatible server, not a local: search model: "
+                          "drop --search-protocol chat or give --search-model-url http://HOST:PORT")
+    for url in (settings.search_model_url, settings.synth_model_url):
+        if is_local_url(url):
+            LocalClient(url)  # loads nothing: parses the spec and checks the extra is installed
 
 
 def _search_model_chat(settings: Settings, name: str) -> ChatClient:

@@ -157,8 +157,9 @@ class RunOptions:
     is given; the ``[env …; default …]`` notes say what applies then.
     """
 
-    search_model_url: Annotated[Optional[str], typer.Option("--search-model-url", help="SGLang server of the search model [env FATHOM_SEARCH_MODEL_URL; default http://127.0.0.1:8902]")] = None
-    synth_model_url: Annotated[Optional[str], typer.Option("--synth-model-url", help="SGLang server of the synthesizer [env FATHOM_SYNTH_MODEL_URL; default http://127.0.0.1:8903]")] = None
+    search_model_url: Annotated[Optional[str], typer.Option("--search-model-url", help="SGLang server of the search model, or local:MODEL to run it in-process (see --local) [env FATHOM_SEARCH_MODEL_URL; default http://127.0.0.1:8902]")] = None
+    synth_model_url: Annotated[Optional[str], typer.Option("--synth-model-url", help="SGLang server of the synthesizer, or local:MODEL [env FATHOM_SYNTH_MODEL_URL; default http://127.0.0.1:8903]")] = None
+    local: Annotated[bool, typer.Option("--local", help="Run the default models in-process with transformers, no server: search local:FractalAIResearch/Fathom-Search-4B, synthesizer local:FractalAIResearch/Fathom-Synthesizer-4B (GPU when torch sees one, else CPU; needs the 'local' extra; weights from the Hugging Face cache). --search-model-url/--synth-model-url still win [default: off]")] = False
     query_llm: Annotated[Optional[str], typer.Option("--query-llm", help="Page-evidence LLM: none, openai:MODEL or http://host:port/v1 [env FATHOM_QUERY_LLM; default none]")] = None
     search_backend: Annotated[Optional[str], typer.Option("--search-backend", help="tavily, serper, searxng, ddg or local [env FATHOM_SEARCH_BACKEND; default the first of tavily, serper, searxng whose key or URL is set, else ddg]")] = None
     search_protocol: Annotated[Optional[str], typer.Option("--search-protocol", help="fathom (raw ChatML /generate) or chat (OpenAI tool calling on /v1) [env FATHOM_SEARCH_PROTOCOL; default fathom]")] = None
@@ -184,9 +185,10 @@ class RunOptions:
 
     def settings_flags(self) -> dict[str, Any]:
         """The flags as ``Settings`` overrides (None: not given, so the run's own value stands)."""
+        local_search, local_synth = _local_models() if self.local else (None, None)
         return {
-            "search_model_url": self.search_model_url,
-            "synth_model_url": self.synth_model_url,
+            "search_model_url": self.search_model_url or local_search,
+            "synth_model_url": self.synth_model_url or local_synth,
             "query_llm": self.query_llm,
             "search_backend": self.search_backend,
             "search_protocol": self.search_protocol,
@@ -225,6 +227,13 @@ class RunOptions:
     def db_url(self) -> str | None:
         """The run database, as :meth:`load_settings` would name it."""
         return db_url_of(self.db, self.config)
+
+
+def _local_models() -> tuple[str, str]:
+    """The ``local:`` specs of the default search and synthesizer models (``--local``)."""
+    from fathom.models.local import DEFAULT_SEARCH_MODEL, DEFAULT_SYNTH_MODEL
+
+    return DEFAULT_SEARCH_MODEL, DEFAULT_SYNTH_MODEL
 
 
 def run_options(command: Callable[..., Any]) -> Callable[..., Any]:

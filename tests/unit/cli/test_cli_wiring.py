@@ -50,7 +50,8 @@ def test_resume_accepts_every_option_of_research_that_configures_a_run() -> None
 def test_every_run_option_reaches_the_settings_or_the_output() -> None:
     """A flag added to RunOptions but not passed on would be silently ignored."""
     output = {"config", "plan_action", "plan_file", "out", "report_format", "as_json", "quiet"}
-    renamed = {"allow_host": "allow_hosts", "no_verify": "verify", "db": "db_url"}
+    renamed = {"allow_host": "allow_hosts", "no_verify": "verify", "db": "db_url",
+               "local": "search_model_url"}  # --local names both model URLs (see tests/unit/models/test_local.py)
     flags = RunOptions().settings_flags()
     for field in dataclasses.fields(RunOptions):
         if field.name not in output:
