@@ -175,9 +175,13 @@ async def research(
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
     """Record a new run and research ``question`` (and write its report when ``deepresearch``)."""
+    from fathom.app.services import prompt_digests
+
     inputs = {"question": question, "deepresearch": deepresearch, "review_plan": review_plan, "language": settings.language}
+    # The run records where its prompts came from and their sha256 (the texts are not stored).
+    options = {**settings.public_dict(), "prompts": prompt_digests(settings), "inputs": inputs}
     async with open_store(settings.db_url) as store:
-        record = await store.runs.create(run_id, question, options={**settings.public_dict(), "inputs": inputs})
+        record = await store.runs.create(run_id, question, options=options)
         return await execute(store, record, settings, payload=inputs, on_event=on_event)
 
 

@@ -76,13 +76,15 @@ def test_list_show_export_delete_a_finished_run(cli, sglang, searxng, web, tmp_p
     assert [json.loads(line)["run_id"] for line in cli("runs", "list", "--json").stdout.splitlines()] == ["second"]
 
 
-def test_a_failed_run_is_recorded_as_failed(cli):
-    dead = f"http://127.0.0.1:{free_port()}"
-    result = cli("research", "-q", "--run-id", "dead", "--search-model-url", dead, "--search-backend", "searxng",
+def test_a_run_whose_model_fails_is_recorded_as_failed(cli, sglang):
+    """A server that answers with an error (not one that is down: that run is resumable, see
+    test_cli) fails the run, and the record says why."""
+    sglang.fail_next(5, status=400)
+    result = cli("research", "-q", "--run-id", "bad", "--search-model-url", sglang.url, "--search-backend", "searxng",
                  "--searxng-url", "http://127.0.0.1:9", "q?")
-    assert result.returncode == 3 and "fathom resume dead" in result.stderr
+    assert result.returncode == 3 and "fathom resume bad" in result.stderr
     [row] = [json.loads(line) for line in cli("runs", "list", "--json").stdout.splitlines()]
-    assert row["status"] == "failed" and "unreachable" in row["error"]
+    assert row["status"] == "failed" and "400" in row["error"]
 
 
 def test_a_database_that_is_not_fathoms_is_refused(cli, tmp_path):
@@ -105,3 +107,16 @@ def test_an_unreachable_database_is_a_clear_error(cli):
     assert result.returncode == 4
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("fathom: error:") and str(port) in line
+
+
+def test_a_run_records_its_prompts_source_and_digest(cli, sglang, searxng, web):
+    import hashlib
+
+    from fathom.protocols.prompts import DEFAULT_SEARCH_PROMPT
+
+    sglang.add(*research_script(web))
+    assert cli("research", "-q", "--run-id", "p1", "When did the Kestrel Bridge open?", env=fake_env(sglang, searxng, web)).returncode == 0
+    record = json.loads(cli("runs", "show", "p1", "--json").stdout)["record"]
+    prompts = record["options"]["prompts"]
+    assert prompts["search"] == {"source": "builtin", "sha256": hashlib.sha256(DEFAULT_SEARCH_PROMPT.text.encode()).hexdigest()}
+    assert prompts["synthesizer"]["source"] == "builtin" and len(prompts["synthesizer"]["sha256"]) == 64
