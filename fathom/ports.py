@@ -32,7 +32,8 @@ class ResearchConfig:
     verify: bool = True
     max_verify_loops: int = 2
     language: str = "English"
-    synth_prompt: str = ""  # the synthesizer's system prompt text (ours, or the user's file)
+    synth_prompt: str = ""  # the synthesizer's system prompt text ("": ours)
+    synth_lead_in: str = ""  # the first sentence of its user turn ("": ours; the trained one with --synth-prompt trained)
     synth_context_tokens: int = 131072
     synth_max_new_tokens: int = 10000
     synth_temperature: float = 0.4

@@ -48,10 +48,13 @@ def research_config(settings: Settings) -> ResearchConfig:
     """The plain configuration the nodes read, taken from ``settings``."""
     prompt = synth_prompt_of(settings)
     synth_prompt = "" if prompt is DEFAULT_SYNTH_PROMPT else prompt.text  # "": the nodes use ours
+    # The trained system prompt goes with the user-turn lead-in the model was trained on.
+    lead_in = _trained("--synth-prompt", "synth_lead_in")[0] if synth_prompt_choice(settings) == "trained" else ""
     names = {name for name in ResearchConfig.__dataclass_fields__ if name in Settings.model_fields} - {"synth_prompt"}
     return ResearchConfig(
         **{name: getattr(settings, name) for name in names},
         synth_prompt=synth_prompt,
+        synth_lead_in=lead_in,
         max_step_seconds=max(settings.tool_timeout_s, settings.model_timeout_s) + 30.0,
     )
 

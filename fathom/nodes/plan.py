@@ -12,6 +12,7 @@ from fathom.graph.state import ResearchState
 from fathom.nodes.progress import emit
 from fathom.ports import Services
 from fathom.protocols.synthesizer import (
+    SYNTH_USER_LEAD_IN,
     fit_trace,
     format_trace,
     render_synth_prompt,
@@ -50,7 +51,7 @@ async def synth_prompt(state: ResearchState, services: Services, context_tokens:
         tool_calls=calls,
     )
     trace = format_trace(fit_trace(messages, max_tokens=max(budget, 0)))
-    return render_synth_prompt(system, question, trace, calls)
+    return render_synth_prompt(system, question, trace, calls, lead_in=settings.synth_lead_in or SYNTH_USER_LEAD_IN)
 
 
 async def plan(state: ResearchState, services: Services) -> dict[str, Any]:

@@ -310,6 +310,9 @@ def test_default_is_builtin_until_fetched_then_trained(fake_upstream):
     assert prompt.sha256 == sha(RENDERED_SEARCH) and prompt.source.startswith("trained")
     assert services.synth_prompt_of(settings).text == EXPECTED["synth_system"]
     assert services.research_config(settings).synth_prompt == EXPECTED["synth_system"]
+    # the trained system prompt comes with the trained first sentence of the user turn
+    assert services.research_config(settings).synth_lead_in == "Synthetic lead-in sentence." == EXPECTED["synth_lead_in"]
+    assert services.research_config(Settings(synth_prompt="builtin")).synth_lead_in == ""
     # builtin stays available, and the chat protocol keeps ours by default
     assert services.search_prompt_of(Settings(prompt="builtin")) is DEFAULT_SEARCH_PROMPT
     assert services.search_prompt_choice(Settings(search_protocol="chat")) == "builtin"
