@@ -51,6 +51,7 @@ ENV_VARS: dict[str, str] = {
     "cache_max_rows": "FATHOM_CACHE_MAX_ROWS",
     "search_concurrency": "FATHOM_SEARCH_CONCURRENCY",
     "search_rate_per_s": "FATHOM_SEARCH_RATE",
+    "sglang_python": "FATHOM_SGLANG_PYTHON",
 }
 SECRET_ENV_VARS: dict[str, str] = {
     "tavily_api_key": "TAVILY_API_KEY",
@@ -117,6 +118,9 @@ class Settings(BaseModel):
     # backend's own default, see fathom.tools.search.limits)
     search_concurrency: int | None = Field(None, ge=1, le=256)
     search_rate_per_s: float | None = Field(None, gt=0)
+
+    # serving: the Python that has sglang (None: the one running Fathom)
+    sglang_python: str | None = None
 
     # caches of search results, pages and evidence, in the run database
     cache_ttl_s: float = Field(7 * 24 * 3600.0, ge=0)  # 0: every entry is stale (nothing reused)

@@ -69,7 +69,7 @@ def start(
     context_length: Annotated[Optional[int], typer.Option("--context-length", help="Context window [default search 40960, synth 81920 (YaRN x2 over 40960), query 32768]")] = None,
     mem_fraction_static: Annotated[Optional[float], typer.Option("--mem-fraction-static", help="GPU memory share for weights + KV cache (SGLang's flag)")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each server to be ready")] = 900.0,
-    python: Annotated[Optional[str], typer.Option("--python", envvar="FATHOM_SGLANG_PYTHON", help="The Python that has sglang [default this one]")] = None,
+    python: Annotated[Optional[str], typer.Option("--python", help="The Python that has sglang [env FATHOM_SGLANG_PYTHON; default this one]")] = None,
 ) -> None:
     """Start SGLang server(s) and wait until they serve. Arguments after -- go to SGLang as is."""
     extra = list(ctx.args)
@@ -84,7 +84,8 @@ def start(
     started: list[str] = []
     try:
         for spec in specs:
-            manager.start(spec, python=python or sys.executable, api_key=_api_key(settings), timeout_s=timeout, say=_say)
+            manager.start(spec, python=python or settings.sglang_python or sys.executable, api_key=_api_key(settings),
+                          timeout_s=timeout, say=_say)
             started.append(spec.name)
     except BaseException:
         if started:  # `all` is all or nothing: a later failure stops the earlier servers
