@@ -61,7 +61,7 @@ def start(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="search, synth, query or all (query only with its --model-path)")] = "all",
     model_path: Annotated[Optional[list[str]], typer.Option("--model-path", help="Model to serve, [NAME=]PATH; repeat for several servers [default FractalAIResearch/Fathom-Search-4B, FractalAIResearch/Fathom-Synthesizer-4B; query has none]")] = None,
-    gpus: Annotated[Optional[list[str]], typer.Option("--gpus", help="CUDA_VISIBLE_DEVICES of the server, [NAME=]0,1; split evenly over replicas [default inherited for one server; with 'all' or replicas, one block of tp x replicas GPUs per server, from 0]")] = None,
+    gpus: Annotated[Optional[list[str]], typer.Option("--gpus", help="CUDA_VISIBLE_DEVICES of the server, [NAME=]0,1; split evenly over replicas [default inherited for one server; with 'all' or replicas, the next block of tp x replicas GPUs per server, shared with a split --mem-fraction-static when the host has fewer]")] = None,
     tp: Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel GPUs per replica [default GPUs per replica, else 1]")] = None,
     replicas: Annotated[int, typer.Option("--replicas", help="Workers per server, behind SGLang's router on the server's port")] = 1,
     port: Annotated[Optional[int], typer.Option("--port", help="Port (one server only) [default the port of --search-model-url / --synth-model-url settings; 8905 for query]")] = None,
@@ -96,7 +96,8 @@ def start(
 def _specs(target: str, model_path: list[str] | None, gpus: list[str] | None, tp: int | None, replicas: int,
            port: int | None, host: str, context_length: int | None, mem: float | None,
            extra: tuple[str, ...]) -> list[ServerSpec]:
-    from fathom.serving.spec import SERVER_NAMES, build_spec, parse_gpus, port_of
+    from fathom.serving.procs import visible_gpus
+    from fathom.serving.spec import SERVER_NAMES, build_spec, parse_gpus, place_gpus, port_of
 
     names = list(SERVER_NAMES) if target == "all" else [target]
     models = _per_server(model_path, "--model-path", names)
@@ -110,12 +111,9 @@ def _specs(target: str, model_path: list[str] | None, gpus: list[str] | None, tp
     default_ports = {"search": port_of(settings.search_model_url), "synth": port_of(settings.synth_model_url),
                      "query": port_of(settings.query_llm)}
     chosen = {name: parse_gpus(value) for name, value in _per_server(gpus, "--gpus", names).items()}
-    if len(names) > 1 or replicas > 1:  # dedicated GPUs by default, one block per server
-        first = 0
-        for name in names:
-            block = chosen.get(name) or tuple(str(first + i) for i in range((tp or 1) * replicas))
-            chosen[name] = block
-            first = max(first, *(int(g) + 1 for g in block))
+    if len(names) > 1 or replicas > 1:  # one block of GPUs per server, shared on a smaller host
+        chosen, share = place_gpus(names, chosen, per_server=(tp or 1) * replicas, visible=visible_gpus())
+        mem = mem if mem is not None else share
     return [
         build_spec(name, model_path=models.get(name), port=port or default_ports[name], host=host,
                    gpus=chosen.get(name), tp=tp, replicas=replicas, context_length=context_length,

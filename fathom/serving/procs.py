@@ -7,7 +7,9 @@ children SGLang spawns (scheduler, detokenizer) too.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -87,3 +89,20 @@ def _only_zombies(pgid: int) -> bool:
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             return False
     return True
+
+
+def visible_gpus() -> list[str] | None:
+    """The GPUs this host shows to the processes it starts: ``CUDA_VISIBLE_DEVICES`` when set,
+    else the indexes ``nvidia-smi`` lists; None when neither says (no NVIDIA driver here)."""
+    restricted = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if restricted is not None:
+        return [g.strip() for g in restricted.split(",") if g.strip()]
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        listed = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in listed.splitlines() if line.strip().isdigit()] or None

@@ -6,6 +6,8 @@ Pure functions: no process is started here, so the argv is unit-testable without
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
@@ -103,6 +105,37 @@ def port_of(url: str | None) -> int | None:
         return parts.port if parts.hostname in ("127.0.0.1", "localhost", "::1") else None
     except ValueError:
         return None
+
+
+# With servers sharing a GPU, the share of its memory they split between them (SGLang's own
+# default for one server is about 0.9; the rest is CUDA graphs and activations).
+SHARED_MEMORY = 0.8
+
+
+def place_gpus(
+    names: Sequence[str], chosen: dict[str, tuple[str, ...]], *, per_server: int, visible: Sequence[str] | None
+) -> tuple[dict[str, tuple[str, ...]], float | None]:
+    """The GPUs of each server, and the memory share each gets when servers must share GPUs.
+
+    A server without its own ``--gpus`` gets the next block of ``per_server`` GPUs. ``visible``
+    lists the GPUs this host shows (None: unknown, blocks are numbered from 0 as they come); on a
+    host with fewer GPUs than the blocks need, blocks wrap around and servers share, each with
+    ``SHARED_MEMORY`` divided by the most servers on one GPU (None when nobody shares).
+    """
+    if visible and per_server > len(visible):
+        raise ConfigError(f"each server needs {per_server} GPUs (tp x replicas) and this host shows {len(visible)}")
+    placed: dict[str, tuple[str, ...]] = {}
+    first = 0
+    for name in names:
+        if name in chosen:
+            placed[name] = chosen[name]
+            first = max(first, *(int(g) + 1 for g in chosen[name]))
+            continue
+        slots = range(first, first + per_server)
+        placed[name] = tuple(str(visible[i % len(visible)]) if visible else str(i) for i in slots)
+        first += per_server
+    crowd = max(Counter(g for block in placed.values() for g in set(block)).values(), default=1)
+    return placed, (round(SHARED_MEMORY / crowd, 2) if crowd > 1 else None)
 
 
 def parse_gpus(value: str) -> tuple[str, ...]:

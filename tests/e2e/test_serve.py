@@ -177,6 +177,18 @@ def test_start_all_uses_the_configured_ports_and_separate_gpus(serve: Serve) -> 
     assert not any(procs.is_ours(e["pid"], e["start_time"]) for e in serve.launched())
 
 
+def test_start_all_on_a_one_gpu_host_shares_the_gpu(serve: Serve) -> None:
+    """`fathom serve start all` works on a single GPU: both servers on it, its memory split."""
+    env = {"FATHOM_SEARCH_MODEL_URL": f"http://127.0.0.1:{free_port()}",
+           "FATHOM_SYNTH_MODEL_URL": f"http://127.0.0.1:{free_port()}", "CUDA_VISIBLE_DEVICES": "0"}
+    started = serve("start", "all", env=env)
+    assert started.returncode == 0, started.stderr
+    launched = {flag(e["argv"], "--served-model-name"): e for e in serve.launched()}
+    assert {e["cuda_visible_devices"] for e in launched.values()} == {"0"}
+    assert {flag(e["argv"], "--mem-fraction-static") for e in launched.values()} == {"0.4"}
+    assert serve("stop").returncode == 0
+
+
 def test_a_server_that_dies_at_start_is_one_line_with_its_log(serve: Serve) -> None:
     result = serve("start", "search", "--port", str(free_port()),
                    env={"FAKE_SGLANG_FAIL": "torch.OutOfMemoryError: CUDA out of memory (fake)"})

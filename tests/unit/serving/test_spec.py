@@ -98,3 +98,25 @@ def test_our_process_group_is_stopped():
         if leader.poll() is None:
             os.killpg(leader.pid, 9)
             leader.wait()
+
+
+def test_servers_get_their_own_gpus_when_the_host_has_enough() -> None:
+    from fathom.serving.spec import place_gpus
+
+    placed, share = place_gpus(["search", "synth"], {}, per_server=1, visible=["0", "1", "2"])
+    assert placed == {"search": ("0",), "synth": ("1",)} and share is None
+    unknown, share = place_gpus(["search", "synth", "query"], {}, per_server=1, visible=None)
+    assert unknown == {"search": ("0",), "synth": ("1",), "query": ("2",)} and share is None
+    restricted, _ = place_gpus(["search", "synth"], {}, per_server=1, visible=["2", "5"])
+    assert restricted == {"search": ("2",), "synth": ("5",)}  # CUDA_VISIBLE_DEVICES=2,5 is honoured
+
+
+def test_on_a_one_gpu_host_servers_share_it_and_split_its_memory() -> None:
+    from fathom.serving.spec import place_gpus
+
+    placed, share = place_gpus(["search", "synth"], {}, per_server=1, visible=["0"])
+    assert placed == {"search": ("0",), "synth": ("0",)} and share == 0.4
+    placed, share = place_gpus(["search", "synth", "query"], {"query": ("0",)}, per_server=1, visible=["0"])
+    assert set(placed.values()) == {("0",)} and share == 0.27
+    with pytest.raises(ConfigError, match="needs 2 GPUs"):
+        place_gpus(["search"], {}, per_server=2, visible=["0"])
