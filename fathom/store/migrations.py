@@ -12,6 +12,8 @@ Layout (all tables prefixed ``fathom_``):
   :mod:`fathom.store.checkpoints.codec`).
 - ``fathom_writes``: pending writes, keyed like LangGraph's own savers.
 - ``fathom_runs``: the run registry (:mod:`fathom.store.runs`).
+- ``fathom_evals``, ``fathom_eval_items``: benchmark evaluations and their work queue
+  (:mod:`fathom.store.eval`).
 - ``fathom_migrations``: one row per applied migration. ``MIGRATIONS[i]`` brings the schema to
   version ``i + 1``; a database is upgraded in order on open, so a newer Fathom opens an older
   database, and a database newer than this code is refused.
@@ -415,12 +417,65 @@ def _rebuild_sqlite_runs(conn: Connection) -> None:
     conn.exec_driver_sql(f"CREATE INDEX {_RUNS_CREATED_INDEX} ON {runs.name} (created_at)")
 
 
+# ---- benchmark evaluations (migration 6) ------------------------------------------------------
+# An eval is a named run over one dataset; each of its items is one question with its gold
+# answer, worked on by any number of processes (fathom.store.eval): a worker claims pending items
+# (or items whose lease expired: their worker died) and holds them under a lease it renews; the
+# finished item keeps the answer, the judge's verdict and the run's metrics. ``lease_until`` is
+# epoch seconds. An item's research run is in ``fathom_runs`` under ``run_id``.
+EvalItemStatus = Literal["pending", "claimed", "done", "failed"]
+EVAL_ITEM_STATUSES: tuple[str, ...] = get_args(EvalItemStatus)
+
+evals = Table(
+    "fathom_evals",
+    metadata,
+    Column("name", _key(191), primary_key=True),
+    Column("dataset", Text, nullable=False),
+    Column("options", _JSON, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+eval_items = Table(
+    "fathom_eval_items",
+    metadata,
+    Column("eval_name", _key(191), primary_key=True),
+    Column("item_id", _key(255), primary_key=True),
+    Column("position", Integer, nullable=False),  # the item's place in its dataset: claim order
+    Column("question", _LONG_TEXT, nullable=False),
+    Column("gold", _LONG_TEXT, nullable=False),
+    Column("extra", _JSON, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("run_id", _key(255), nullable=True),
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_until", Double, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("verdict", String(16), nullable=True),
+    Column("reason", _LONG_TEXT, nullable=True),
+    Column("judge", String(255), nullable=True),
+    Column("answer", _LONG_TEXT, nullable=True),
+    Column("error", _LONG_TEXT, nullable=True),
+    Column("metrics", _JSON, nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_status_check(EVAL_ITEM_STATUSES), name="fathom_eval_items_status_ck"),
+    Index("fathom_eval_items_claim_idx", "eval_name", "status", "lease_until"),
+    Index("fathom_eval_items_owner_idx", "lease_owner"),
+    **_TABLE_OPTIONS,
+)
+
+
+def _v6_evals(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[evals, eval_items], checkfirst=True)
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_checkpoint_tables,
     _v2_run_registry,
     _v3_tool_caches,
     _v4_local_corpus,
     _v5_run_status_vocabulary,
+    _v6_evals,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
