@@ -110,10 +110,12 @@ async def execute(
     *,
     payload: dict[str, Any] | Command | None,
     on_event: EventHandler | None = None,
+    services: Services | None = None,
 ) -> dict[str, Any]:
     """Run ``payload`` on a recorded run (its input, a resume Command, or None to continue),
     keeping its registry row honest throughout. The summary's ``status`` is the run's
-    (:func:`final_status`)."""
+    (:func:`final_status`). ``services``: the caller's (shared by many runs, left open);
+    by default the run builds its own on the store's database."""
     await store.runs.update(record.run_id, status="running", error=None, endpoints=_endpoints(settings))
     try:
         summary = await run_question(
@@ -121,6 +123,7 @@ async def execute(
             settings,
             run_id=record.run_id,
             checkpointer=store.saver,
+            services=services,
             database=store.db,
             on_event=on_event,
         )
