@@ -219,7 +219,7 @@ class _Worker:
             except ModelUnavailableError:
                 raise  # the server is down: stop the eval, leaving the item resumable
             except Exception as exc:
-                metrics = {"wall_s": round(time.monotonic() - started, 3)}
+                metrics = {"wall_s": round(time.monotonic() - started, 3), "run_status": "failed"}
                 error = one_line(exc) or type(exc).__name__
                 if await self.evals.fail(self.name, item.id, self.owner, cause=failure_cause(exc),
                                          error=error, metrics=metrics, run_id=run_id):
@@ -279,12 +279,12 @@ def _metrics(summary: dict[str, Any], wall_s: float) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "rounds": int(summary.get("rounds") or 0),
         "tool_calls": len(summary.get("tool_calls") or []),
-        "tokens": {k: int(usage.get(k, 0)) for k in ("prompt_tokens", "completion_tokens", "cached_tokens")},
+        **{k: int(usage.get(k, 0)) for k in ("prompt_tokens", "completion_tokens", "cached_tokens")},
         "wall_s": round(wall_s, 3),
         "run_status": summary.get("status"),
     }
     if summary.get("error"):
-        metrics["cause"] = "run"
+        metrics["failure"] = "run"
         metrics["error"] = one_line(summary["error"])
     return metrics
 

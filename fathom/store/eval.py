@@ -188,13 +188,13 @@ class EvalStore:
         metrics: Mapping[str, Any] | None = None,
         run_id: str | None = None,
     ) -> bool:
-        """Record the item as failed (``cause``: model, tools, store, …); False when ``owner``
+        """Record the item as failed (``cause``, kept as ``metrics["failure"]``: model, tools, …); False when ``owner``
         no longer holds it. Failed items are claimed again only after :meth:`retry_failed`."""
         values = {
             "status": "failed",
             "error": error,
             "verdict": None,
-            "metrics": {**dict(metrics or {}), "cause": cause},
+            "metrics": {**dict(metrics or {}), "failure": cause},
         }
         if run_id is not None:
             values["run_id"] = run_id

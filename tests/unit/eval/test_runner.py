@@ -99,7 +99,7 @@ async def test_every_question_is_answered_once_and_a_rerun_skips_done_ones(model
     assert {r.answer for r in rows.values()} == set(TOKENS)
     assert all(r.judge == "exact-test" and r.run_id == eval_run_id("toy-eval", r.id) for r in rows.values())
     assert rows["q0"].metrics["rounds"] == 2 and rows["q0"].metrics["tool_calls"] == 1
-    assert rows["q0"].metrics["tokens"]["prompt_tokens"] > 0 and rows["q0"].attempts == 1
+    assert rows["q0"].metrics["prompt_tokens"] > 0 and rows["q0"].attempts == 1
     async with open_store(settings.db_url) as store:
         run = await store.runs.get(eval_run_id("toy-eval", "q3"))
         assert run is not None and run.status == "answered" and run.options["eval"] == "toy-eval"
@@ -116,7 +116,7 @@ async def test_a_failed_run_is_retried_only_when_asked_and_resumes_from_its_chec
     summary = await run_eval("toy-eval", "toy", ITEMS, settings, judge=ExactJudge(), concurrency=2)
     assert summary["done"] == 5 and summary["failed"] == 1
     failed = (await records(settings))["q2"]
-    assert failed.status == "failed" and failed.metrics["cause"] == "model" and "400" in failed.error
+    assert failed.status == "failed" and failed.metrics["failure"] == "model" and "400" in failed.error
 
     turns = len(model.turns)
     assert (await run_eval("toy-eval", "toy", ITEMS, settings, judge=ExactJudge()))["failed"] == 1

@@ -78,7 +78,7 @@ async def test_renew_keeps_leases_and_the_owner_guard_protects_the_new_owner(sto
     records = {r.id: r for r in await store.items("e1")}
     assert records["q0"].answer == "answer 0" and records["q0"].metrics == {"rounds": 3}
     assert records["q0"].lease_owner is None and records["q0"].status == "done"
-    assert records["q1"].status == "failed" and records["q1"].metrics == {"cause": "model"}
+    assert records["q1"].status == "failed" and records["q1"].metrics == {"failure": "model"}
     assert records["q1"].error == "HTTP 400"
     assert q1.id == "q1" and q0.id == "q0"
     # Done and failed items are not claimable; retry_failed makes failed ones pending again.
