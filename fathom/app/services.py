@@ -203,6 +203,18 @@ def query_llm_client(settings: Settings) -> ChatClient | None:
         raise ConfigError(f"query LLM {settings.query_llm!r} cannot be used: {exc}") from None
 
 
+def judge_chat_client(settings: Settings, spec: str | None) -> ChatClient | None:
+    """The chat model an eval's LLM judge asks: ``spec`` (``openai:MODEL`` or an OpenAI-compatible
+    base URL), else the query LLM, else None. ``OPENAI_API_KEY`` goes to ``openai:`` specs only."""
+    if not spec:
+        return query_llm_client(settings)
+    key = _secret(settings.openai_api_key) if spec.strip().startswith("openai:") else None
+    try:
+        return ChatClient.from_spec(spec, api_key=key, timeout_s=120.0, name="judge")
+    except ModelError as exc:
+        raise ConfigError(f"--judge-model {spec!r} cannot be used: {exc}") from None
+
+
 def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 

@@ -18,6 +18,7 @@ import typer
 # typer >= 0.29 vendors click and has no public name for its usage errors.
 from typer._click import exceptions as click_exceptions
 
+from fathom.cli.eval import eval_app
 from fathom.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_MODEL,
@@ -149,6 +150,7 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(serve_app, name="serve")
+app.add_typer(eval_app, name="eval")
 
 
 def start_progress(opts: RunOptions) -> ProgressPrinter:
