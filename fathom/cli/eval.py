@@ -13,11 +13,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fathom.cli.options import RunOptions, run_options, stderr, with_store
-from fathom.errors import ConfigError
+from fathom.cli.options import DbUrl, RunOptions, load_settings, run_options, stderr, with_store
+from fathom.errors import ConfigError, one_line
 
 eval_app = typer.Typer(
-    help="Score the models on a benchmark: run (resumable; several machines share one eval on PostgreSQL), list, show.",
+    help="Score the models on a benchmark: run (resumable; several machines share one eval on PostgreSQL), list, show, "
+    "export (JSONL), compare (two evals, McNemar), rejudge (another judge, no new research), delete.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -177,3 +178,176 @@ def show(
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
         _print_scores(summary)
+
+
+async def _records(store: Any, name: str) -> list[Any]:
+    """Eval ``name``'s items, or a one-line error when there is no such eval."""
+    from fathom.store.eval import EvalStore
+
+    records = await EvalStore(store.db).items(name)
+    if not records:
+        raise ConfigError(f"no eval {name!r} (see 'fathom eval list')")
+    return records
+
+
+def _export_row(record: Any) -> dict[str, Any]:
+    metrics = record.metrics or {}
+    prompt_tokens = metrics.get("prompt_tokens")
+    cached_tokens = metrics.get("cached_tokens")
+    cached_fraction = (cached_tokens / prompt_tokens
+                       if isinstance(prompt_tokens, int) and prompt_tokens and isinstance(cached_tokens, int) else None)
+    return {
+        "id": record.id,
+        "question": record.question,
+        "gold": record.gold,
+        "answer": record.answer,
+        "verdict": record.verdict if record.status == "done" else None,
+        "reason": record.reason,
+        "judge": record.judge,
+        "status": record.status,
+        "run_status": metrics.get("run_status"),
+        "error": record.error,
+        "rounds": metrics.get("rounds"),
+        "tool_calls": metrics.get("tool_calls"),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": metrics.get("completion_tokens"),
+        "cached_tokens": cached_tokens,
+        "cached_fraction": cached_fraction,
+        "wall_s": metrics.get("wall_s"),
+        "run_id": record.run_id,
+    }
+
+
+@eval_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="The eval (see 'fathom eval list')")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="JSONL file to write [default stdout]")] = None,
+    db: DbUrl = None,
+) -> None:
+    """Every item of eval NAME as JSON lines: question, gold, answer, verdict, judge, status, effort, run id."""
+
+    async def work(store: Any) -> list[Any]:
+        return await _records(store, name)
+
+    records = with_store(work)(db)
+    text = "".join(json.dumps(_export_row(r), ensure_ascii=False) + "\n" for r in records)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
+    stderr().print(f"wrote {len(records)} items of eval {name} to {out}")
+
+
+@eval_app.command("compare")
+def compare_evals(
+    a: Annotated[str, typer.Argument(help="Eval A")],
+    b: Annotated[str, typer.Argument(help="Eval B")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+    db: DbUrl = None,
+) -> None:
+    """Compare evals A and B question by question on the ids both have: wins (only A correct),
+    losses (only B correct), ties, and the exact McNemar p-value."""
+
+    async def work(store: Any) -> tuple[list[Any], list[Any]]:
+        return await _records(store, a), await _records(store, b)
+
+    from fathom.eval.metrics import compare
+
+    records_a, records_b = with_store(work)(db)
+
+    def correct(records: list[Any]) -> dict[str, bool]:
+        return {r.id: r.status == "done" and r.verdict == "correct" for r in records}
+
+    result = {"a": a, "b": b, **compare(correct(records_a), correct(records_b)).as_dict()}
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(
+            f"{a} vs {b} on {result['shared']} shared questions: wins {result['wins']}, losses {result['losses']}, "
+            f"ties {result['ties']}; McNemar p = {result['p_value']:.4g}; only in {a} {result['only_a']}, "
+            f"only in {b} {result['only_b']}\n"
+        )
+
+
+@eval_app.command("rejudge")
+def rejudge(
+    name: Annotated[str, typer.Argument(help="The eval (see 'fathom eval list')")],
+    judge: Annotated[str, typer.Option("--judge", help="auto, llm, exact, f1, mcq or numeric")],
+    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="The LLM judge: openai:MODEL or an OpenAI-compatible base URL [default the query LLM]")] = None,
+    judge_prompt_file: Annotated[Optional[Path], typer.Option("--judge-prompt-file", help="A grader prompt with {question}, {target} and {predicted_answer} slots [default ours]")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings [default none]")] = None,
+    db: DbUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+) -> None:
+    """Judge every done item's stored answer of eval NAME again with another judge and keep the new
+    verdicts; nothing is researched again."""
+    if judge not in JUDGES:
+        raise ConfigError(f"--judge must be one of {', '.join(JUDGES)}")
+    settings = load_settings({"db_url": db}, config)
+    prompt = _read_prompt(judge_prompt_file)
+    summary = asyncio.run(_rejudge(name, settings, judge, judge_model, prompt))
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    else:
+        _print_scores(summary)
+        changed = summary["rejudged"]
+        sys.stdout.write(f"rejudged {changed['items']} answers with {changed['judge']}: {changed['changed']} verdicts changed\n")
+
+
+async def _rejudge(name: str, settings: Any, judge: str, judge_model: str | None, prompt: str | None) -> dict[str, Any]:
+    from fathom.app.services import judge_chat_client
+    from fathom.eval.judges import judge_for
+    from fathom.eval.metrics import summarize
+    from fathom.eval.runner import eval_summary
+    from fathom.store import open_store
+    from fathom.store.eval import EvalStore
+
+    async with open_store(settings.db_url) as store:
+        evals = EvalStore(store.db)
+        info = await evals.get(name)
+        if info is None:
+            raise ConfigError(f"no eval {name!r} (see 'fathom eval list')")
+        chat = judge_chat_client(settings, judge_model) if judge in ("auto", "llm") else None
+        items = changed = 0
+        try:
+            chosen = judge_for(judge, dataset=info.dataset, chat=chat, prompt=prompt)
+            for record in await evals.items(name, "done"):
+                try:
+                    judgement = await chosen(record.question, record.gold, record.answer)
+                    verdict, reason, by = judgement.verdict, judgement.reason, judgement.judge or chosen.name
+                except Exception as exc:  # a judge that breaks is the judge's error, as in run
+                    verdict, reason, by = "judge_error", one_line(exc) or type(exc).__name__, chosen.name
+                if await evals.set_verdict(name, record.id, verdict=verdict, reason=reason, judge=by):
+                    items += 1
+                    changed += verdict != record.verdict
+        finally:
+            if chat is not None:
+                await chat.aclose()
+        records = await evals.items(name)
+        return {**await eval_summary(evals, name), "metrics": summarize(map(_metrics_row, records)).as_dict(),
+                "rejudged": {"items": items, "changed": changed, "judge": chosen.name}}
+
+
+@eval_app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="The eval (see 'fathom eval list')")],
+    db: DbUrl = None,
+) -> None:
+    """Delete eval NAME: its questions, answers and verdicts, and its research runs with their checkpoints."""
+
+    async def work(store: Any) -> tuple[int, int]:
+        from fathom.store.eval import EvalStore
+
+        evals = EvalStore(store.db)
+        records = await evals.items(name)
+        if await evals.get(name) is None:
+            raise ConfigError(f"no eval {name!r} (see 'fathom eval list')")
+        runs = sum(1 for r in records if r.run_id)
+        await evals.delete(name)
+        return len(records), runs
+
+    questions, runs = with_store(work)(db)
+    sys.stdout.write(f"deleted eval {name}: {questions} questions and {runs} research runs\n")

@@ -204,6 +204,11 @@ class EvalStore:
         """Note the item's research run while ``owner`` holds it."""
         return await self.db.write(_set_run, name, item_id, owner, run_id)
 
+    async def set_verdict(self, name: str, item_id: str, *, verdict: str, reason: str = "", judge: str = "") -> bool:
+        """Replace a done item's verdict, reason and judge (a re-judging; no lease needed: done items
+        have no owner); False when the item is not done or does not exist."""
+        return await self.db.write(_set_verdict, name, item_id, {"verdict": verdict, "reason": reason, "judge": judge})
+
     async def release(self, owner: str, name: str | None = None, ids: Sequence[str] | None = None) -> int:
         """Hand ``owner``'s claims back (all, or those of eval ``name`` / only ``ids``): they are
         pending again. Returns how many."""
@@ -346,6 +351,14 @@ def _set_run(conn: Connection, name: str, item_id: str, owner: str, run_id: str)
     if held is not None:
         conn.execute(update(eval_items).where(where).values(run_id=run_id))
     return held is not None
+
+
+def _set_verdict(conn: Connection, name: str, item_id: str, values: dict[str, Any]) -> bool:
+    where = and_(eval_items.c.eval_name == name, eval_items.c.item_id == item_id, eval_items.c.status == "done")
+    found = conn.execute(select(eval_items.c.item_id).where(where)).first()
+    if found is not None:
+        conn.execute(update(eval_items).where(where).values(**values, updated_at=_now()))
+    return found is not None
 
 
 def _release(conn: Connection, owner: str, name: str | None, ids: list[str] | None) -> int:

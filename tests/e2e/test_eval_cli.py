@@ -55,3 +55,94 @@ def test_a_bad_dataset_row_is_one_line_naming_it(cli, tmp_path):
 def test_an_unknown_eval_is_a_clear_error(cli):
     result = cli("eval", "show", "nope")
     assert result.returncode == 2 and "no eval 'nope'" in result.stderr
+
+
+def run_eval(cli, sglang, searxng, web, data, *extra, answer="1897"):
+    """Run eval over ``data`` with every question answered ``answer`` by the scripted model."""
+    script = research_script(web)
+    script[-1] = script[-1].replace("1897", answer)
+    for _ in ROWS:
+        sglang.add(*script)
+    result = cli("eval", "run", data, "--judge", "exact", "--concurrency", "1", "--json", "-q", *extra,
+                 env=fake_env(sglang, searxng, web), timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_export_writes_one_json_line_per_item(cli, sglang, searxng, web, tmp_path):
+    data = write_rows(tmp_path / "bridge.jsonl", ROWS)
+    run_eval(cli, sglang, searxng, web, data)
+    shown = cli("eval", "export", "bridge")
+    assert shown.returncode == 0, shown.stderr
+    rows = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
+    assert [r["verdict"] for r in rows] == ["correct", "correct", "incorrect"]
+    first = rows[0]
+    assert first["gold"] == "1897" and "1897" in first["answer"] and first["status"] == "done"
+    assert first["judge"] == "exact" and first["run_id"] and first["rounds"] == 3 and first["tool_calls"] == 3
+    for key in ("question", "reason", "prompt_tokens", "completion_tokens", "cached_tokens", "cached_fraction", "wall_s"):
+        assert key in first
+
+    out = tmp_path / "bridge.out.jsonl"
+    written = cli("eval", "export", "bridge", "--out", str(out))
+    assert written.returncode == 0 and written.stdout == ""
+    assert out.read_text(encoding="utf-8") == shown.stdout
+
+    missing = cli("eval", "export", "nope")
+    assert missing.returncode == 2
+    [line] = missing.stderr.strip().splitlines()
+    assert line.startswith("fathom: error:") and "no eval 'nope'" in line
+
+
+def test_compare_counts_wins_losses_and_mcnemar(cli, sglang, searxng, web, tmp_path):
+    data = write_rows(tmp_path / "bridge.jsonl", ROWS)
+    run_eval(cli, sglang, searxng, web, data, "--name", "a")  # q1, q2 right; q3 wrong
+    run_eval(cli, sglang, searxng, web, data, "--name", "b", "--limit", "2", answer="1990")  # q1, q2 wrong
+    result = cli("eval", "compare", "a", "b", "--json")
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert {k: got[k] for k in ("shared", "wins", "losses", "ties", "only_a", "only_b")} == {
+        "shared": 2, "wins": 2, "losses": 0, "ties": 0, "only_a": 1, "only_b": 0}
+    assert got["p_value"] == 0.5
+    text = cli("eval", "compare", "b", "a")
+    assert text.returncode == 0 and "wins 0, losses 2" in text.stdout and "p = 0.5" in text.stdout
+    missing = cli("eval", "compare", "a", "nope")
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("fathom: error:")
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_rejudge_judges_stored_answers_again_without_research(cli, sglang, searxng, web, tmp_path):
+    data = write_rows(tmp_path / "bridge.jsonl", ROWS)
+    run_eval(cli, sglang, searxng, web, data)
+    requests = len(sglang.prompts)
+    result = cli("eval", "rejudge", "bridge", "--judge", "numeric", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["rejudged"] == {"items": 3, "changed": 0, "judge": "numeric"}
+    assert summary["metrics"]["correct"] == 2
+    assert len(sglang.prompts) == requests  # nothing researched again
+    rows = [json.loads(line) for line in cli("eval", "export", "bridge").stdout.splitlines()]
+    assert {r["judge"] for r in rows} == {"numeric"}
+    assert [r["verdict"] for r in rows] == ["correct", "correct", "incorrect"]
+
+    no_model = cli("eval", "rejudge", "bridge", "--judge", "llm")
+    assert no_model.returncode == 2
+    [line] = no_model.stderr.strip().splitlines()
+    assert line.startswith("fathom: error:")
+    missing = cli("eval", "rejudge", "nope", "--judge", "exact")
+    assert missing.returncode == 2 and "no eval 'nope'" in missing.stderr
+
+
+def test_delete_removes_the_eval_and_its_runs(cli, sglang, searxng, web, tmp_path):
+    data = write_rows(tmp_path / "bridge.jsonl", ROWS)
+    run_eval(cli, sglang, searxng, web, data)
+    assert len(cli("runs", "list", "--json").stdout.splitlines()) == 3
+    result = cli("eval", "delete", "bridge")
+    assert result.returncode == 0, result.stderr
+    assert "deleted eval bridge: 3 questions and 3 research runs" in result.stdout
+    assert cli("eval", "list", "--json").stdout == ""
+    assert cli("runs", "list", "--json").stdout.strip() == ""
+    again = cli("eval", "delete", "bridge")
+    assert again.returncode == 2
+    [line] = again.stderr.strip().splitlines()
+    assert line.startswith("fathom: error:") and "no eval 'bridge'" in line
