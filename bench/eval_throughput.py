@@ -1,0 +1,105 @@
+"""Eval throughput: N questions at concurrency C against the fake model with a fixed per-turn latency.
+
+Every question takes two model turns (a ``search_urls`` call, then a boxed answer), each held
+``--delay`` seconds by the fake SGLang server; search and web are the loopback fakes of the test
+suite (its limiter lifted to --concurrency searches at once and --search-rate a second: SearXNG's
+default of 5 a second alone would take 40 s for 200 questions), and runs are recorded in a
+fresh SQLite database. The ideal wall time is the summed
+per-question model time divided by the concurrency (the fake search adds no latency of its own,
+so its time counts as overhead). Prints wall / ideal (target <= 1.25), CPU seconds and peak RSS
+per question. The fakes run in this process, so CPU and RSS include theirs.
+
+    .venv/bin/python bench/eval_throughput.py [--questions 200] [--concurrency 32] [--delay 1.0] [--search-rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fathom.eval.judges import judge_for  # noqa: E402
+from fathom.eval.runner import run_eval  # noqa: E402
+from fathom.store.eval import EvalItem  # noqa: E402
+from tests.conftest import call, fake_settings  # noqa: E402
+from tests.fakes.search_apis import FakeSearxng  # noqa: E402
+from tests.fakes.sglang import FakeSGLang, Reply  # noqa: E402
+from tests.fakes.web import FakeWeb  # noqa: E402
+
+_QUESTION = re.compile(r"Which token is number (\d+), (\w+)\?")
+TURNS = 2
+
+
+def model(delay_s: float):
+    def answer(prompt: str) -> Reply:
+        number, token = _QUESTION.search(prompt).groups()  # type: ignore[union-attr]
+        if "<tool_response>" not in prompt:
+            return Reply("Search first.</think>\n\n" + call("search_urls", query=f"token {number}"), delay_s=delay_s)
+        return Reply(f"Found it.</think>\n\nThe token is \\boxed{{{token}}}.", delay_s=delay_s)
+
+    return answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds per model turn")
+    parser.add_argument(
+        "--search-rate",
+        type=float,
+        default=1000.0,
+        help="searches started per second (SearXNG's own default limit is 5/s)",
+    )
+    args = parser.parse_args()
+
+    items = [EvalItem(f"q{i}", f"Which token is number {i}, t{i}?", f"t{i}") for i in range(args.questions)]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeWeb() as web,
+        FakeSearxng([{"title": "Tokens", "url": web.url("/article"), "snippet": "A token."}], api_key=None) as searxng,
+        FakeSGLang(fallback=model(args.delay)) as sglang,
+    ):
+        settings = fake_settings(
+            sglang,
+            searxng,
+            web,
+            db_url=f"sqlite:///{tmp}/eval.db",
+            search_concurrency=args.concurrency,
+            search_rate_per_s=args.search_rate,
+        )
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before = usage.ru_utime + usage.ru_stime
+        start = time.perf_counter()
+        summary = asyncio.run(
+            run_eval("bench", "bench", items, settings, judge=judge_for("exact"), concurrency=args.concurrency)
+        )
+        wall = time.perf_counter() - start
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        model_requests = len(sglang.prompts)
+
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    ideal = args.questions * TURNS * args.delay / args.concurrency
+    n = args.questions
+    print(
+        f"questions {n}, concurrency {args.concurrency}, {args.delay:.2f} s per model turn, "
+        f"{model_requests} model requests; done {summary['done']}, correct {summary['verdicts']['correct']}"
+    )
+    print(f"wall {wall:.1f} s, ideal {ideal:.1f} s, wall / ideal {wall / ideal:.2f} (target <= 1.25)")
+    print(f"CPU {cpu:.1f} s = {cpu / n * 1000:.0f} ms per question")
+    print(
+        f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB (+{(usage.ru_maxrss - rss_before) / 1024:.0f} MiB during "
+        f"the eval = {(usage.ru_maxrss - rss_before) / n:.0f} KiB per question)"
+    )
+
+
+if __name__ == "__main__":
+    main()
