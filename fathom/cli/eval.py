@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fathom.cli.options import DbUrl, RunOptions, load_settings, run_options, stderr, with_store
+from fathom.cli.options import DbUrl, RunOptions, load_settings, run_options, stderr, with_store, write_output
 from fathom.errors import ConfigError, one_line
 
 eval_app = typer.Typer(
@@ -231,14 +231,8 @@ def export(
 
     records = with_store(work)(db)
     text = "".join(json.dumps(_export_row(r), ensure_ascii=False) + "\n" for r in records)
-    if out is None:
-        sys.stdout.write(text)
-        return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
-    stderr().print(f"wrote {len(records)} items of eval {name} to {out}")
+    if write_output(text, out):
+        stderr().print(f"wrote {len(records)} items of eval {name} to {out}")
 
 
 @eval_app.command("compare")

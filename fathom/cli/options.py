@@ -42,6 +42,22 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def write_output(text: str, out: Path | None) -> bool:
+    """``text`` to the file ``out``, or to stdout when there is none; True when a file was written.
+
+    Raises:
+        ConfigError: ``out`` cannot be written.
+    """
+    if out is None:
+        sys.stdout.write(text)
+        return False
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
+    return True
+
+
 def exit_code_of(error: FathomError) -> int:
     """The exit code of an expected failure."""
     if isinstance(error, ModelError):

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from fathom.cli.options import EXIT_USAGE, DbUrl, fail, stderr, with_store
-from fathom.errors import ConfigError
+from fathom.cli.options import EXIT_USAGE, DbUrl, fail, stderr, with_store, write_output
 
 if TYPE_CHECKING:
     from fathom.store import RunRecord, Store
@@ -164,14 +163,8 @@ def runs_export(
     else:  # the report (when there is one), then the full research trace
         report = report_document(summary, "md") + "\n---\n\n" if summary["report"] else ""
         text = report + export_markdown(run_id, values)
-    if out is None:
-        sys.stdout.write(text)
-        return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
-    stderr().print(f"wrote {out}")
+    if write_output(text, out):
+        stderr().print(f"wrote {out}")
 
 
 @runs_app.command("delete")
