@@ -14,6 +14,8 @@ Layout (all tables prefixed ``fathom_``):
 - ``fathom_runs``: the run registry (:mod:`fathom.store.runs`).
 - ``fathom_evals``, ``fathom_eval_items``: benchmark evaluations and their work queue
   (:mod:`fathom.store.eval`).
+- ``fathom_judgements``: the LLM judge's verdicts, keyed by judge, question, gold and answer
+  (:mod:`fathom.store.judgements`).
 - ``fathom_migrations``: one row per applied migration. ``MIGRATIONS[i]`` brings the schema to
   version ``i + 1``; a database is upgraded in order on open, so a newer Fathom opens an older
   database, and a database newer than this code is refused.
@@ -469,6 +471,26 @@ def _v6_evals(conn: Connection) -> None:
     metadata.create_all(conn, tables=[evals, eval_items], checkfirst=True)
 
 
+# ---- the LLM judge's verdicts (migration 7) ----------------------------------------------------
+# One row per graded answer, keyed by the SHA-256 of the judge's name (model and prompt digest),
+# the question, the gold and the answer (fathom.eval.judges.cache_key), so re-judging an eval
+# with the same judge asks no model, and a changed model or prompt never reuses a verdict.
+judgements = Table(
+    "fathom_judgements",
+    metadata,
+    Column("cache_key", _key(64), primary_key=True),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("judge", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+
+
+def _v7_judgements(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[judgements], checkfirst=True)
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_checkpoint_tables,
     _v2_run_registry,
@@ -476,6 +498,7 @@ MIGRATIONS: Sequence[Migration] = (
     _v4_local_corpus,
     _v5_run_status_vocabulary,
     _v6_evals,
+    _v7_judgements,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,7 +26,8 @@ from tests.support.checkpoints import backend_url
 
 __all__ = ["backend_url"]  # fixture
 
-FATHOM_TABLES = {"fathom_migrations", "fathom_checkpoints", "fathom_blobs", "fathom_writes", "fathom_runs"}
+FATHOM_TABLES = {"fathom_migrations", "fathom_checkpoints", "fathom_blobs", "fathom_writes", "fathom_runs",
+                 "fathom_evals", "fathom_eval_items", "fathom_judgements"}
 
 
 def tables_and_version(url: str) -> tuple[set[str], int | None]:
@@ -66,6 +67,19 @@ async def test_an_older_database_is_upgraded(backend_url: str) -> None:
     await db.aclose()
     names, version = tables_and_version(backend_url)
     assert "fathom_runs" in names and version == SCHEMA_VERSION
+
+
+async def test_a_version_6_database_gains_the_judgement_cache(backend_url: str) -> None:
+    engine = create_engine(resolve_url(backend_url).sync_url)
+    with engine.begin() as conn:
+        migrate(conn, MIGRATIONS[:6])
+    engine.dispose()
+    names, version = tables_and_version(backend_url)
+    assert version == 6 and "fathom_eval_items" in names and "fathom_judgements" not in names
+    async with open_store(backend_url):
+        pass
+    names, version = tables_and_version(backend_url)
+    assert "fathom_judgements" in names and version == SCHEMA_VERSION == 7
 
 
 async def test_old_run_statuses_are_renamed_and_the_new_ones_allowed(backend_url: str) -> None:
