@@ -6,6 +6,7 @@ under, so a passage deep in "History > Founding" still matches a goal about the 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_VOWEL = re.compile(r"[aeiouy]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being
@@ -47,20 +49,49 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in re.findall(r"[^\W_]+", text.lower()) if w not in _STOPWORDS))
 
 
+@functools.lru_cache(maxsize=65_536)  # page words repeat: each is stemmed once per process
 def _stem(word: str) -> str:
-    # Plural and verb endings only: enough to match "bridges"/"bridge" and "opened"/"open"
-    # without a stemming library.
+    """A light English stemmer, Porter-style suffix stripping without its full rule set.
+
+    Enough to meet a goal's words in a page's other forms: plurals ("bridges"/"bridge"), verb
+    endings with their doubled consonants ("cancelling"/"cancelled"/"cancel", "stopped"/"stop"),
+    a silent final e ("closed"/"close"), -ation/-ate ("cancellation", "translated"/"translate").
+    Words that are not plain ASCII letters only lose a plural s.
+    """
     if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("sses", "ches", "shes", "xes", "zes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
+        word = word[:-3] + "y"
+    elif len(word) > 4 and word.endswith(("sses", "ches", "shes", "xes", "zes")):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if not (word.isascii() and word.isalpha()):
+        return word
+    derived = word.endswith(("ate", "ation"))  # candidates for the -ate rule below
+    if len(word) > 4 and word.endswith("ied"):
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing") and _VOWEL.search(word[:-3]):
+        word = _undouble(word[:-3])
+        derived = word.endswith("at")
+    elif len(word) > 4 and word.endswith("ed") and _VOWEL.search(word[:-2]):
+        word = _undouble(word[:-2])
+        derived = word.endswith("at")
+    elif len(word) > 7 and word.endswith("ation"):
+        word = word[:-3]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    if derived and len(word) > 6 and word.endswith("at"):  # "translat(e)", "cancellat(ion)"
+        word = word[:-2]
+    if len(word) > 5 and word.endswith("ll"):  # "cancell" (British doubling), "install"
+        word = word[:-1]
     return word
+
+
+def _undouble(stem: str) -> str:
+    """``stem`` without the consonant doubled before -ing/-ed ("stopp" -> "stop"); l, s and z
+    stay doubled here ("fall", "miss", "buzz"): a long -ll is undoubled for every word."""
+    if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "aeiouylsz":
+        return stem[:-1]
+    return stem
 
 
 def split_passages(text: str, *, target_chars: int = 800, max_chars: int = 1200) -> list[Passage]:
