@@ -345,3 +345,46 @@ def delete(
 
     questions, runs = with_store(work)(db)
     sys.stdout.write(f"deleted eval {name}: {questions} questions and {runs} research runs\n")
+
+
+REPORT_FORMATS = ("md", "html")
+
+
+@eval_app.command("report")
+def report(
+    name: Annotated[str, typer.Argument(help="The eval (see 'fathom eval list')")],
+    fmt: Annotated[str, typer.Option("--format", help="md (Markdown; plots as PNG files beside --out) or html (one standalone page)")] = "md",
+    out: Annotated[Optional[Path], typer.Option("--out", help="File to write [default stdout]")] = None,
+    db: DbUrl = None,
+) -> None:
+    """Eval NAME's report: accuracy over all and completed questions, per data set and kind, outcomes,
+    failures by cause, effort, throughput, and plots (outcomes per data set and kind, rounds histogram,
+    latency CDF, accuracy by tool calls); HTML embeds everything and loads nothing."""
+    if fmt not in REPORT_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(REPORT_FORMATS)}, not {fmt!r}")
+
+    async def work(store: Any) -> tuple[Any, list[Any], list[Any]]:
+        from fathom.store.eval import EvalStore
+
+        records = await _records(store, name)
+        info = await EvalStore(store.db).get(name)
+        if info is None:  # deleted in between
+            raise ConfigError(f"no eval {name!r} (see 'fathom eval list')")
+        runs = [run for r in records if r.run_id and (run := await store.runs.get(r.run_id)) is not None]
+        return info, records, runs
+
+    from fathom.eval import report as reports
+    from fathom.eval.metrics import summarize
+
+    info, records, runs = with_store(work)(db)
+    built = reports.build_report(info, records, summarize(map(_metrics_row, records)),
+                                 elapsed_s=reports.eval_elapsed_s(runs))
+    if fmt == "html":
+        text = reports.render_html(built, reports.render_plots(built))
+    elif out is None:
+        text = reports.render_markdown(built)
+    else:
+        text = reports.render_markdown(built, reports.write_plots(reports.render_plots(built),
+                                                                  out.with_name(f"{out.stem}_files")))
+    if write_output(text, out):
+        stderr().print(f"wrote the {fmt} report of eval {name} to {out}")

@@ -146,3 +146,46 @@ def test_delete_removes_the_eval_and_its_runs(cli, sglang, searxng, web, tmp_pat
     assert again.returncode == 2
     [line] = again.stderr.strip().splitlines()
     assert line.startswith("fathom: error:") and "no eval 'bridge'" in line
+
+
+def test_report_writes_a_standalone_html_page_and_markdown_with_plots(cli, sglang, searxng, web, tmp_path):
+    import base64
+    import re
+
+    rows = [{**row, "level": level} for row, level in zip(ROWS, ("easy", "easy", "hard"), strict=True)]
+    data = write_rows(tmp_path / "bridge.jsonl", rows)
+    run_eval(cli, sglang, searxng, web, data)
+
+    page = tmp_path / "report.html"
+    result = cli("eval", "report", "bridge", "--format", "html", "--out", str(page))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    html = page.read_text(encoding="utf-8")
+    assert "<h1>Eval bridge</h1>" in html and "66.7% (2 of 3)" in html
+    assert "Accuracy by level" in html and "When did the Kestrel Bridge close?" in html  # q3, the wrong one
+    sources = re.findall(r'\b(?:src|href)="([^"]*)"', html)
+    assert len(sources) == 5 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert all(base64.b64decode(s.split(",", 1)[1]).startswith(b"\x89PNG") for s in sources)
+    assert not re.search(r"https?://", html.split("<h2>Questions not answered")[0])
+
+    markdown = tmp_path / "report.md"
+    result = cli("eval", "report", "bridge", "--format", "md", "--out", str(markdown))
+    assert result.returncode == 0, result.stderr
+    text = markdown.read_text(encoding="utf-8")
+    assert "| accuracy over all questions | 66.7% (2 of 3) |" in text
+    assert "| hard | 1 | 0 | 0.0% | 1 | 0.0% | 0 |" in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 5 and all(link.startswith("report_files/") for link in links)
+    assert all((tmp_path / link).read_bytes().startswith(b"\x89PNG") for link in links)
+
+    shown = cli("eval", "report", "bridge")  # Markdown on stdout: the plots need a file
+    assert shown.returncode == 0 and "| correct | 2 |" in shown.stdout and "--out FILE.md" in shown.stdout
+
+    for args, message in ((("nope",), "no eval 'nope'"), (("bridge", "--format", "pdf"), "--format must be"),
+                          (("bridge", "--out", str(tmp_path / "no" / "r.html"), "--format", "html"), "cannot be written"),
+                          (("bridge", "--out", str(tmp_path / "no" / "r.md")), "cannot be written")):
+        failed = cli("eval", "report", *args)
+        assert failed.returncode == 2
+        [line] = failed.stderr.strip().splitlines()
+        assert line.startswith("fathom: error:") and message in line
+    assert not (tmp_path / "no").exists()  # nothing created for a bad --out
