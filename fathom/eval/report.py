@@ -134,7 +134,6 @@ class Report:
     breakdowns: list[Breakdown]
     by_tool_calls: list[GroupScore]
     rounds: list[tuple[int, bool]]  # (rounds, correct) per question with research metrics
-    tool_calls: list[tuple[int, bool]]
     walls: list[float]
     elapsed_s: float | None  # first research run's start to the last one's end
     settled_per_minute: float | None  # done or failed questions per minute of elapsed_s
@@ -232,7 +231,6 @@ def build_report(
     ``records`` (:class:`~fathom.store.eval.EvalItemRecord`) and their ``summary``;
     ``elapsed_s`` (see :func:`eval_elapsed_s`) gives the throughput."""
     rounds: list[tuple[int, bool]] = []
-    tool_calls: list[tuple[int, bool]] = []
     walls: list[float] = []
     by_calls: dict[int, list[Any]] = {}
     for record in records:
@@ -241,7 +239,6 @@ def build_report(
         if (value := _number(metrics, "rounds")) is not None:
             rounds.append((int(value), correct))
         if (value := _number(metrics, "tool_calls")) is not None:
-            tool_calls.append((int(value), correct))
             by_calls.setdefault(int(value), []).append(record)
         if (value := _number(metrics, "wall_s")) is not None:
             walls.append(value)
@@ -252,10 +249,11 @@ def build_report(
     missed = [r for r in records if outcome(r) != "correct"]
     settled = outcomes["failed"] + sum(outcomes[o] for o in OUTCOMES[:5])
     options = getattr(info, "options", None) or {}
+    judges = sorted({r.judge for r in records if r.status == "done" and r.judge})  # a rejudge changes them
     return Report(
         name=info.name,
         dataset=info.dataset,
-        judge=str(options.get("judge") or "—"),
+        judge=", ".join(judges) or str(options.get("judge") or "—"),
         created_at=getattr(info, "created_at", None),
         summary=summary,
         overall=_score("all", records),
@@ -264,7 +262,6 @@ def build_report(
         breakdowns=_breakdowns(info.dataset, records),
         by_tool_calls=_tool_call_bins(by_calls),
         rounds=rounds,
-        tool_calls=tool_calls,
         walls=sorted(walls),
         elapsed_s=elapsed_s,
         settled_per_minute=settled / (elapsed_s / 60) if elapsed_s and settled else None,

@@ -174,6 +174,7 @@ def test_report_writes_a_standalone_html_page_and_markdown_with_plots(cli, sglan
     text = markdown.read_text(encoding="utf-8")
     assert "| accuracy over all questions | 66.7% (2 of 3) |" in text
     assert "| hard | 1 | 0 | 0.0% | 1 | 0.0% | 0 |" in text
+    assert re.search(r"\| throughput \| [\d.,]+ questions per minute \|", text)  # from the runs' times
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 5 and all(link.startswith("report_files/") for link in links)
     assert all((tmp_path / link).read_bytes().startswith(b"\x89PNG") for link in links)

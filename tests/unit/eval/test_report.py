@@ -80,6 +80,7 @@ def test_the_figures_of_a_hand_built_eval():
     report = make()
     s = report.summary
     assert (s.total, s.correct, s.completed) == (8, 3, 5)  # item 4 was interrupted: not completed
+    assert (report.name, report.dataset, report.judge) == ("bench", "tiny", "exact")
     assert report.overall.correct_completed == 3
     assert report.outcomes == {"correct": 3, "incorrect": 1, "not_attempted": 1, "judge_error": 1, "unjudged": 0,
                                "failed": 1, "unfinished": 1}
