@@ -4,8 +4,10 @@ The synthesizer cites with the full URL in square brackets right after a sentenc
 (``… in 2003. [https://example.com/page]``), sometimes several in one bracket, sometimes as a
 markdown link. Each cited URL is looked up among the URLs the run retrieved: an exact match is
 kept; a near miss (another spelling of the same page) is rewritten to the retrieved spelling; an
-unknown URL is removed from the text. The model's own source list is never trusted: it is dropped
-and rebuilt from the citations that remain.
+unknown URL is removed from the text. A claim left with no citation at all is marked
+:data:`UNSOURCED` where its citations stood, so readers see which statements lost their source.
+The model's own source list is never trusted: it is dropped and rebuilt from the citations that
+remain.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fathom.tools.search.results import normalize_url
 
 SOURCES_HEADING = "## Sources used"
 NO_SOURCES = "No sources were cited."
+UNSOURCED = "[unsourced]"  # the mark a claim gets where all its citations were removed
 
 # Titles of a model-written source list (compared lower-cased, numbering and emphasis removed).
 _SOURCES_TITLES = frozenset(
@@ -47,6 +50,8 @@ _CITATION = re.compile(
     rf"|\[[ \t]*(?P<group>{CITATION_GROUP})[ \t]*\]",
     re.IGNORECASE,
 )
+# What may stand between the citations of one claim: "[url1] [url2]", "[url1], [url2]".
+_RUN_GAP = re.compile(r"[ \t]*[,;]?[ \t]*")
 _GROUP_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORECASE)
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
@@ -68,7 +73,8 @@ class CitationResult:
     ``body`` is the cleaned report without any source list; ``sources`` the cited sources that
     remain (first-cited order, retrieved spelling, with titles); ``removed`` the unknown URLs taken
     out; ``normalized`` maps each near-miss spelling to the retrieved URL it became; ``unused``
-    the retrieved URLs the report never cites.
+    the retrieved URLs the report never cites; ``unsourced`` how many claims lost every citation
+    they had (each marked :data:`UNSOURCED` in the body).
     """
 
     body: str
@@ -76,6 +82,7 @@ class CitationResult:
     removed: list[str] = field(default_factory=list)
     normalized: dict[str, str] = field(default_factory=dict)
     unused: list[str] = field(default_factory=list)
+    unsourced: int = 0
 
     @property
     def kept(self) -> list[str]:
@@ -92,6 +99,7 @@ class CitationResult:
             "kept": len(self.sources),
             "removed": len(self.removed),
             "unused": len(self.unused),
+            "unsourced": self.unsourced,
             "sources": [dict(source) for source in self.sources],
             "removed_urls": list(self.removed),
             "normalized": dict(self.normalized),
@@ -161,6 +169,7 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
     Citations are ``[url]``, ``[url1, url2]`` / ``[url1; url2]``, markdown links ``[text](url)``
     (an unknown link keeps its text) and autolinks ``<url>``. Images become their alt text.
     Citations inside code are left alone. ``retrieved`` are sources (or bare URLs, untitled).
+    Where every citation of a claim is removed, :data:`UNSOURCED` takes their place.
     """
     titles = {s: "" for s in retrieved if isinstance(s, str)} | {
         s["url"]: s.get("title", "") for s in retrieved if not isinstance(s, str)
@@ -168,10 +177,13 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
     resolver = _Resolver(list(titles))
     body = strip_sources_section(report)
     parts: list[str] = []
+    unsourced = 0
     for segment, is_prose in _code_split(body):
         if is_prose:
             at_line_start = not parts or parts[-1].endswith("\n")
-            segment = _replace(segment, lambda m: _rewrite(m, resolver), at_line_start=at_line_start)
+            segment, marked = _replace(segment, lambda m: _rewrite(m, resolver), at_line_start=at_line_start,
+                                       mark_unsourced=True)
+            unsourced += marked
         parts.append(segment)
     return CitationResult(
         body="".join(parts).rstrip(),
@@ -179,66 +191,119 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
         removed=list(resolver.removed),
         normalized=resolver.normalized,
         unused=[url for url in titles if url not in resolver.kept],
+        unsourced=unsourced,
     )
 
 
-def _rewrite(match: re.Match[str], resolver: _Resolver) -> str:
-    """The replacement for one citation-like match ("" removes it)."""
+@dataclass(frozen=True)
+class _Rewritten:
+    """What became of one citation-like match: its replacement text ("" removes it), and whether
+    it cited something (``cited``) that is now gone entirely (``lost``)."""
+
+    text: str
+    cited: bool = False
+    lost: bool = False
+
+
+def _rewrite(match: re.Match[str], resolver: _Resolver) -> _Rewritten:
+    """The replacement for one citation-like match."""
     if match.group("group") is not None:
         pieces = split_citation_group(match.group("group"))
         if pieces is None:
-            return match.group(0)
+            return _Rewritten(match.group(0))
         kept = dict.fromkeys(u for u in map(resolver.resolve, pieces) if u)
-        return " ".join(f"[{url}]" for url in kept)
+        return _Rewritten(" ".join(f"[{url}]" for url in kept), cited=True, lost=not kept)
     if match.group("auto") is not None:
         url = resolver.resolve(match.group("auto"))
-        return f"<{url}>" if url else ""
+        return _Rewritten(f"<{url}>" if url else "", cited=True, lost=url is None)
     # A link's text can itself hold citations ("[see [url]](url)"): check those too.
-    label = _replace(match.group("label"), lambda m: _rewrite(m, resolver), at_line_start=False)
+    label, _ = _replace(match.group("label"), lambda m: _rewrite(m, resolver), at_line_start=False)
     if match.group("bang"):
-        return label  # images: the report is text; a remote image is not a citation
+        return _Rewritten(label)  # images: the report is text; a remote image is not a citation
     href = match.group("href").strip()
     if href.startswith("<") and href.endswith(">"):
         href = href[1:-1].strip()
     url = resolver.resolve(href)
     if url is None:
-        # Keep what the reader was told, unless the text is the unknown URL itself.
-        return "" if _HTTP.match(label.strip()) else label
-    return f"[{label}]({url})" if label.strip() else f"[{url}]"
+        # Keep what the reader was told, unless the text is the unknown URL itself. Only a web
+        # address cites a source: a relative or script link is merely unlinked.
+        cited = bool(_HTTP.match(href))
+        return _Rewritten("" if _HTTP.match(label.strip()) else label, cited=cited, lost=cited)
+    return _Rewritten(f"[{label}]({url})" if label.strip() else f"[{url}]", cited=True)
 
 
-def _replace(text: str, rewrite: Callable[[re.Match[str]], str], *, at_line_start: bool = True) -> str:
-    """``re.sub`` that also tidies the space a removed citation leaves behind.
+def _runs(text: str) -> Iterator[list[re.Match[str]]]:
+    """The citation-like matches in ``text``, grouped into runs that stand together (only spaces,
+    a comma or a semicolon between them): the citations of one claim."""
+    run: list[re.Match[str]] = []
+    for match in _CITATION.finditer(text):
+        if run and not _RUN_GAP.fullmatch(text, run[-1].end(), match.start()):
+            yield run
+            run = []
+        run.append(match)
+    if run:
+        yield run
 
-    ``Fact [bad].`` becomes ``Fact.``, ``A [bad] B`` becomes ``A B``, ``(see [bad])`` becomes
-    ``(see)``, ``([bad])`` disappears, ``Fact. [bad].`` keeps one full stop, and a citation alone
-    on its line takes the line with it. ``at_line_start`` says whether ``text`` begins a line
-    (it does not when it follows a code span).
+
+def _replace(text: str, rewrite: Callable[[re.Match[str]], _Rewritten], *, at_line_start: bool = True,
+             mark_unsourced: bool = False) -> tuple[str, int]:
+    """``re.sub`` that also tidies the space a removed citation leaves behind; and the number of
+    claims marked unsourced.
+
+    With ``mark_unsourced``, a run of citations (see :func:`_runs`) none of which survives is
+    replaced by :data:`UNSOURCED` (after any link text it kept): ``Fact [bad].`` becomes
+    ``Fact [unsourced].``. Otherwise, and for removed citations beside a kept one: ``Fact [bad].``
+    becomes ``Fact.``, ``A [bad] B`` becomes ``A B``, ``(see [bad])`` becomes ``(see)``,
+    ``([bad])`` disappears, ``Fact. [bad].`` keeps one full stop, and a citation alone on its line
+    takes the line with it. ``at_line_start`` says whether ``text`` begins a line (it does not when
+    it follows a code span).
     """
     out: list[str] = []
     pos = 0
-    for match in _CITATION.finditer(text):
-        out.append(text[pos : match.start()])
-        pos = match.end()
-        replacement = rewrite(match)
-        if replacement:
-            out.append(replacement)
+    marked = 0
+    for run in _runs(text):
+        results = [rewrite(match) for match in run]
+        if mark_unsourced and any(r.lost for r in results) and not any(r.cited and not r.lost for r in results):
+            before, pos = text[pos : run[0].start()], run[-1].end()
+            if before.rstrip(" \t").endswith("(") and text[pos : pos + 1] == ")":  # "Claim ([bad])."
+                before, pos = before.rstrip(" \t")[:-1].rstrip(" \t"), pos + 1
+                before += " " if before and not before.endswith("\n") else ""
+            out.append(before + " ".join([r.text for r in results if r.text] + [UNSOURCED]))
+            marked += 1
             continue
-        _rstrip_spaces(out)
-        if _last_char(out) == "(" and text[pos : pos + 1] == ")":
-            _drop_last_char(out)
-            pos += 1
-            _rstrip_spaces(out)
-        if _last_char(out) in ".!?" and _last_char(out) and text[pos : pos + 1] == ".":
-            pos += 1  # "Fact. [bad]." must not become "Fact.."
-        last = _last_char(out)
-        if last == "\n" or (last == "" and at_line_start):  # line start: no leading space or empty line
-            while pos < len(text) and text[pos] in " \t":
-                pos += 1
-            if text[pos : pos + 1] == "\n" and _last_char(out) == "\n":
-                pos += 1
+        if len(run) > 1 and any(r.text for r in results):  # what remains of the run, and no stray commas
+            out.append(text[pos : run[0].start()] + " ".join(r.text for r in results if r.text))
+            pos = run[-1].end()
+            continue
+        for match, result in zip(run, results):
+            pos = _tidy_one(text, out, pos, match, result.text, at_line_start=at_line_start)
     out.append(text[pos:])
-    return "".join(out)
+    return "".join(out), marked
+
+
+def _tidy_one(text: str, out: list[str], pos: int, match: re.Match[str], replacement: str, *,
+              at_line_start: bool) -> int:
+    """Append ``text`` up to ``match`` and its ``replacement`` to ``out``, tidying the space a
+    removal leaves (see :func:`_replace`); the position in ``text`` to go on from."""
+    out.append(text[pos : match.start()])
+    pos = match.end()
+    if replacement:
+        out.append(replacement)
+        return pos
+    _rstrip_spaces(out)
+    if _last_char(out) == "(" and text[pos : pos + 1] == ")":
+        _drop_last_char(out)
+        pos += 1
+        _rstrip_spaces(out)
+    if _last_char(out) in ".!?" and _last_char(out) and text[pos : pos + 1] == ".":
+        pos += 1  # "Fact. [bad]." must not become "Fact.."
+    last = _last_char(out)
+    if last == "\n" or (last == "" and at_line_start):  # line start: no leading space or empty line
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if text[pos : pos + 1] == "\n" and _last_char(out) == "\n":
+            pos += 1
+    return pos
 
 
 def _last_char(out: list[str]) -> str:

@@ -33,30 +33,73 @@ def test_valid_citations_kept_and_sources_rebuilt():
 @pytest.mark.parametrize(
     ("report", "expected"),
     [
-        ("Fact one [https://evil.com/a]. Next.", "Fact one. Next."),
-        ("Fact one. [https://evil.com/a] Next.", "Fact one. Next."),
-        ("A [https://evil.com/a] B", "A B"),
-        ("A [https://evil.com/a], B", "A, B"),
-        ("Claim (see [https://evil.com/a]).", "Claim (see)."),
-        ("Claim ([https://evil.com/a]).", "Claim."),
-        ("Line one.\n[https://evil.com/a]\nLine two.", "Line one.\nLine two."),
-        ("[https://evil.com/a] Starts here.", "Starts here."),
-        ("Two bad [https://evil.com/a] [https://evil.com/b].", "Two bad."),
-        ("Fact. [https://evil.com/a].", "Fact."),
+        ("Fact one [https://evil.com/a]. Next.", "Fact one [unsourced]. Next."),
+        ("Fact one. [https://evil.com/a] Next.", "Fact one. [unsourced] Next."),
+        ("A [https://evil.com/a] B", "A [unsourced] B"),
+        ("A [https://evil.com/a], B", "A [unsourced], B"),
+        ("Claim (see [https://evil.com/a]).", "Claim (see [unsourced])."),
+        ("Claim ([https://evil.com/a]).", "Claim [unsourced]."),
+        ("Line one.\n[https://evil.com/a]\nLine two.", "Line one.\n[unsourced]\nLine two."),
+        ("[https://evil.com/a] Starts here.", "[unsourced] Starts here."),
+        ("Two bad [https://evil.com/a] [https://evil.com/b].", "Two bad [unsourced]."),
+        ("Two bad [https://evil.com/a], [https://evil.com/b].", "Two bad [unsourced]."),
+        ("Fact. [https://evil.com/a].", "Fact. [unsourced]."),
+        ("Auto <https://evil.com/a>.", "Auto [unsourced]."),
     ],
 )
-def test_invalid_citations_removed_cleanly(report, expected):
+def test_a_claim_whose_only_citations_were_removed_is_marked_unsourced(report, expected):
     result = check_citations(report, RETRIEVED)
     assert body(result.text) == expected
     assert result.removed and all(u.startswith("https://evil.com/") for u in result.removed)
-    assert "[]" not in result.text
+    assert result.unsourced == 1 and result.as_dict()["unsourced"] == 1
+    assert "[]" not in result.text and "https://evil.com" not in result.text
     assert not re.search(r"[ \t][.,;:!?)]", body(result.text))
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (f"Fact one [{A}] [https://evil.com/a]. Next.", f"Fact one [{A}]. Next."),
+        (f"Fact one [https://evil.com/a] [{A}]. Next.", f"Fact one [{A}]. Next."),
+        (f"Fact one [https://evil.com/a], [{A}]. Next.", f"Fact one [{A}]. Next."),
+        (f"Fact one. [{A}] [https://evil.com/a] Next.", f"Fact one. [{A}] Next."),
+        (f"Fact one [{A}; https://evil.com/a].", f"Fact one [{A}]."),
+    ],
+)
+def test_a_removed_citation_beside_a_kept_one_just_goes(report, expected):
+    result = check_citations(report, RETRIEVED)
+    assert body(result.text) == expected
+    assert result.removed == ["https://evil.com/a"] and result.unsourced == 0
+
+
+def test_each_unsourced_claim_is_marked_and_counted():
+    report = (f"The bridge opened in 1897 [{A}]. It cost 21,400 pounds [https://evil.com/cost]. "
+              f"Its span is 62 metres [https://evil.com/span].\n\nIt was restored in 2006. [{B}]")
+    result = check_citations(report, RETRIEVED)
+    assert body(result.text) == (f"The bridge opened in 1897 [{A}]. It cost 21,400 pounds [unsourced]. "
+                                 f"Its span is 62 metres [unsourced].\n\nIt was restored in 2006. [{B}]")
+    assert result.unsourced == 2 and result.as_dict()["unsourced"] == 2
+    assert result.kept == [A, B]
+    again = check_citations(result.text, RETRIEVED)  # the mark is text, not a citation
+    assert again.text == result.text and again.unsourced == 0 and again.removed == []
+
+
+def test_claims_without_any_citation_are_not_marked():
+    result = check_citations(f"Intro sentence.\n\nFact [{A}]. Closing remark.", RETRIEVED)
+    assert "[unsourced]" not in result.text and result.unsourced == 0
+
+
+def test_unknown_links_inside_link_text_or_code_are_not_marked():
+    result = check_citations(f"[see [https://evil.com/a] here]({A}) and `[https://evil.com/b]`", RETRIEVED)
+    assert body(result.text) == f"[see here]({A}) and `[https://evil.com/b]`"
+    assert result.unsourced == 0
 
 
 def test_removed_urls_are_counted_once_each():
     result = check_citations("x [https://evil.com/a]. y [https://evil.com/a]. z [https://evil.com/b].", RETRIEVED)
     assert result.removed == ["https://evil.com/a", "https://evil.com/b"]
     assert result.kept == []
+    assert result.unsourced == 3  # three claims, each marked
     assert result.text.endswith("## Sources used\n\nNo sources were cited.\n")
 
 
@@ -91,7 +134,7 @@ def test_different_page_is_not_a_near_miss():
 def test_grouped_citations():
     report = f"One. [{A}, https://evil.com/z, {C}] Two. [{B}; {A}] Three. [https://evil.com/1,https://evil.com/2]."
     result = check_citations(report, RETRIEVED)
-    assert body(result.text) == f"One. [{A}] [{C}] Two. [{B}] [{A}] Three."
+    assert body(result.text) == f"One. [{A}] [{C}] Two. [{B}] [{A}] Three. [unsourced]."
     assert result.kept == [A, C, B]
     assert result.removed == ["https://evil.com/z", "https://evil.com/1", "https://evil.com/2"]
 
@@ -113,9 +156,10 @@ def test_markdown_links():
     )
     result = check_citations(report, RETRIEVED)
     assert body(result.text) == (
-        f"Known [the A page]({A}), near [B]({B}), unknown a blog, script click, relative doc, bare, "
-        f"empty [{C}] end."
+        f"Known [the A page]({A}), near [B]({B}), unknown a blog [unsourced], script click, relative doc, "
+        f"bare [unsourced], empty [{C}] end."
     )
+    assert result.unsourced == 2  # web links only: a script or relative link is merely unlinked
     assert result.kept == [A, B, C]
     assert "javascript:alert(1)" in result.removed and "/local" in result.removed
     assert result.normalized == {"https://b.org/page#top": B}
@@ -201,7 +245,7 @@ def test_retrieved_sources_come_from_what_read_stored():
 def test_result_is_json_primitive():
     result = check_citations(f"x [{A}] [https://evil.com/] [http://a.com/x/]", RETRIEVED)
     data = json.loads(json.dumps(result.as_dict()))
-    assert set(data) == {"kept", "removed", "unused", "sources", "removed_urls", "normalized"}
+    assert set(data) == {"kept", "removed", "unused", "unsourced", "sources", "removed_urls", "normalized"}
     assert data["sources"] == [{"url": A, "title": ""}] and data["kept"] == 1
 
 
@@ -210,7 +254,7 @@ def test_citations_inside_link_text_are_checked():
     assert body(result.text) == f"[see here]({A})"
     assert result.removed == ["https://evil.com/a"]
     after_code = check_citations("Run `ls` [https://evil.com/x] now.", RETRIEVED)
-    assert body(after_code.text) == "Run `ls` now."
+    assert body(after_code.text) == "Run `ls` [unsourced] now."
 
 
 def test_check_is_idempotent():
