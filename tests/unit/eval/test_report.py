@@ -4,13 +4,16 @@ real PNG plots, Markdown with linked plots, and evals with nothing to plot."""
 from __future__ import annotations
 
 import base64
+import io
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import pytest
 
+from fathom.errors import ConfigError
 from fathom.eval.metrics import summarize
 from fathom.eval.report import build_report, eval_elapsed_s, render_html, render_markdown, render_plots, write_plots
 from fathom.store.eval import EvalInfo, EvalItemRecord
@@ -127,7 +130,18 @@ def test_markdown_escapes_untrusted_text_and_links_written_plots(tmp_path):
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images and all(link.startswith("r_files/") for link in images)
     for link in images:
-        assert (tmp_path / link).read_bytes().startswith(PNG_MAGIC)
+        assert decoded_size((tmp_path / link).read_bytes())[0] >= 400
+
+
+def decoded_size(png: bytes) -> tuple[int, int]:
+    """The size of the PNG image ``png`` once decoded (Pillow comes with matplotlib)."""
+    from PIL import Image
+
+    assert png.startswith(PNG_MAGIC)
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()  # decodes every pixel: a broken PNG raises
+        assert image.format == "PNG"
+        return image.size
 
 
 class _Page(HTMLParser):
@@ -157,7 +171,7 @@ def test_html_is_one_standalone_page_with_escaped_text_and_real_pngs():
     assert parsed.tags.count("img") == len(plots)
     assert parsed.urls and all(url.startswith("data:image/png;base64,") for url in parsed.urls)
     for url in parsed.urls:
-        assert base64.b64decode(url.split(",", 1)[1]).startswith(PNG_MAGIC)
+        assert decoded_size(base64.b64decode(url.split(",", 1)[1], validate=True))[0] >= 400
     assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", page, re.I)
     assert "url(" not in page and "@import" not in page
     assert HOSTILE in "".join(parsed.text)  # shown as text, not markup
@@ -198,3 +212,23 @@ def test_elapsed_spans_the_eval_research_runs():
             for s, e in ((0, 30), (5, 90), (40, 60))]
     assert eval_elapsed_s(runs) == 90.0
     assert eval_elapsed_s([]) is None
+
+
+def test_without_matplotlib_the_plots_are_a_one_line_error(monkeypatch):
+    report = make()
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"need matplotlib: pip install"):
+        render_plots(report)
+    assert "`--out FILE.md`" in render_markdown(report)  # Markdown on stdout draws nothing
+
+
+def test_kinds_are_shown_literally_and_free_text_is_no_kind():
+    records = [item(i, kind="$\\frac{1}{" if i % 2 else "50% $$", verdict="correct" if i < 3 else "incorrect")
+               for i in range(6)]
+    records += [item(10 + i, kind=f"level {i}") for i in range(30)]  # with these, "level" has 32 values
+    report = make(records)
+    assert [b.key for b in report.breakdowns] == ["dataset"]
+    report = make(records[:6])
+    assert [(g.group, g.correct) for g in report.breakdowns[1].groups] == [("$\\frac{1}{", 1), ("50% $$", 2)]
+    [plot] = [p for p in render_plots(report) if p.name == "accuracy_by_level"]  # no mathtext error
+    assert decoded_size(plot.png)[0] >= 400
