@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import re
 import resource
+import statistics
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fathom.eval.judges import judge_for  # noqa: E402
+from fathom.eval.metrics import percentile  # noqa: E402
 from fathom.eval.runner import run_eval  # noqa: E402
-from fathom.store.eval import EvalItem  # noqa: E402
+from fathom.store import open_store  # noqa: E402
+from fathom.store.eval import EvalItem, EvalStore  # noqa: E402
 from tests.conftest import call, fake_settings  # noqa: E402
 from tests.fakes.search_apis import FakeSearxng  # noqa: E402
 from tests.fakes.sglang import FakeSGLang, Reply  # noqa: E402
@@ -47,6 +54,25 @@ def model(delay_s: float):
     return answer
 
 
+def serve_fakes(conn: Connection, delay_s: float) -> None:
+    """The loopback fakes, in a process of their own (as a model server is): send their URLs,
+    serve until told to stop, send the number of model requests."""
+    with (
+        FakeWeb() as web,
+        FakeSearxng([{"title": "Tokens", "url": web.url("/article"), "snippet": "A token."}], api_key=None) as searxng,
+        FakeSGLang(fallback=model(delay_s)) as sglang,
+    ):
+        conn.send({"sglang": sglang.url, "searxng": searxng.url, "web": web.hostport})
+        conn.recv()
+        conn.send(len(sglang.prompts))
+
+
+async def question_walls(settings: Any) -> list[float]:
+    """Each question's wall seconds as the eval recorded them."""
+    async with open_store(settings.db_url) as store:
+        return [float(r.metrics["wall_s"]) for r in await EvalStore(store.db).items("bench") if r.metrics]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=200)
@@ -61,30 +87,42 @@ def main() -> None:
     args = parser.parse_args()
 
     items = [EvalItem(f"q{i}", f"Which token is number {i}, t{i}?", f"t{i}") for i in range(args.questions)]
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        FakeWeb() as web,
-        FakeSearxng([{"title": "Tokens", "url": web.url("/article"), "snippet": "A token."}], api_key=None) as searxng,
-        FakeSGLang(fallback=model(args.delay)) as sglang,
-    ):
-        settings = fake_settings(
-            sglang,
-            searxng,
-            web,
-            db_url=f"sqlite:///{tmp}/eval.db",
-            search_concurrency=args.concurrency,
-            search_rate_per_s=args.search_rate,
-        )
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_before = usage.ru_utime + usage.ru_stime
-        start = time.perf_counter()
-        summary = asyncio.run(
-            run_eval("bench", "bench", items, settings, judge=judge_for("exact"), concurrency=args.concurrency)
-        )
-        wall = time.perf_counter() - start
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        model_requests = len(sglang.prompts)
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    fakes = multiprocessing.get_context("spawn").Process(target=serve_fakes, args=(child, args.delay), daemon=True)
+    fakes.start()
+    try:
+        urls = parent.recv()
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = fake_settings(
+                SimpleNamespace(url=urls["sglang"]),
+                SimpleNamespace(url=urls["searxng"]),
+                SimpleNamespace(hostport=urls["web"]),
+                db_url=f"sqlite:///{tmp}/eval.db",
+                search_concurrency=args.concurrency,
+                search_rate_per_s=args.search_rate,
+            )
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_before = usage.ru_utime + usage.ru_stime
+            marks: dict[str, float] = {}
+
+            def mark(event: dict[str, Any]) -> None:
+                marks.setdefault(event["event"], time.perf_counter())
+
+            start = time.perf_counter()
+            summary = asyncio.run(
+                run_eval("bench", "bench", items, settings, judge=judge_for("exact"), concurrency=args.concurrency,
+                         on_event=mark)
+            )
+            wall = time.perf_counter() - start
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            walls = asyncio.run(question_walls(settings))
+        parent.send("stop")
+        model_requests = parent.recv()
+    finally:
+        fakes.join(timeout=10)
+        if fakes.is_alive():
+            fakes.kill()
 
     cpu = usage.ru_utime + usage.ru_stime - cpu_before
     ideal = args.questions * TURNS * args.delay / args.concurrency
@@ -94,6 +132,12 @@ def main() -> None:
         f"{model_requests} model requests; done {summary['done']}, correct {summary['verdicts']['correct']}"
     )
     print(f"wall {wall:.1f} s, ideal {ideal:.1f} s, wall / ideal {wall / ideal:.2f} (target <= 1.25)")
+    model_s = TURNS * args.delay
+    print(
+        f"start-up {marks['eval_start'] - start:.2f} s (imports, database, dataset); per question wall "
+        f"p50 {percentile(walls, 50):.2f} s, p95 {percentile(walls, 95):.2f} s, mean {statistics.fmean(walls):.2f} s "
+        f"against {model_s:.2f} s of model time (+{statistics.fmean(walls) - model_s:.2f} s each)"
+    )
     print(f"CPU {cpu:.1f} s = {cpu / n * 1000:.0f} ms per question")
     print(
         f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB (+{(usage.ru_maxrss - rss_before) / 1024:.0f} MiB during "

@@ -8,6 +8,7 @@ process opens one :class:`~fathom.store.Database` per URL and event loop (:func:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import weakref
 from collections.abc import Awaitable, Callable
@@ -381,7 +382,13 @@ def research_graph(*, checkpointer: Any = None, name: str = "fathom") -> Compile
     :class:`~fathom.graph.state.OutputState`). Without a checkpointer it runs under its parent's
     when embedded as a subgraph.
     """
-    return build_graph(services=services_for, checkpointer=checkpointer, name=name)
+    # Compiling costs milliseconds of schema introspection; an eval starts a run per question.
+    return _compiled_research_graph(name).copy(update={"checkpointer": checkpointer})
+
+
+@functools.cache
+def _compiled_research_graph(name: str) -> CompiledStateGraph:
+    return build_graph(services=services_for, name=name)
 
 
 __all__ = ["build_services", "research_config", "research_graph", "services_for", "shared_database"]
