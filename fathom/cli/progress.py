@@ -115,3 +115,98 @@ class ProgressPrinter:
             f"{len(summary['tool_calls'])} tool calls · tokens: {usage['prompt_tokens']} prompt "
             f"({usage['cached_tokens']} cached), {usage['completion_tokens']} completion"
         )
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA —"
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02d}:{secs:02d}" if hours else f"ETA {minutes}:{secs:02d}"
+
+
+def eval_status_line(event: dict[str, Any]) -> str:
+    """``done 120/200 · correct 90 (75.0%) · failed 2 · in flight 32 · 14.2 q/min · ETA 5:38``."""
+    accuracy = event.get("accuracy")
+    per_minute = event.get("per_minute")
+    return (
+        f"done {event['done']}/{event['total']} · correct {event['correct']}"
+        f" ({'—' if accuracy is None else f'{accuracy:.1%}'}) · failed {event['failed']}"
+        f" · in flight {event['in_flight']} · {'—' if per_minute is None else f'{per_minute:.1f}'} q/min"
+        f" · {_eta(event.get('eta_s'))}"
+    )
+
+
+class EvalProgressView:
+    """Progress of ``fathom eval run`` on stderr, fed the runner's events.
+
+    On a terminal: a live bar with the status line, and a line for each failed question or judge
+    error above it. Elsewhere (a log file, CI): the status line at most every ``every_s`` seconds,
+    and those same lines. ``as_json``: every event as one JSON line instead. Use it as a context
+    manager so the bar is taken down however the eval ends.
+    """
+
+    def __init__(self, console: Console, *, as_json: bool = False, every_s: float = 10.0) -> None:
+        self.console = console
+        self.as_json = as_json
+        self.every_s = every_s
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> EvalProgressView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def handle(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            import json
+
+            self.console.file.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+            self.console.file.flush()
+            return
+        kind = event.get("event")
+        if kind == "eval_start":
+            self.console.print(
+                f"[bold]eval[/] {escape(event['eval'])}: {event['total']} questions of {escape(event['dataset'])}, "
+                f"{event['done']} done before", highlight=False,
+            )
+            self._start_bar(event)
+        elif kind == "eval_progress":
+            if event.get("status") == "failed":
+                self.console.print(f"  [red]✗[/] {escape(str(event['item']))}: {escape(_shorten(str(event.get('error')), ERROR_PREVIEW))}")
+            elif event.get("verdict") == "judge_error":
+                self.console.print(f"  [yellow]judge error[/] on {escape(str(event['item']))}")
+            self._update(event)
+        elif kind == "eval_lease_lost":
+            self.console.print(f"  [yellow]lease lost[/] on {escape(str(event['item']))}: another worker took it over")
+
+    def _start_bar(self, event: dict[str, Any]) -> None:
+        if not self.console.is_terminal:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[line]}"),
+            console=self.console, transient=False,
+        )
+        self._task = self._bar.add_task(
+            event["eval"], total=event["total"], completed=event["done"] + event["failed"], line=eval_status_line(event),
+        )
+        self._bar.start()
+
+    def _update(self, event: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=event["done"] + event["failed"], line=eval_status_line(event))
+            return
+        import time
+
+        now = time.monotonic()
+        finished = event["done"] + event["failed"] >= event["total"]
+        if finished or now - self._last_line >= self.every_s:
+            self._last_line = now
+            self.console.print(f"  {eval_status_line(event)}", highlight=False)

@@ -23,6 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fathom.errors import ConfigError, ModelError, StoreError, ToolError, one_line
@@ -107,14 +108,14 @@ async def run_eval(
     async with open_store(settings.db_url) as store:
         evals = EvalStore(store.db)
         eval_options = {"judge": judge.name, **dict(options or {})}
-        info = await evals.create_or_open(name, dataset_name, items, eval_options)
+        await evals.create_or_open(name, dataset_name, items, eval_options)
         if retry_failed:
             await evals.retry_failed(name)
         run_options = {**settings.public_dict(), "prompts": prompt_digests(settings), "eval": name}
         services = build_services(settings, database=store.db)
-        worker = _Worker(store, evals, services, settings, judge, name, owner, lease_s, run_options, emit)
-        emit({"event": "eval_start", "eval": name, "dataset": dataset_name, "total": info.total,
-              "done": info.counts["done"], "owner": owner})
+        progress = Progress.from_summary(await eval_summary(evals, name), time.monotonic())
+        worker = _Worker(store, evals, services, settings, judge, name, owner, lease_s, run_options, emit, progress)
+        emit({"event": "eval_start", "eval": name, "dataset": dataset_name, "owner": owner, **progress.figures()})
         try:
             await worker.work(concurrency)
         finally:
@@ -139,6 +140,51 @@ async def eval_summary(evals: EvalStore, name: str) -> dict[str, Any]:
     return {"eval": name, "total": len(records), **statuses, "verdicts": verdicts}
 
 
+@dataclass
+class Progress:
+    """What one process knows of an eval's progress: counts (those of other processes only as of
+    this one's start), accuracy so far, this process's pace and the time left at that pace."""
+
+    total: int
+    done: int
+    failed: int
+    correct: int
+    judged: int  # done items with a verdict other than judge_error
+    started: float  # time.monotonic() of this process's start
+    finished_here: int = 0
+    in_flight: int = 0
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any], now: float) -> Progress:
+        verdicts = summary["verdicts"]
+        judged = summary["done"] - verdicts.get("judge_error", 0)
+        return cls(summary["total"], summary["done"], summary["failed"], verdicts.get("correct", 0), judged, now)
+
+    def record(self, status: str, verdict: str | None = None) -> None:
+        """Count an item this process finished (``done`` with ``verdict``, or ``failed``)."""
+        self.finished_here += 1
+        if status == "failed":
+            self.failed += 1
+            return
+        self.done += 1
+        if verdict != "judge_error":
+            self.judged += 1
+            self.correct += verdict == "correct"
+
+    def figures(self, now: float | None = None) -> dict[str, Any]:
+        """The progress event's fields: counts, ``accuracy`` (correct ÷ judged so far, None
+        before any), ``per_minute`` (this process's pace) and ``eta_s`` (None until known)."""
+        minutes = ((time.monotonic() if now is None else now) - self.started) / 60
+        per_minute = self.finished_here / minutes if minutes > 0 and self.finished_here else None
+        left = max(self.total - self.done - self.failed, 0)
+        return {
+            "total": self.total, "done": self.done, "failed": self.failed, "in_flight": self.in_flight,
+            "correct": self.correct, "accuracy": self.correct / self.judged if self.judged else None,
+            "per_minute": round(per_minute, 2) if per_minute else None,
+            "eta_s": round(left / per_minute * 60, 1) if per_minute else (0.0 if not left else None),
+        }
+
+
 class _Worker:
     """The claim loop of one process, its in-flight runs and the lease renewer."""
 
@@ -154,13 +200,12 @@ class _Worker:
         lease_s: float,
         run_options: dict[str, Any],
         emit: EventHandler,
+        progress: Progress,
     ) -> None:
         self.store, self.evals, self.services, self.settings = store, evals, services, settings
         self.judge, self.name, self.owner, self.lease_s = judge, name, owner, lease_s
-        self.run_options, self.emit = run_options, emit
+        self.run_options, self.emit, self.progress = run_options, emit, progress
         self.in_flight: dict[str, ClaimedItem] = {}
-        self.done = 0
-        self.failed = 0
 
     async def work(self, concurrency: int) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -223,7 +268,8 @@ class _Worker:
                 error = one_line(exc) or type(exc).__name__
                 if await self.evals.fail(self.name, item.id, self.owner, cause=failure_cause(exc),
                                          error=error, metrics=metrics, run_id=run_id):
-                    self.failed += 1
+                    self.progress.record("failed")
+                self.in_flight.pop(item.id, None)
                 self._progress(item.id, "failed", error=error)
                 return
             metrics = _metrics(summary, time.monotonic() - started)
@@ -232,7 +278,8 @@ class _Worker:
                 self.name, item.id, self.owner, answer=summary.get("answer"), verdict=judgement["verdict"],
                 reason=judgement["reason"], judge=judgement["judge"], metrics=metrics, run_id=run_id,
             ):
-                self.done += 1
+                self.progress.record("done", judgement["verdict"])
+            self.in_flight.pop(item.id, None)
             self._progress(item.id, "done", verdict=judgement["verdict"])
         finally:
             self.in_flight.pop(item.id, None)
@@ -267,8 +314,8 @@ class _Worker:
         return await execute(self.store, record, self.settings, payload=payload, services=self.services)
 
     def _progress(self, item: str | None = None, status: str | None = None, **extra: Any) -> None:
-        event: dict[str, Any] = {"event": "eval_progress", "eval": self.name, "done": self.done,
-                                 "failed": self.failed, "in_flight": len(self.in_flight)}
+        self.progress.in_flight = len(self.in_flight)
+        event: dict[str, Any] = {"event": "eval_progress", "eval": self.name, **self.progress.figures()}
         if item is not None:
             event.update(item=item, status=status, **extra)
         self.emit(event)
@@ -289,4 +336,4 @@ def _metrics(summary: dict[str, Any], wall_s: float) -> dict[str, Any]:
     return metrics
 
 
-__all__ = ["eval_run_id", "eval_summary", "failure_cause", "run_eval", "worker_id"]
+__all__ = ["Progress", "eval_run_id", "eval_summary", "failure_cause", "run_eval", "worker_id"]

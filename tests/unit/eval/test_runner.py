@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from fathom.eval.runner import eval_run_id, run_eval
+from fathom.eval.runner import Progress, eval_run_id, run_eval
 from fathom.store import Database, open_store
 from fathom.store.eval import EvalItem, EvalStore
 from fathom.store.migrations import eval_items
@@ -105,6 +105,8 @@ async def test_every_question_is_answered_once_and_a_rerun_skips_done_ones(model
         assert run is not None and run.status == "answered" and run.options["eval"] == "toy-eval"
     progress = [e for e in events if e["event"] == "eval_progress" and e.get("status") == "done"]
     assert len(progress) == 6 and max(e["done"] for e in progress) == 6
+    last = max(progress, key=lambda e: e["done"])
+    assert last["total"] == 6 and last["accuracy"] == 1.0 and last["eta_s"] == 0.0 and last["per_minute"] > 0
     assert events[-1]["event"] == "eval_end"
 
     again = await run_eval("toy-eval", "toy", ITEMS, settings, judge=ExactJudge(), concurrency=3)
@@ -168,3 +170,25 @@ async def test_cancelling_releases_claims_and_everything_stays_resumable(model, 
     summary = await run_eval("toy-eval", "toy", ITEMS, settings, judge=ExactJudge(), concurrency=2)
     assert summary["done"] == 6 and summary["verdicts"]["correct"] == 6
     assert model.first_turns("1") == 1
+
+
+def test_progress_counts_accuracy_so_far_pace_and_time_left():
+    summary = {"total": 10, "done": 2, "failed": 0,
+               "verdicts": {"correct": 1, "incorrect": 0, "not_attempted": 0, "judge_error": 1}}
+    progress = Progress.from_summary(summary, now=100.0)
+    start = progress.figures(now=100.0)
+    assert start["accuracy"] == 1.0  # the judge error is not a judged answer
+    assert start["per_minute"] is None and start["eta_s"] is None  # no pace yet
+
+    progress.record("done", "correct")
+    progress.record("done", "incorrect")
+    progress.record("failed")
+    progress.record("done", "judge_error")
+    later = progress.figures(now=160.0)  # 4 finished here in one minute, 4 left
+    assert (later["done"], later["failed"], later["correct"]) == (5, 1, 2)
+    assert later["accuracy"] == 2 / 3
+    assert later["per_minute"] == 4.0 and later["eta_s"] == 60.0
+
+    for _ in range(4):
+        progress.record("done", "correct")
+    assert progress.figures(now=200.0)["eta_s"] == 0.0
