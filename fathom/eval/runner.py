@@ -57,6 +57,32 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+async def release_dead_local_claims(evals: EvalStore, name: str) -> int:
+    """Hand back at once the claims of eval ``name`` held by processes of this host that are gone
+    (a killed ``fathom eval run``): the same command again resumes them without waiting out their
+    leases. Claims of other hosts, and of live pids, wait for their leases. Returns how many."""
+    host = socket.gethostname()
+    released = 0
+    for owner in {r.lease_owner for r in await evals.items(name, "claimed") if r.lease_owner}:
+        parts = owner.rsplit(":", 2)  # worker_id(): host:pid:random
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid != os.getpid() and not _pid_alive(pid):
+            released += await evals.release(owner, name)
+    return released
+
+
 def failure_cause(exc: BaseException) -> str:
     """What a failed run's exception blames: ``model``, ``tools``, ``store``, ``config`` or ``error``."""
     if isinstance(exc, ModelError):
@@ -111,6 +137,7 @@ async def run_eval(
         await evals.create_or_open(name, dataset_name, items, eval_options)
         if retry_failed:
             await evals.retry_failed(name)
+        await release_dead_local_claims(evals, name)
         run_options = {**settings.public_dict(), "prompts": prompt_digests(settings), "eval": name}
         services = build_services(settings, database=store.db)
         progress = Progress.from_summary(await eval_summary(evals, name), time.monotonic())
@@ -336,4 +363,4 @@ def _metrics(summary: dict[str, Any], wall_s: float) -> dict[str, Any]:
     return metrics
 
 
-__all__ = ["Progress", "eval_run_id", "eval_summary", "failure_cause", "run_eval", "worker_id"]
+__all__ = ["Progress", "eval_run_id", "release_dead_local_claims", "eval_summary", "failure_cause", "run_eval", "worker_id"]
