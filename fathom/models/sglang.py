@@ -48,6 +48,9 @@ UNREACHABLE_HINTS = {
 }
 
 CONNECT_TIMEOUT_S = 5.0  # a local server that does not accept within 5 s is not coming
+# An eval keeps dozens of requests in flight: keep that many connections open between turns
+# (httpx keeps 20 idle by default: the rest would connect afresh every turn).
+POOL_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30.0)
 HEALTH_TIMEOUT_S = 5.0
 
 
@@ -81,6 +84,7 @@ class SGLangClient(AsyncClosing):
             headers=headers,
             timeout=httpx.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
             transport=transport,
+            limits=POOL_LIMITS,
             trust_env=False,  # a proxy from the environment must not capture a local model server
         )
         self._context_length: int | None = None
