@@ -66,18 +66,12 @@ def run(
 
 async def _run(name: str, dataset: str, items: list[Any], settings: Any, judge: str, judge_model: str | None,
                prompt: str | None, concurrency: int, retry_failed: bool, *, quiet: bool) -> dict[str, Any]:
-    from fathom.app.services import judge_chat_client
-    from fathom.eval.judges import judge_for
+    from fathom.eval.judging import eval_judge
     from fathom.eval.runner import run_eval
 
-    chat = judge_chat_client(settings, judge_model) if judge in ("auto", "llm") else None
-    try:
-        chosen = judge_for(judge, dataset=dataset, chat=chat, prompt=prompt)
+    async with eval_judge(settings, judge, dataset=dataset, judge_model=judge_model, prompt=prompt) as chosen:
         summary = await run_eval(name, dataset, items, settings, judge=chosen, concurrency=concurrency,
                                  retry_failed=retry_failed, on_event=None if quiet else _progress)
-    finally:
-        if chat is not None:
-            await chat.aclose()
     return {**summary, **await _scores(settings.db_url, name)}
 
 
@@ -292,8 +286,7 @@ def rejudge(
 
 
 async def _rejudge(name: str, settings: Any, judge: str, judge_model: str | None, prompt: str | None) -> dict[str, Any]:
-    from fathom.app.services import judge_chat_client
-    from fathom.eval.judges import judge_for
+    from fathom.eval.judging import eval_judge
     from fathom.eval.metrics import summarize
     from fathom.eval.runner import eval_summary
     from fathom.store import open_store
@@ -304,10 +297,9 @@ async def _rejudge(name: str, settings: Any, judge: str, judge_model: str | None
         info = await evals.get(name)
         if info is None:
             raise ConfigError(f"no eval {name!r} (see 'fathom eval list')")
-        chat = judge_chat_client(settings, judge_model) if judge in ("auto", "llm") else None
         items = changed = 0
-        try:
-            chosen = judge_for(judge, dataset=info.dataset, chat=chat, prompt=prompt)
+        async with eval_judge(settings, judge, dataset=info.dataset, judge_model=judge_model, prompt=prompt,
+                              database=store.db) as chosen:
             for record in await evals.items(name, "done"):
                 try:
                     judgement = await chosen(record.question, record.gold, record.answer)
@@ -317,9 +309,6 @@ async def _rejudge(name: str, settings: Any, judge: str, judge_model: str | None
                 if await evals.set_verdict(name, record.id, verdict=verdict, reason=reason, judge=by):
                     items += 1
                     changed += verdict != record.verdict
-        finally:
-            if chat is not None:
-                await chat.aclose()
         records = await evals.items(name)
         return {**await eval_summary(evals, name), "metrics": summarize(map(_metrics_row, records)).as_dict(),
                 "rejudged": {"items": items, "changed": changed, "judge": chosen.name}}
