@@ -5,7 +5,8 @@ analytics scripts; a mega-menu, a cookie banner, breadcrumbs, ad slots, a sideba
 comments, a newsletter form and a link-heavy footer. Bodies hold headings, lists, tables, code,
 figures and definition lists, padded with topical filler so that the goal's words also appear in
 passages that do not answer it. Each page plants facts; a :class:`Case` is a goal and the exact
-string that answers it.
+string that answers it, and on API references and long tables (bench/read_pages_docs.py) the name
+the answer belongs to (a signature, a term, a header row, a list's lead-in).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import random
 from dataclasses import dataclass
 from html import escape
 
+from bench import read_pages_docs  # noqa: F401  (registers its pages in BUILDERS)
 from bench.read_pages import BUILDERS
 
 
@@ -22,6 +24,7 @@ from bench.read_pages import BUILDERS
 class Case:
     goal: str
     answer: str
+    name: str = ""  # what the answer belongs to, which the evidence must also show ("" if nothing)
 
 
 @dataclass(frozen=True)
@@ -198,5 +201,5 @@ def fixtures(seed: int = 7) -> list[Fixture]:
     for index, (name, build) in enumerate(BUILDERS.items()):
         rng = random.Random(seed * 1000 + index)
         title, body, cases, options = build(Filler(rng), rng)
-        out.append(Fixture(name, page(title, body, rng, **options), tuple(Case(g, a) for g, a in cases)))
+        out.append(Fixture(name, page(title, body, rng, **options), tuple(Case(*case) for case in cases)))
     return out

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 HEADER = "The useful information in {url} for goal \u201c{goal}\u201d:\n\n"
 LLM_INPUT_CHARS = 15_000  # what the extractor reads of a page (upstream clip, but best passages)
 LLM_MAX_TOKENS = 1024
+# The passage layout's version, part of the cache identity: evidence cached before passages kept
+# their labels (terms, header rows, lead-ins) is not served again as if it had them.
+LAYOUT = 2
 
 
 class QueryLLM(Protocol):
@@ -71,13 +74,14 @@ class EvidenceExtractor:
 
     @property
     def identity(self) -> str:
-        """What decides this extractor's output (path, model, budgets, prompts): a cache-key part."""
+        """What decides this extractor's output (path, layout, model, budgets, prompts): a cache-key part."""
         if self.llm is None:
-            return f"extractive/{self.max_chars}"
+            return f"extractive/{self.max_chars}/v{LAYOUT}"
         model = getattr(self.llm, "model", "") or type(self.llm).__name__
         where = getattr(self.llm, "base_url", "")
         prompts = hashlib.sha256(f"{self.system_prompt}\0{self.user_prompt}".encode()).hexdigest()[:16]
-        return f"llm/{self.max_chars}/{self.llm_input_chars}/{self.llm_max_tokens}/{prompts}/{model}@{where}"[:255]
+        return (f"llm/{self.max_chars}/{self.llm_input_chars}/{self.llm_max_tokens}/v{LAYOUT}/{prompts}/"
+                f"{model}@{where}")[:255]
 
     async def extract(self, doc: Document, goal: str, *, url: str, timeout_s: float | None = None) -> Evidence:
         """Evidence for ``goal`` from ``doc``; ``url`` is the one shown in the header (as asked for).
@@ -148,7 +152,8 @@ def select_passages(doc: Document, goal: str, max_chars: int) -> tuple[str, str 
             used += cost
     if not chosen:  # even the best passage is over budget: show its beginning
         best = passages[order[0] if matched else 0]
-        chosen = [Passage(best.index, best.heading, best.text[: max(0, max_chars - 100)] + " \u2026")]
+        room = max(0, max_chars - 100 - len(best.label))
+        chosen = [Passage(best.index, best.heading, best.text[:room] + " \u2026", best.label)]
     chosen.sort(key=lambda p: p.index)
     shown = sum(len(p.text) for p in chosen)
     why = "chosen for relevance to the goal" if matched else "no passage matched the goal, so the start of the page is shown"
@@ -158,18 +163,23 @@ def select_passages(doc: Document, goal: str, max_chars: int) -> tuple[str, str 
     return _join(chosen), note
 
 
-def _render(p: Passage) -> str:
-    return f"[Section: {p.heading}]\n{p.text}" if p.heading else p.text
+def _render(p: Passage, *, section: bool = True, label: bool = True) -> str:
+    """A passage as the model reads it: its section, the lines it belongs under, its text."""
+    text = f"{p.label}\n{p.text}" if label and p.label else p.text
+    return f"[Section: {p.heading}]\n{text}" if section and p.heading else text
 
 
 def _join(passages: list[Passage]) -> str:
+    """Passages in order; one that follows the previous one directly needs neither its section
+    (when unchanged) nor its label (the lines it belongs under were shown above it)."""
     parts: list[str] = []
     previous: Passage | None = None
     for p in passages:
+        follows = previous is not None and p.index == previous.index + 1
         if previous is not None:
-            parts.append(GAP if p.index != previous.index + 1 else "\n\n")
-        same_section = previous is not None and previous.heading == p.heading and p.index == previous.index + 1
-        parts.append(p.text if same_section or not p.heading else _render(p))
+            parts.append("\n\n" if follows else GAP)
+        same_section = follows and previous is not None and previous.heading == p.heading
+        parts.append(_render(p, section=not same_section, label=not follows))
         previous = p
     return "".join(parts)
 

@@ -1,7 +1,10 @@
 """HTML -> light markdown: the readable text of a web page, without its site chrome.
 
-``#`` headings, ``- `` list items (nested ones indented), table rows as ``a | b | c``, ``> ``
-block quotes, ``<pre>`` kept line for line, paragraphs separated by blank lines. Scripts, styles,
+``#`` headings, ``- `` list items (nested ones indented), table rows as ``a | b | c`` under their
+caption, ``> `` block quotes, ``<pre>`` kept line for line, paragraphs separated by blank lines.
+A definition list keeps each term on its own line with its description indented under it (the
+term and the description's first block in one block), so that what a description belongs to can
+be read off the indentation (:mod:`fathom.tools.passages` relies on it). Scripts, styles,
 navigation, forms, hidden elements and boilerplate marked by tag, ARIA role or class/id are
 dropped; a page's ``header``/``footer`` are dropped unless they sit inside the article itself.
 
@@ -39,7 +42,8 @@ _BOILERPLATE_MARKS = frozenset(
     {"sidebar", "navbar", "nav", "menu", "breadcrumb", "breadcrumbs", "cookie-banner",
      "cookie-consent", "cookies", "advert", "advertisement", "ads", "share", "social-share",
      "share-buttons", "site-header", "site-footer", "skip-link", "related-posts", "newsletter",
-     "comments", "mw-navigation", "mw-jump-link", "toc", "navbox", "printfooter", "catlinks"}
+     "comments", "mw-navigation", "mw-jump-link", "toc", "navbox", "printfooter", "catlinks",
+     "headerlink"}  # Sphinx's pilcrow after every heading and API signature
 )
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _BLOCK_TAGS = frozenset(
@@ -225,6 +229,9 @@ class _Renderer:
             elif name == "table":
                 self._flush()
                 self.blocks.extend(_render_table(child))
+            elif name == "dl":
+                self._flush()
+                self.blocks.extend(_render_definitions(child))
             elif name == "ul" or name == "ol":
                 self._flush()
                 lines = _render_list(child)
@@ -286,6 +293,49 @@ def _render_list(node: Tag, depth: int = 0) -> list[str]:
     return lines
 
 
+_INDENT = "  "  # a description under its term, as a list item's continuation under its bullet
+
+
+def _render_definitions(node: Tag) -> list[str]:
+    """A ``<dl>``: each term on a line, its description's blocks indented under it, and the
+    term(s) in one block with the description's first block, so the two are never parted.
+
+    API references (Sphinx, pdoc, javadoc) put a signature in the ``<dt>`` and its docstring in
+    the ``<dd>``; a nested ``<dl>`` (a class's methods) nests one indentation level deeper.
+    """
+    blocks: list[str] = []
+    terms: list[str] = []
+    for item in _definition_items(node):
+        inner = _Renderer()
+        inner.walk(item)
+        rendered = inner.finish()
+        if item.name == "dt":
+            term = " ".join(line.strip() for block in rendered for line in block.splitlines() if line.strip())
+            if term:
+                terms.append(term)
+            continue
+        if item.name == "dd":
+            rendered = ["\n".join(_INDENT + line if line else line for line in block.split("\n")) for block in rendered]
+        if terms:
+            rendered = ["\n".join(terms) + ("\n" + rendered[0] if rendered else ""), *rendered[1:]]
+            terms = []
+        blocks.extend(rendered)
+    if terms:  # a term without a description
+        blocks.append("\n".join(terms))
+    return blocks
+
+
+def _definition_items(node: Tag) -> Iterator[Tag]:
+    """The ``<dt>``/``<dd>`` (and any stray) elements of a ``<dl>``, through the ``<div>`` wrappers
+    HTML allows around each group."""
+    for child in node.contents:
+        if isinstance(child, Tag):
+            if child.name == "div":
+                yield from _definition_items(child)
+            else:
+                yield child
+
+
 def _table_rows(node: Tag) -> Iterator[Tag]:
     """The ``<tr>`` elements under ``node`` in document order, not those of a nested table."""
     for child in node.contents:
@@ -297,20 +347,18 @@ def _table_rows(node: Tag) -> Iterator[Tag]:
 
 
 def _render_table(table: Tag) -> list[str]:
-    blocks: list[str] = []
+    """One block: the caption's line (if any) above the rows, the first row being the header."""
+    lines: list[str] = []
     caption = next(_child_tags(table, "caption"), None)
     if caption is not None:
         text = _text(caption)
         if text:
-            blocks.append(text)
-    rows: list[str] = []
+            lines.append(text)
     for tr in _table_rows(table):
         cells = [_text(c) for c in _child_tags(tr, "th", "td")]
         if any(cells):
-            rows.append(" | ".join(cells))
-    if rows:
-        blocks.append("\n".join(rows))
-    return blocks
+            lines.append(" | ".join(cells))
+    return ["\n".join(lines)] if lines else []
 
 
 def _collapse(text: str) -> str:

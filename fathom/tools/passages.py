@@ -2,6 +2,15 @@
 
 A passage is about a paragraph (or a few short ones), and it remembers the headings it sits
 under, so a passage deep in "History > Founding" still matches a goal about the founding.
+
+It also keeps the name of what it describes when that name lies before it: its ``label`` holds
+the lines its first line belongs under. Which lines those are is read off the layout that
+:mod:`fathom.tools.html_text` writes (and plain text, markdown and code share): a line belongs
+under the nearest line before it that is indented less (a definition's term, a code signature
+above its docstring, a list item above its sub-items); list items also belong under the line
+that leads into them at their own indentation, and a table's rows under its header row (the
+header under the table's caption). Headings start afresh. A passage cut from the middle of a
+definition, a list or a table thus still names its term, lead-in or header.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from dataclasses import dataclass
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _VOWEL = re.compile(r"[aeiouy]")
+_NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)+")  # versions, dates, times, 1,412
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being
@@ -27,20 +37,31 @@ _STOPWORDS = frozenset(
     including related regarding please""".split()
 )
 HEADING_BOOST = 0.5  # per goal term found in the passage's headings
+LABEL_LINE_CHARS = 160  # a longer line in a label (a long lead-in paragraph) is shortened
+LABEL_LINES = 4  # the outermost line and the innermost ones beyond that, for deep nesting
+_ITEM = re.compile(r"(?:[-*+]|\d{1,3}[.)])\s")  # a list item's marker, after its indentation
+_BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 @dataclass(frozen=True)
 class Passage:
-    """A contiguous piece of a document; ``index`` is its position, ``heading`` its section path."""
+    """A contiguous piece of a document; ``index`` is its position, ``heading`` its section path,
+    ``label`` the lines before it that its first line belongs under (see the module docstring),
+    one per line, "" when none."""
 
     index: int
     heading: str
     text: str
+    label: str = ""
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word stems without stopwords: what BM25 counts."""
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    """Lower-cased word stems without stopwords, and each compound number whole as well as in its
+    parts ("11.17" also as "11.17", so version 11.17 is not any 11 and 17): what BM25 counts."""
+    text = text.lower()
+    tokens = [_stem(w) for w in _WORD.findall(text) if w not in _STOPWORDS]
+    tokens += _NUMBER.findall(text)
+    return tokens
 
 
 def query_terms(text: str) -> list[str]:
@@ -98,20 +119,22 @@ def split_passages(text: str, *, target_chars: int = 800, max_chars: int = 1200)
     """Split markdown-ish text (blank-line separated blocks, ``#`` headings) into passages.
 
     Blocks under one heading are merged up to ``target_chars``; a block longer than ``max_chars``
-    is cut at line, then sentence, boundaries (table parts repeat their header row).
+    is cut at line, then sentence, boundaries. Each passage gets its heading path and its label.
     """
     passages: list[Passage] = []
     headings: list[tuple[int, str]] = []  # (level, text) from the outermost in
+    outline: list[tuple[float, str]] = []  # (level, line): the lines the next line may belong under
     current: list[str] = []
+    label = ""
 
     def close() -> None:
         if current:
             path = " > ".join(text for _, text in headings)
-            passages.append(Passage(len(passages), path, "\n\n".join(current)))
+            passages.append(Passage(len(passages), path, "\n\n".join(current), label))
             current.clear()
 
-    for block in re.split(r"\n\s*\n", text):
-        block = block.strip()
+    for block in _BLANK_LINES.split(text):
+        block = block.lstrip("\n").rstrip()  # a block's indentation is kept: it is structure
         if not block:
             continue
         level = len(block) - len(block.lstrip("#"))
@@ -120,44 +143,99 @@ def split_passages(text: str, *, target_chars: int = 800, max_chars: int = 1200)
             while headings and headings[-1][0] >= level:
                 headings.pop()
             headings.append((level, block[level:].strip()))
+            outline.clear()
             continue
-        for piece in _cut(block, max_chars):
+        lines = block.split("\n")
+        contexts = _contexts(lines, outline)
+        for piece, line in _cut(block, lines, max_chars):
             if current and sum(map(len, current)) + len(piece) > target_chars:
                 close()
+            if not current:
+                label = _label(contexts[line])
             current.append(piece)
     close()
     return passages
 
 
-def _cut(block: str, max_chars: int) -> list[str]:
+def _contexts(lines: list[str], outline: list[tuple[float, str]]) -> list[tuple[str, ...]]:
+    """For each line of a block, the lines it belongs under; ``outline`` carries on to the next block."""
+    out: list[tuple[str, ...]] = []
+    for line, level in zip(lines, _levels(lines)):
+        while outline and outline[-1][0] >= level:
+            outline.pop()
+        out.append(tuple(ln for _, ln in outline))
+        outline.append((level, line))
+    return out
+
+
+def _levels(lines: list[str]) -> list[float]:
+    """Each line's nesting level: its indentation; half a level deeper for a list item (under its
+    lead-in) and for a table row (under the header, itself a quarter deeper than a caption)."""
+    levels: list[float] = []
+    for line in lines:
+        body = line.lstrip()
+        indent = float(len(line) - len(body))
+        levels.append(indent + 0.5 if _ITEM.match(body) else indent)
+    header = 0 if " | " in lines[0] else 1
+    if len(lines) > header + 1 and sum(" | " in ln for ln in lines[header : header + 3]) >= 2:
+        base = levels[header] + (0.25 if header else 0.0)
+        levels[header] = base
+        levels[header + 1 :] = [base + 0.25] * (len(lines) - header - 1)
+    return levels
+
+
+def _label(context: tuple[str, ...]) -> str:
+    """A passage's label from the lines its first line belongs under, long ones shortened."""
+    if len(context) > LABEL_LINES:
+        context = context[:1] + context[1 - LABEL_LINES :]
+    return "\n".join(ln if len(ln) <= LABEL_LINE_CHARS else ln[:LABEL_LINE_CHARS].rstrip() + " \u2026"
+                     for ln in context)
+
+
+def _cut(block: str, lines: list[str], max_chars: int) -> list[tuple[str, int]]:
+    """``block`` in pieces of at most ``max_chars``, each with the index of the line it starts in."""
     if len(block) <= max_chars:
-        return [block]
-    lines = block.split("\n")
-    if len(lines) > 1:
-        header = lines[0] if " | " in lines[0] and all(" | " in ln for ln in lines[:3]) else None
-        return _pack(lines, max_chars, "\n", header)
-    sentences = _SENTENCE_END.split(block)
-    if len(sentences) > 1:
-        return _pack(sentences, max_chars, " ", None)
-    return [block[i : i + max_chars] for i in range(0, len(block), max_chars)]
+        return [(block, 0)]
+    if len(lines) == 1:
+        return [(piece, 0) for piece in _cut_line(block, max_chars)]
+    parts: list[tuple[str, int]] = []
+    current: list[str] = []
+    start = size = 0
+    for i, line in enumerate(lines):
+        if current and (size + len(line) + 1 > max_chars or len(line) > max_chars):
+            parts.append(("\n".join(current), start))
+            current, size = [], 0
+        if len(line) > max_chars:  # one enormous line: cut it on its own
+            parts.extend((piece, i) for piece in _cut_line(line, max_chars))
+            continue
+        if not current:
+            start = i
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        parts.append(("\n".join(current), start))
+    return parts
 
 
-def _pack(units: list[str], max_chars: int, sep: str, header: str | None) -> list[str]:
+def _cut_line(line: str, max_chars: int) -> list[str]:
+    """One long line in pieces: at sentence ends, else hard."""
+    sentences = _SENTENCE_END.split(line)
+    if len(sentences) == 1:
+        return [line[i : i + max_chars] for i in range(0, len(line), max_chars)]
     parts: list[str] = []
     current: list[str] = []
     size = 0
-    for unit in units:
-        if len(unit) > max_chars:  # one enormous line or sentence: cut it hard
-            parts.extend(_cut(unit, max_chars) if sep == "\n" else
-                         [unit[i : i + max_chars] for i in range(0, len(unit), max_chars)])
+    for sentence in sentences:
+        if current and size + len(sentence) + 1 > max_chars:
+            parts.append(" ".join(current))
+            current, size = [], 0
+        if len(sentence) > max_chars:
+            parts.extend(sentence[i : i + max_chars] for i in range(0, len(sentence), max_chars))
             continue
-        if current and size + len(unit) + len(sep) > max_chars:
-            parts.append(sep.join(current))
-            current, size = ([header] if header else []), (len(header) if header else 0)
-        current.append(unit)
-        size += len(unit) + len(sep)
-    if current and current != [header]:
-        parts.append(sep.join(current))
+        current.append(sentence)
+        size += len(sentence) + 1
+    if current:
+        parts.append(" ".join(current))
     return parts
 
 
@@ -190,11 +268,11 @@ class BM25:
 
 
 def rank_passages(passages: Sequence[Passage], goal: str) -> list[float]:
-    """One relevance score per passage (same order): BM25 of its text plus a heading boost."""
+    """One relevance score per passage (same order): BM25 of its label and text plus a heading boost."""
     query = tokenize(goal)
     if not passages or not query:
         return [0.0] * len(passages)
-    bm25 = BM25([tokenize(p.text) for p in passages])
+    bm25 = BM25([tokenize(f"{p.label}\n{p.text}" if p.label else p.text) for p in passages])
     scores = bm25.scores(query)
     terms = set(query)
     return [score + HEADING_BOOST * len(terms & set(tokenize(p.heading))) for score, p in zip(scores, passages)]

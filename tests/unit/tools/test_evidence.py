@@ -87,7 +87,10 @@ def test_long_blocks_are_cut_and_tables_repeat_their_header() -> None:
     passages = split_passages(table, target_chars=300, max_chars=400)
     assert len(passages) > 5
     assert all(len(p.text) <= 400 for p in passages)
-    assert all(p.text.startswith("Name | Year\n") for p in passages)
+    assert passages[0].text.startswith("Name | Year\n") and passages[0].label == ""
+    assert all(p.label == "Name | Year" and p.text.startswith("Row ") for p in passages[1:])
+    body, _ = select_passages(Document(url=URL, title="t", text=table), "row 150", 500)
+    assert body.startswith("Name | Year\nRow ") and "Row 150 | 2050" in body
     sentence_block = "This is a sentence. " * 200
     assert all(len(p.text) <= 400 for p in split_passages(sentence_block, target_chars=300, max_chars=400))
 
@@ -310,3 +313,114 @@ def test_the_query_llm_path_needs_its_prompts() -> None:
     with pytest.raises(ValueError, match="prompts"):
         EvidenceExtractor(llm=ScriptedLLM(GOOD_REPLY))
     assert EvidenceExtractor().llm is None  # the extractive path needs none
+
+
+# ---- passages keep the name of what they describe ---------------------------------------------------
+
+
+def _sphinx_entry(name: str, params: str, paragraphs: list[str]) -> str:
+    return (f'<dl class="py function"><dt class="sig sig-object py"><span class="sig-prename descclassname">'
+            f'<span class="pre">contextlib.</span></span><span class="sig-name descname"><span class="pre">{name}'
+            f'</span></span><span class="sig-paren">(</span><em class="sig-param">{params}</em>'
+            f'<span class="sig-paren">)</span><a class="headerlink" href="#{name}">\u00b6</a></dt>'
+            f"<dd>{''.join(f'<p>{p}</p>' for p in paragraphs)}</dd></dl>")
+
+
+def api_reference() -> Document:
+    """A Sphinx-style module reference whose entries run longer than a passage."""
+    filler = [f"Paragraph {i} of general remarks about managers, resources, scopes and cleanup order "
+              f"that holds for most of the helpers in this module. " * 2 for i in range(4)]
+    entries = [_sphinx_entry(f"helper_{i}", "thing", filler) for i in range(12)]
+    entries.insert(7, _sphinx_entry("chdir", "path", [
+        *filler,
+        "It switches the current working directory of the whole process and is therefore unsuitable for "
+        "threaded or asynchronous code; the previous directory comes back on exit.",
+    ]))
+    html = ("<html><body><main><h1>contextlib \u2014 Utilities</h1><h2>Utilities</h2>"
+            + "".join(entries) + "</main></body></html>")
+    return doc_of(html, url="https://docs.example/contextlib.html")
+
+
+def test_evidence_from_a_definition_names_its_term() -> None:
+    # The case the issue met: the description was found, its <dt> was left behind in another passage.
+    doc = api_reference()
+    passages = split_passages(doc.text)
+    answer = next(p for p in passages if "unsuitable for threaded" in p.text)
+    assert "contextlib.chdir(path)" not in answer.text  # the term lies far above the answer ...
+    assert answer.label == "contextlib.chdir(path)"  # ... and travels with it
+    text = EvidenceExtractor(max_chars=1500).extractive(
+        doc, "Can I change the working directory safely from threaded code?", url=doc.url)
+    body = text.split("Evidence (extracted passages):\n", 1)[1]
+    assert body.startswith("[Section: contextlib \u2014 Utilities > Utilities]\ncontextlib.chdir(path)\n  ")
+    assert "unsuitable for threaded" in body and "[truncated: " in body
+
+
+def test_the_term_counts_for_ranking() -> None:
+    passages = split_passages(api_reference().text)
+    scores = rank_passages(passages, "what does chdir do")
+    under = [s for p, s in zip(passages, scores) if "chdir" in p.label + p.text]
+    others = [s for p, s in zip(passages, scores) if "chdir" not in p.label + p.text]
+    assert len(under) >= 2 and min(under) > max(others) == 0.0
+    assert any("chdir" not in p.text and s > 0 for p, s in zip(passages, scores))  # by its label alone
+
+
+def test_a_list_cut_into_passages_keeps_its_lead_in() -> None:
+    items = "\n".join(f"- E{200 + k}: the request failed for reason number {k} of many" for k in range(60))
+    text = f"## Errors\n\nSome words.\n\nErrors returned by the upload endpoint:\n{items}\n\nAfter the list."
+    passages = split_passages(text, target_chars=300, max_chars=400)
+    later = next(p for p in passages if "E250:" in p.text)
+    assert later.label == "Errors returned by the upload endpoint:"
+    after = next(p for p in passages if "After the list." in p.text)
+    assert not after.text.startswith("After") or after.label == ""  # a paragraph after the list is no item
+
+
+def test_nested_items_keep_their_parent_item() -> None:
+    subs = "\n".join(f"  - sub-point {k} with some words to make it longer" for k in range(30))
+    text = f"Intro:\n- Point one\n{subs}\n- Point two"
+    passages = split_passages(text, target_chars=300, max_chars=400)
+    later = next(p for p in passages if "sub-point 25 " in p.text)
+    assert later.label == "Intro:\n- Point one"
+    last = passages[-1]
+    assert last.text.endswith("- Point two")
+
+
+def test_a_docstring_keeps_its_signature() -> None:
+    doc = "\n\n".join("    " + f"Remark {i} on the helper, long enough to fill a passage. " * 3 for i in range(6))
+    code = (f"class Ranges:\n    \"\"\"Byte ranges.\"\"\"\n\n\ndef parse_range(header: str, size: int):\n    \"\"\"Parse a Range "
+            f"header.\n\n{doc}\n\n    A suffix range means the last bytes of the body.\n    \"\"\"\n    return 0\n\n"
+            "def other():\n    pass")
+    passages = split_passages(code, target_chars=300, max_chars=400)
+    answer = next(p for p in passages if "suffix range" in p.text)
+    assert answer.label == "def parse_range(header: str, size: int):"
+    assert all(p.label == "" for p in passages if p.text.startswith(("class Ranges", "def ")))
+
+
+def test_a_table_passage_names_its_caption_and_header() -> None:
+    rows = "\n".join(f"{v}.0 | 20{10 + v % 10}-01-01 | 20{20 + v % 10}-06-30" for v in range(120))
+    text = f"# Releases\n\nTable 2. Supported releases\nVersion | Released | End of support\n{rows}"
+    passages = split_passages(text, target_chars=300, max_chars=400)
+    later = next(p for p in passages if "\n97.0 |" in p.text)
+    assert later.label == "Table 2. Supported releases\nVersion | Released | End of support"
+    body, _ = select_passages(Document(url=URL, title="t", text=text), "When does support for version 97.0 end?", 700)
+    assert "Version | Released | End of support\n" in body and "97.0 | " in body
+
+
+def test_headings_start_afresh() -> None:
+    text = "Term\n  Its description.\n\n## Next\n\n  An indented note under a new heading."
+    passages = split_passages(text, target_chars=10, max_chars=100)
+    assert [p.label for p in passages] == ["", ""]
+
+
+def test_long_label_lines_are_shortened() -> None:
+    lead = "A lead-in paragraph that goes on " * 20 + "and finally ends:"
+    items = "\n".join(f"- item {k} with a fair number of words in it" for k in range(40))
+    passages = split_passages(f"{lead}\n\n{items}", target_chars=300, max_chars=400)
+    label = passages[-1].label
+    assert label.startswith("A lead-in paragraph") and label.endswith(" \u2026") and len(label) <= 170
+
+
+def test_labels_are_not_repeated_between_adjacent_passages() -> None:
+    rows = "\n".join(f"Row {i} | {1900 + i}" for i in range(60))
+    doc = Document(url=URL, title="t", text="Name | Year\n" + rows)
+    body, note = select_passages(doc, "row", 100_000)  # the whole page fits: shown as it is
+    assert note is None and body.count("Name | Year") == 1

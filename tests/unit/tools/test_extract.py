@@ -26,7 +26,8 @@ def test_article_keeps_title_headings_lists_and_tables() -> None:
     assert "officially opened on 14 June 1897 by the mayor" in text
     assert "- Main span: 62 metres" in text
     assert "- Deck width: 7.5 metres\n  - Footway on the east side only" in text
-    assert "Key figures\n\nFeature | Value | Unit\nTotal length | 148 | m\nCost (1897) | 21,400 | GBP" in text
+    # The caption heads its table's block: the two travel together into passages.
+    assert "Key figures\nFeature | Value | Unit\nTotal length | 148 | m\nCost (1897) | 21,400 | GBP" in text
     assert "The 2004\u20132006 restoration" in text
 
 
@@ -141,3 +142,35 @@ def test_sniff() -> None:
     assert sniff(b'{"a": 1}') is MediaKind.JSON
     assert sniff(b"\x89PNG\r\n\x1a\n\x00\x00") is MediaKind.BINARY
     assert sniff(b"just words") is MediaKind.TEXT
+
+
+# ---- definition lists: a term and its description stay together ------------------------------------
+
+API_PAGE = """<html><body><div class="body" role="main"><h1>contextlib<a class="headerlink" href="#c">\u00b6</a></h1>
+<dl class="py function"><dt class="sig sig-object py" id="contextlib.chdir">
+""" + ('<span class="sig-prename descclassname"><span class="pre">contextlib.</span></span><span class="sig-name '
+       'descname"><span class="pre">chdir</span></span><span class="sig-paren">(</span><em class="sig-param"><span '
+       'class="n"><span class="pre">path</span></span></em><span class="sig-paren">)</span><a class="headerlink" '
+       'href="#contextlib.chdir">\u00b6</a><br/></dt>') + """
+<dd><p>Changes the working directory for the block.</p><p>Not safe across threads.</p>
+<div class="highlight"><pre>with chdir(path):
+    build()</pre></div>
+<dl class="py method"><dt>restore()</dt><dd><p>Goes back.</p><ul><li>once</li></ul></dd></dl>
+</dd></dl>
+<dl><div><dt>Alpha</dt><dt>Alef</dt><dd>First letter.</dd></div><div><dt>Omega</dt></div></dl>
+</div></body></html>"""
+
+
+def test_a_definition_keeps_its_term_on_the_line_above_it_and_is_indented_under_it() -> None:
+    _, text = html_to_text(API_PAGE)
+    assert text.startswith("# contextlib\n\n")  # Sphinx's pilcrow links are chrome
+    assert "\u00b6" not in text
+    # The signature reads as written (no spaces between its spans) and heads its description's first block.
+    assert "contextlib.chdir(path)\n  Changes the working directory for the block.\n\n  Not safe across threads." in text
+    assert "\n\n  with chdir(path):\n      build()\n\n" in text  # code keeps its own indentation, one level in
+    assert "\n\n  restore()\n    Goes back.\n\n    - once" in text  # a nested list of definitions nests deeper
+
+
+def test_definition_groups_wrapped_in_divs_and_terms_without_descriptions() -> None:
+    _, text = html_to_text(API_PAGE)
+    assert text.endswith("Alpha\nAlef\n  First letter.\n\nOmega")
