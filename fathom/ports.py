@@ -29,7 +29,7 @@ class ResearchConfig:
     answer_reserve_tokens: int = 2048
     max_new_tokens_per_turn: int = 8192
     search_top_k: int = 10
-    verify: bool = True
+    verify: str = "on"  # "off", "on" (verbatim in evidence, else the judge) or "strict" (always the judge)
     max_verify_loops: int = 2
     language: str = "English"
     synth_prompt: str = ""  # the synthesizer's system prompt text ("": ours)

@@ -94,8 +94,9 @@ class Settings(BaseModel):
     synth_prompt: str | None = None  # trained, builtin or a file
     language: str = "English"
 
-    # verification
-    verify: bool = True
+    # verification: off; on (an answer verbatim in a page read is supported, else a judge is
+    # asked); strict (the judge is always asked). true/false (old values) mean on/off.
+    verify: Literal["off", "on", "strict"] = "on"
     max_verify_loops: int = Field(2, ge=0, le=10)
 
     # budgets
@@ -161,6 +162,14 @@ class Settings(BaseModel):
         if not text.strip():
             raise ValueError("must be trained, builtin or a prompt file")
         return text.strip() if text.strip() in PROMPT_CHOICES else text
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        text = str(value).strip().lower()
+        return {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}.get(text, text)
 
     @field_validator("query_llm")
     @classmethod

@@ -21,6 +21,7 @@ from fathom.app import upstream
 from fathom.errors import ConfigError, ModelError, ToolError
 from fathom.graph.build import build_graph
 from fathom.graph.context import FathomContext, as_context
+from fathom.models.base import ChatResult
 from fathom.models.chat import ChatClient
 from fathom.models.local import LocalClient, is_local_url
 from fathom.models.sglang import SGLangClient
@@ -112,7 +113,7 @@ def build_services(
         # A local: search model has no /v1 route, and judging with it would evict the transcript's
         # KV prefix: no judge then (answers are reported unverified) unless a query LLM is set.
         judge=query_llm or (None if is_local_url(settings.search_model_url)
-                            else keep(_search_model_chat(settings, "judge (search model)"))),
+                            else _NoThinkingJudge(keep(_search_model_chat(settings, "judge (search model)")))),
         closers=closers,
     )
 
@@ -324,6 +325,20 @@ def _search_model_chat(settings: Settings, name: str) -> ChatClient:
     """The search model's OpenAI-compatible route (SGLang serves ``/v1`` beside ``/generate``)."""
     return ChatClient(settings.search_model_url + "/v1", None, api_key=_secret(settings.model_api_key),
                       timeout_s=settings.model_timeout_s, max_retries=settings.model_retries, name=name)
+
+
+class _NoThinkingJudge:
+    """The search model's chat route as the answer judge, asked not to think first (SGLang's
+    ``chat_template_kwargs``; Qwen3 templates honour ``enable_thinking``), so the verdict's few
+    dozen tokens are not spent on reasoning."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    async def complete(self, messages: list[dict[str, Any]], *, temperature: float = 0.0,
+                       max_tokens: int = 64) -> ChatResult:
+        return await self.client.complete(messages, temperature=temperature, max_tokens=max_tokens,
+                                          extra_body={"chat_template_kwargs": {"enable_thinking": False}})
 
 
 def _chat_prompt(prompt: Prompt) -> str:

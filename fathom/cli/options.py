@@ -188,7 +188,8 @@ class RunOptions:
     prompt: Annotated[Optional[str], typer.Option("--prompt", "--prompt-file", metavar="trained|builtin|FILE", help="Search system prompt: trained (the upstream text, byte-exact; see 'fathom prompts fetch'), builtin, or a file used byte for byte with {func_schemas} replaced (--prompt-file is an old name) [env FATHOM_PROMPT; default trained once fetched, else builtin]")] = None
     synth_prompt: Annotated[Optional[str], typer.Option("--synth-prompt", "--synth-prompt-file", metavar="trained|builtin|FILE", help="Synthesizer system prompt: trained, builtin or a file used byte for byte (--synth-prompt-file is an old name) [env FATHOM_SYNTH_PROMPT; default trained once fetched, else builtin]")] = None
     language: Annotated[Optional[str], typer.Option("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Accept the model's answer without checking it [env FATHOM_VERIFY=false; default: answers are checked]")] = False
+    verify: Annotated[Optional[str], typer.Option("--verify", metavar="off|on|strict", help="Check the answer: on (supported at no cost when it appears in a page read, else a judge model decides), strict (the judge always decides) or off [env FATHOM_VERIFY; default on]")] = None
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Accept the model's answer without checking it (--verify off) [env FATHOM_VERIFY=false; default: answers are checked]")] = False
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE; default: the cache is used]")] = False
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings (a [fathom] table or top-level keys); env vars and flags override it [default none]")] = None
     db: DbUrl = None
@@ -217,7 +218,7 @@ class RunOptions:
             "prompt": self.prompt,
             "synth_prompt": self.synth_prompt,
             "language": self.language,
-            "verify": False if self.no_verify else None,
+            "verify": "off" if self.no_verify else self.verify,
             "no_cache": True if self.no_cache else None,
             "db_url": self.db,
         }

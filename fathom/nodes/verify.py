@@ -1,10 +1,12 @@
 """verify: check the model's final answer before the run accepts it.
 
 First the form: an empty or unboxed answer, or one with no successful tool call behind it, goes
-back to the search model once with a note. Then the substance (unless ``--no-verify``): a judge
-(the query LLM, else the search model's chat route) decides whether the evidence gathered supports
-the answer; if not, and budget remains, the model hears why and researches on, at most
-``max_verify_loops`` times. Verdicts, reasons and supporting URLs are kept in state.
+back to the search model once with a note. Then the substance (``verify``: off, on or strict):
+an answer that appears verbatim (normalised) in a page the run read is supported at no cost;
+otherwise (always, with ``strict``) a judge (the query LLM, else the search model's chat route)
+gives a short verdict on the evidence. If unsupported, and budget remains, the model hears why and
+researches on, at most ``max_verify_loops`` times. Verdicts, reasons, supporting URLs and what
+decided (``decided_by``: verbatim in evidence, or the judge) are kept in state.
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ from fathom.nodes.progress import emit
 from fathom.ports import Services
 from fathom.protocols.base import extract_answer, split_think
 from fathom.protocols.judge import (
+    BY_JUDGE,
+    JUDGE_MAX_TOKENS,
+    Evidence,
     Judgement,
-    evidence_text,
+    evidence_of,
+    judge_evidence,
     judge_messages,
     parse_judgement,
+    verbatim_support,
 )
 from fathom.protocols.prompts import judge as say
 
 MAX_SEND_BACKS = 1
-JUDGE_MAX_TOKENS = 1024
+VERIFY_MODES = ("off", "on", "strict")
 
 
 async def verify(state: ResearchState, services: Services) -> dict[str, Any]:
@@ -57,18 +64,21 @@ async def verify(state: ResearchState, services: Services) -> dict[str, Any]:
         if finals:
             answer, boxed = extract_answer(split_think(finals[-1])[1] or finals[-1], finals[:-1])
 
-    judgement = Judgement("unverified", reason="verification is off") if not settings.verify else None
+    mode = verify_mode(settings.verify)
+    judgement = Judgement("unverified", reason="verification is off") if mode == "off" else None
     if judgement is None and answer:
-        judgement = await _judge(services, state["question"], answer, messages)
+        evidence = evidence_of(messages)
+        judgement = None if mode == "strict" else verbatim_support(answer, evidence)
+        judgement = judgement or await _judge(services, state["question"], answer, messages, evidence)
         checks[-1]["judgement"] = judgement.as_dict()
         if judgement.verdict == "unsupported" and budget_left and loops < settings.max_verify_loops:
             note = say.unsupported_note(judgement.reason, judgement.missing)
-            emit("verify", accepted=False, note=note)
+            emit("verify", accepted=False, note=note, decided_by=judgement.decided_by)
             return _send_back(note, {**record, "loops": loops + 1, **judgement.as_dict()})
 
     status = "answered" if answer else "failed"
     verdict = judgement.as_dict() if judgement else {"verdict": "unverified", "reason": "no answer to check"}
-    emit("verify", accepted=True, status=status, verdict=verdict["verdict"])
+    emit("verify", accepted=True, status=status, verdict=verdict["verdict"], decided_by=verdict.get("decided_by", ""))
     return {
         "answer": answer,
         "boxed": boxed,
@@ -82,17 +92,27 @@ def _send_back(note: str, verification: dict[str, Any]) -> dict[str, Any]:
     return {"messages": [HumanMessage(note)], "answer": "", "verification": verification}
 
 
-async def _judge(services: Services, question: str, answer: str, messages: list[Any]) -> Judgement:
+def verify_mode(value: object) -> str:
+    """``off``, ``on`` or ``strict`` from the configured value (``True``/``False`` are on/off)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value) if str(value) in VERIFY_MODES else "on"
+
+
+async def _judge(
+    services: Services, question: str, answer: str, messages: list[Any], evidence: list[Evidence]
+) -> Judgement:
     """Ask the judge; a judge that fails leaves the answer unverified, never fails the run."""
     if services.judge is None:
         return Judgement("unverified", reason="no judge model is configured")
+    shown = judge_evidence(evidence)
     try:
         reply = await services.judge.complete(
-            judge_messages(question, answer, evidence_text(messages)), temperature=0.0, max_tokens=JUDGE_MAX_TOKENS
+            judge_messages(question, answer, shown), temperature=0.0, max_tokens=JUDGE_MAX_TOKENS
         )
     except ModelError as exc:
-        return Judgement("unverified", reason=f"the judge failed: {exc}")
-    return parse_judgement(reply.content, {source["url"] for source in retrieved_sources(messages)})
+        return Judgement("unverified", reason=f"the judge failed: {exc}", decided_by=BY_JUDGE)
+    return parse_judgement(reply.content, shown, {source["url"] for source in retrieved_sources(messages)})
 
 
 def _problems(messages: list[Any], answer: str, boxed: bool) -> list[str]:

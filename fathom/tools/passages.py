@@ -268,11 +268,19 @@ class BM25:
 
 
 def rank_passages(passages: Sequence[Passage], goal: str) -> list[float]:
-    """One relevance score per passage (same order): BM25 of its label and text plus a heading boost."""
+    """One relevance score per passage (same order): BM25 of its label and text plus a heading boost.
+
+    Pairs of the goal's words that stand side by side in a passage count as terms of their own
+    ("Craigmoor Tunnel" the name, not a page that says "Craigmoor" here and "tunnel" there).
+    """
     query = tokenize(goal)
     if not passages or not query:
         return [0.0] * len(passages)
-    bm25 = BM25([tokenize(f"{p.label}\n{p.text}" if p.label else p.text) for p in passages])
-    scores = bm25.scores(query)
+    pairs = set(zip(query, query[1:]))
+    docs = [tokenize(f"{p.label}\n{p.text}" if p.label else p.text) for p in passages]
+    if pairs:
+        query = query + [f"{a} {b}" for a, b in pairs]
+        docs = [doc + [f"{a} {b}" for a, b in zip(doc, doc[1:]) if (a, b) in pairs] for doc in docs]
+    scores = BM25(docs).scores(query)
     terms = set(query)
     return [score + HEADING_BOOST * len(terms & set(tokenize(p.heading))) for score, p in zip(scores, passages)]

@@ -1,7 +1,8 @@
 """What the verification judge reads, and the notes the verifier sends the search model back with.
 
 The judge is a chat model (the query LLM, else the search model's chat route) that decides from
-the evidence alone whether it supports an answer; its reply is a small JSON object.
+the evidence alone whether it supports an answer; its reply is one short line of JSON. It is only
+asked when the answer does not appear verbatim in a page the run read (or with ``--verify strict``).
 """
 
 from __future__ import annotations
@@ -9,19 +10,24 @@ from __future__ import annotations
 # ---- the judge ----------------------------------------------------------------------------------
 
 JUDGE_SYSTEM_PROMPT = """\
-You check research answers. You get a question, a proposed answer, and the evidence a researcher \
-collected from the web. Decide only from that evidence whether it supports the answer: do not use \
-what you know yourself. Reply with one JSON object and nothing else:
-{"supported": true or false, "reason": "one or two sentences", "missing": "what evidence is still \
-needed, if any", "urls": ["the evidence URLs that support the answer"]}
+You check research answers. You get a question, a proposed answer, and numbered evidence a \
+researcher collected from the web. Decide only from that evidence whether it supports the answer: \
+do not use what you know yourself. Reply at once with one line of JSON and nothing else:
+{"supported": true or false, "sources": [numbers of the evidence that supports it], "reason": "at \
+most twelve words: why, or what is still missing"}
 """
 
 NO_EVIDENCE = "(no evidence was collected)"
 
 
 def judge_user_message(question: str, answer: str, evidence: str) -> str:
-    """The judge's user turn: the question, the proposed answer and the evidence."""
+    """The judge's user turn: the question, the proposed answer and the numbered evidence."""
     return f"Question:\n{question}\n\nProposed answer:\n{answer}\n\nEvidence:\n{evidence}"
+
+
+def evidence_block(number: int, tool: str, url: str, text: str) -> str:
+    """One numbered piece of evidence: which tool, which page, what it said."""
+    return f"[{number}] {tool}{' ' + url if url else ''}\n{text}"
 
 
 # ---- send-back notes (the search model's next user turn) ----------------------------------------

@@ -62,9 +62,10 @@ def test_every_run_option_reaches_the_settings_or_the_output() -> None:
 def test_given_flags_become_settings() -> None:
     opts = RunOptions(allow_host=["a:1", "b"], no_verify=True, no_cache=True, max_calls_per_turn=2, db="x.db")
     flags = opts.settings_flags()
-    assert flags["allow_hosts"] == ("a:1", "b") and flags["verify"] is False and flags["no_cache"] is True
+    assert flags["allow_hosts"] == ("a:1", "b") and flags["verify"] == "off" and flags["no_cache"] is True
     assert flags["max_calls_per_turn"] == 2 and flags["db_url"] == "x.db"
     assert RunOptions().settings_flags()["verify"] is None  # not given: the run's own setting stands
+    assert RunOptions(verify="strict").settings_flags()["verify"] == "strict"
 
 
 def test_a_config_directory_is_a_config_error(tmp_path: Path) -> None:

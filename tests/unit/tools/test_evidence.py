@@ -131,6 +131,16 @@ def test_a_goal_in_one_word_form_finds_the_passage_in_another() -> None:
     assert scores[1] > scores[0] == 0.0
 
 
+def test_goal_words_side_by_side_outrank_the_same_words_apart() -> None:
+    # The bench's other known miss: filler that says "Craigmoor" here and "tunnel" there, many times.
+    scattered = "\n\n".join(f"## Part {i}\n\nIn Craigmoor the old tunnel gang met; long ago Craigmoor built a "
+                             f"tunnel wall and waited long." for i in range(6))
+    named = "## Part 9\n\nThe Craigmoor Tunnel is 1,412 yards long."
+    passages = split_passages(scattered + "\n\n" + named)
+    scores = rank_passages(passages, "How long is the Craigmoor Tunnel?")
+    assert max(range(len(passages)), key=scores.__getitem__) == len(passages) - 1
+
+
 def test_bm25_prefers_the_matching_document() -> None:
     docs = [tokenize("the river flows east"), tokenize("the bridge opened in 1897"), tokenize("bridge bridge")]
     scores = BM25(docs).scores(tokenize("when did the bridge open"))
