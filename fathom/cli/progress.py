@@ -89,7 +89,8 @@ class ProgressPrinter:
             if not event.get("accepted"):
                 self.print(f"  [yellow]verify: sent back[/] {escape(event.get('note', ''))}")
             elif event.get("verdict"):
-                self.print(f"  [dim]verify: {escape(str(event['verdict']))}[/]")
+                by = f" ({event['decided_by']})" if event.get("decided_by") else ""
+                self.print(f"  [dim]verify: {escape(str(event['verdict']) + by)}[/]")
         elif kind == "plan_start":
             self.print("[bold cyan]plan[/] [dim]Fathom-Synthesizer is planning the report…[/]")
         elif kind == "plan":

@@ -134,3 +134,11 @@ def test_a_failed_tool_call_says_why_in_one_short_line() -> None:
     assert long.startswith("  ✗ search_urls: yyy") and long.endswith("…") and len(long) < 160
     [ok] = progress_lines({"event": "tool_end", "name": "search_urls", "ok": True, "urls": ["a", "b"]})
     assert ok == "  ✓ search_urls 2 results"
+
+
+def test_the_verify_line_says_what_decided() -> None:
+    [line] = progress_lines({"event": "verify", "accepted": True, "verdict": "supported",
+                             "decided_by": "verbatim in evidence"})
+    assert line == "  verify: supported (verbatim in evidence)"
+    [line] = progress_lines({"event": "verify", "accepted": True, "verdict": "unverified", "decided_by": ""})
+    assert line == "  verify: unverified"
