@@ -8,9 +8,9 @@ the lines its first line belongs under. Which lines those are is read off the la
 :mod:`fathom.tools.html_text` writes (and plain text, markdown and code share): a line belongs
 under the nearest line before it that is indented less (a definition's term, a code signature
 above its docstring, a list item above its sub-items); list items also belong under the line
-that leads into them at their own indentation, and a table's rows under its header row (the
-header under the table's caption). Headings start afresh. A passage cut from the middle of a
-definition, a list or a table thus still names its term, lead-in or header.
+that leads into them at their own indentation (one ending in a colon), and a table's rows under
+its header row (the header under the table's caption). Headings start afresh. A passage cut from
+the middle of a definition, a list or a table thus still names its term, lead-in or header.
 """
 
 from __future__ import annotations
@@ -163,14 +163,16 @@ def _contexts(lines: list[str], outline: list[tuple[float, str]]) -> list[tuple[
     for line, level in zip(lines, _levels(lines)):
         while outline and outline[-1][0] >= level:
             outline.pop()
+        if level % 1 == 0.5 and outline and outline[-1][0] == level - 0.5 and not outline[-1][1].endswith(":"):
+            outline.pop()  # a list item under a line of its own indentation that does not lead into it
         out.append(tuple(ln for _, ln in outline))
         outline.append((level, line))
     return out
 
 
 def _levels(lines: list[str]) -> list[float]:
-    """Each line's nesting level: its indentation; half a level deeper for a list item (under its
-    lead-in) and for a table row (under the header, itself a quarter deeper than a caption)."""
+    """Each line's nesting level: its indentation; half a level deeper for a list item (under a
+    lead-in ending in a colon) and a table row (under the header, a quarter deeper than a caption)."""
     levels: list[float] = []
     for line in lines:
         body = line.lstrip()
