@@ -297,21 +297,26 @@ async def _rejudge(name: str, settings: Any, judge: str, judge_model: str | None
         info = await evals.get(name)
         if info is None:
             raise ConfigError(f"no eval {name!r} (see 'fathom eval list')")
-        items = changed = 0
+        counts = {"items": 0, "changed": 0}
         async with eval_judge(settings, judge, dataset=info.dataset, judge_model=judge_model, prompt=prompt,
                               database=store.db) as chosen:
-            for record in await evals.items(name, "done"):
-                try:
-                    judgement = await chosen(record.question, record.gold, record.answer)
-                    verdict, reason, by = judgement.verdict, judgement.reason, judgement.judge or chosen.name
-                except Exception as exc:  # a judge that breaks is the judge's error, as in run
-                    verdict, reason, by = "judge_error", one_line(exc) or type(exc).__name__, chosen.name
+            graders = asyncio.Semaphore(16)  # an LLM judge's requests overlap; each verdict is kept at once
+
+            async def rejudge_one(record: Any) -> None:
+                async with graders:
+                    try:
+                        judgement = await chosen(record.question, record.gold, record.answer)
+                        verdict, reason, by = judgement.verdict, judgement.reason, judgement.judge or chosen.name
+                    except Exception as exc:  # a judge that breaks is the judge's error, as in run
+                        verdict, reason, by = "judge_error", one_line(exc) or type(exc).__name__, chosen.name
                 if await evals.set_verdict(name, record.id, verdict=verdict, reason=reason, judge=by):
-                    items += 1
-                    changed += verdict != record.verdict
+                    counts["items"] += 1
+                    counts["changed"] += verdict != record.verdict
+
+            await asyncio.gather(*(rejudge_one(record) for record in await evals.items(name, "done")))
         records = await evals.items(name)
         return {**await eval_summary(evals, name), "metrics": summarize(map(_metrics_row, records)).as_dict(),
-                "rejudged": {"items": items, "changed": changed, "judge": chosen.name}}
+                "rejudged": {**counts, "judge": chosen.name}}
 
 
 @eval_app.command("delete")
