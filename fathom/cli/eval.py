@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -45,7 +46,8 @@ def run(
     """Research every question of DATASET as a durable run, judge the answers and print the scores.
 
     Running the same command again skips judged questions, continues interrupted runs from their
-    checkpoints and (with --retry-failed) retries failed ones.
+    checkpoints and (with --retry-failed) retries failed ones. With --json the scores are one JSON
+    object on stdout and progress is JSON lines on stderr.
     """
     opts.check()
     if judge not in JUDGES:
@@ -56,8 +58,11 @@ def run(
     loaded = load_dataset(dataset)
     chosen = select(loaded.items, limit=limit, sample=sample, seed=seed, ids=ids.split(",") if ids else None)
     prompt = _read_prompt(judge_prompt_file)
-    summary = asyncio.run(_run(name or loaded.name, loaded.name, chosen, settings, judge, judge_model, prompt,
-                               concurrency, retry_failed, quiet=opts.quiet))
+    from fathom.cli.progress import EvalProgressView
+
+    with EvalProgressView(stderr(), as_json=opts.as_json) as view:
+        summary = asyncio.run(_run(name or loaded.name, loaded.name, chosen, settings, judge, judge_model, prompt,
+                                   concurrency, retry_failed, on_event=None if opts.quiet else view.handle))
     if opts.as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
@@ -65,13 +70,14 @@ def run(
 
 
 async def _run(name: str, dataset: str, items: list[Any], settings: Any, judge: str, judge_model: str | None,
-               prompt: str | None, concurrency: int, retry_failed: bool, *, quiet: bool) -> dict[str, Any]:
+               prompt: str | None, concurrency: int, retry_failed: bool, *,
+               on_event: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     from fathom.eval.judging import eval_judge
     from fathom.eval.runner import run_eval
 
     async with eval_judge(settings, judge, dataset=dataset, judge_model=judge_model, prompt=prompt) as chosen:
         summary = await run_eval(name, dataset, items, settings, judge=chosen, concurrency=concurrency,
-                                 retry_failed=retry_failed, on_event=None if quiet else _progress)
+                                 retry_failed=retry_failed, on_event=on_event)
     return {**summary, **await _scores(settings.db_url, name)}
 
 
@@ -82,15 +88,6 @@ def _read_prompt(path: Path | None) -> str | None:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--judge-prompt-file {path} cannot be read: {exc}") from None
-
-
-def _progress(event: dict[str, Any]) -> None:
-    kind = event.get("event")
-    if kind == "eval_start":
-        stderr().print(f"eval {event['eval']}: {event['total']} questions of {event['dataset']}, {event['done']} done before")
-    elif kind == "eval_progress" and event.get("item") is not None:
-        verdict = event.get("verdict") or event.get("status") or ""
-        stderr().print(f"  {event['item']}: {verdict}  (done {event['done']}, failed {event['failed']}, in flight {event['in_flight']})")
 
 
 async def _scores(db_url: str | None, name: str) -> dict[str, Any]:
