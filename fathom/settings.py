@@ -23,7 +23,7 @@ from pydantic import (
 
 from fathom.errors import ConfigError
 
-SearchBackendName = Literal["tavily", "serper", "searxng", "ddg", "local"]
+SearchBackendName = Literal["tavily", "serper", "searxng", "ddg", "local", "mcp"]
 
 # field name -> environment variable. These names are a contract other tools rely on.
 ENV_VARS: dict[str, str] = {
@@ -35,6 +35,8 @@ ENV_VARS: dict[str, str] = {
     "searxng_url": "SEARXNG_URL",
     "serper_url": "SERPER_BASE_URL",
     "tavily_url": "TAVILY_BASE_URL",
+    "mcp_server": "FATHOM_MCP_SERVER",
+    "mcp_tool": "FATHOM_MCP_TOOL",
     "allow_hosts": "FATHOM_ALLOW_HOSTS",
     "max_rounds": "FATHOM_MAX_ROUNDS",
     "prompt": "FATHOM_PROMPT",
@@ -110,6 +112,10 @@ class Settings(BaseModel):
     searxng_url: str | None = None
     serper_url: str = "https://google.serper.dev"
     tavily_url: str | None = None
+    # the mcp backend: an MCP server (a command line run over stdio, or an http(s) URL) and its
+    # search tool (None: the server's only tool, or its only tool named like "search")
+    mcp_server: str | None = None
+    mcp_tool: str | None = None
     allow_hosts: tuple[str, ...] = ()
     fetch_timeout_s: float = Field(20.0, gt=0)
     fetch_max_bytes: int = Field(5_000_000, ge=1024)
@@ -284,3 +290,12 @@ def _describe(exc: ValidationError) -> str:
             where, msg = field, "is not a known setting"
         parts.append(f"{where}: {msg}")
     return "invalid settings: " + "; ".join(parts)
+
+
+def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a program Fathom starts for the user (a stdio MCP search server): the
+    user's own, less Fathom's API keys and ``FATHOM_*`` settings (a key goes only to its service;
+    ``FATHOM_DB_URL`` may hold a password). The program's own keys pass through."""
+    env = os.environ if environ is None else environ
+    ours = set(SECRET_ENV_VARS.values())
+    return {k: v for k, v in env.items() if k not in ours and not k.startswith("FATHOM_")}

@@ -32,7 +32,7 @@ from fathom.protocols.fathom import FathomProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, DEFAULT_SEARCH_PROMPT, DEFAULT_SYNTH_PROMPT, Prompt
 from fathom.protocols.prompts.evidence import EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
 from fathom.protocols.prompts.files import from_text, load_prompt_file
-from fathom.settings import SECRET_ENV_VARS, Settings
+from fathom.settings import SECRET_ENV_VARS, Settings, child_environment
 from fathom.store import Database, default_db_url
 from fathom.store.cache import ToolCache
 from fathom.tools.base import SearchBackend
@@ -40,6 +40,7 @@ from fathom.tools.evidence import EvidenceExtractor, QueryLLM
 from fathom.tools.fetch import Fetcher
 from fathom.tools.search.ddg import DdgBackend
 from fathom.tools.search.limits import limit
+from fathom.tools.search.mcp import McpSearchBackend
 from fathom.tools.search.searxng import SearxngBackend
 from fathom.tools.search.serper import SerperBackend
 from fathom.tools.search.tavily import TavilyBackend
@@ -175,6 +176,10 @@ def make_search_backend(settings: Settings, database: Database | None = None) ->
             backend, endpoint = SearxngBackend(settings.searxng_url or "", timeout_s=timeout_s), settings.searxng_url or ""
         elif name == "ddg":
             backend, endpoint = DdgBackend(timeout_s=min(timeout_s, 15.0)), ""
+        elif name == "mcp":  # another MCP server's search tool; Fathom still reads the pages
+            backend = McpSearchBackend(settings.mcp_server or "", tool=settings.mcp_tool, env=child_environment(),
+                                       timeout_s=settings.tool_timeout_s)
+            endpoint = settings.mcp_server or ""
         else:  # local: the corpus in the run database
             from fathom.store.corpus import Corpus
             from fathom.store.fulltext import LocalSearchBackend

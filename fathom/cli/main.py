@@ -19,6 +19,7 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from fathom.cli.eval import eval_app
+from fathom.cli.mcp import mcp as mcp_command
 from fathom.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_MODEL,
@@ -151,6 +152,7 @@ app.add_typer(prompts_app, name="prompts")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(serve_app, name="serve")
 app.add_typer(eval_app, name="eval")
+app.command(name="mcp")(mcp_command)
 
 
 def start_progress(opts: RunOptions) -> ProgressPrinter:

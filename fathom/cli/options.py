@@ -177,10 +177,12 @@ class RunOptions:
     synth_model_url: Annotated[Optional[str], typer.Option("--synth-model-url", help="SGLang server of the synthesizer, or local:MODEL [env FATHOM_SYNTH_MODEL_URL; default http://127.0.0.1:8903]")] = None
     local: Annotated[bool, typer.Option("--local", help="Run the default models in-process with transformers, no server: search local:FractalAIResearch/Fathom-Search-4B, synthesizer local:FractalAIResearch/Fathom-Synthesizer-4B (GPU when torch sees one, else CPU; needs the 'local' extra; weights from the Hugging Face cache). --search-model-url/--synth-model-url still win [default: off]")] = False
     query_llm: Annotated[Optional[str], typer.Option("--query-llm", help="Page-evidence LLM: none, openai:MODEL or http://host:port/v1 [env FATHOM_QUERY_LLM; default none]")] = None
-    search_backend: Annotated[Optional[str], typer.Option("--search-backend", help="tavily, serper, searxng, ddg or local [env FATHOM_SEARCH_BACKEND; default the first of tavily, serper, searxng whose key or URL is set, else ddg]")] = None
+    search_backend: Annotated[Optional[str], typer.Option("--search-backend", help="tavily, serper, searxng, ddg, local or mcp [env FATHOM_SEARCH_BACKEND; default the first of tavily, serper, searxng whose key or URL is set, else ddg]")] = None
     search_protocol: Annotated[Optional[str], typer.Option("--search-protocol", help="fathom (raw ChatML /generate) or chat (OpenAI tool calling on /v1) [env FATHOM_SEARCH_PROTOCOL; default fathom]")] = None
     searxng_url: Annotated[Optional[str], typer.Option("--searxng-url", help="SearXNG base URL [env SEARXNG_URL; default none]")] = None
     serper_url: Annotated[Optional[str], typer.Option("--serper-url", help="Serper base URL [env SERPER_BASE_URL; default https://google.serper.dev]")] = None
+    mcp_server: Annotated[Optional[str], typer.Option("--mcp-server", metavar="CMD_OR_URL", help="With --search-backend mcp: the MCP server with the search tool, a command line (run as a subprocess over stdio) or an http(s) URL (streamable HTTP) [env FATHOM_MCP_SERVER; default none]")] = None
+    mcp_tool: Annotated[Optional[str], typer.Option("--mcp-tool", metavar="NAME", help="With --search-backend mcp: the server's search tool [env FATHOM_MCP_TOOL; default its only tool, or its only tool named *search*]")] = None
     allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="host[:port] that page reads may reach although it is private or loopback (repeatable) [env FATHOM_ALLOW_HOSTS, comma-separated; default none]")] = None
     max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
     max_calls_per_turn: Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
@@ -211,6 +213,8 @@ class RunOptions:
             "search_protocol": self.search_protocol,
             "searxng_url": self.searxng_url,
             "serper_url": self.serper_url,
+            "mcp_server": self.mcp_server,
+            "mcp_tool": self.mcp_tool,
             "allow_hosts": tuple(self.allow_host) if self.allow_host else None,
             "max_rounds": self.max_rounds,
             "max_calls_per_turn": self.max_calls_per_turn,
