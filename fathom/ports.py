@@ -27,6 +27,7 @@ class ResearchConfig:
     max_wall_seconds: float = 3600.0
     context_tokens: int = 40960
     answer_reserve_tokens: int = 2048
+    context_strategy: str = "fold"  # "fold": fold old tool results near the limit; "answer": force the answer
     max_new_tokens_per_turn: int = 8192
     search_top_k: int = 10
     verify: str = "on"  # "off", "on" (verbatim in evidence, else the judge) or "strict" (always the judge)

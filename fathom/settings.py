@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "max_wall_seconds": "FATHOM_MAX_WALL_SECONDS",
     "max_calls_per_turn": "FATHOM_MAX_CALLS_PER_TURN",
     "context_tokens": "FATHOM_CONTEXT_TOKENS",
+    "context_strategy": "FATHOM_CONTEXT_STRATEGY",
     "synth_prompt": "FATHOM_SYNTH_PROMPT",
     "prompts_base_url": "FATHOM_PROMPTS_URL",
     "language": "FATHOM_LANGUAGE",
@@ -85,6 +86,8 @@ class Settings(BaseModel):
     max_new_tokens_per_turn: int = Field(8192, ge=64)
     context_tokens: int = Field(40960, ge=1024)
     answer_reserve_tokens: int = Field(2048, ge=64)
+    # Near the context limit: fold older tool results into digests (and research on), or answer.
+    context_strategy: Literal["fold", "answer"] = "fold"
     prompt: str | None = None  # trained, builtin or a file (see PROMPT_CHOICES)
     prompts_base_url: str = "https://raw.githubusercontent.com/FractalAIResearchLabs/Fathom-DeepResearch"
 

@@ -43,6 +43,7 @@ def run_summary(run_id: str, values: dict[str, Any]) -> dict[str, Any]:
         "report_status": values.get("report_status"),
         "citations": values.get("citations"),
         "verification": values.get("verification"),
+        "folds": list(values.get("folds") or []),
     }
 
 

@@ -187,6 +187,7 @@ class RunOptions:
     max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
     max_calls_per_turn: Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
     max_wall_seconds: Annotated[Optional[float], typer.Option("--max-wall-seconds", help="Wall-clock budget of one invocation [env FATHOM_MAX_WALL_SECONDS; default 3600]")] = None
+    context_strategy: Annotated[Optional[str], typer.Option("--context-strategy", metavar="fold|answer", help="Near the search model's context limit: fold older tool results into digests and research on, or answer with what the run has [env FATHOM_CONTEXT_STRATEGY; default fold]")] = None
     prompt: Annotated[Optional[str], typer.Option("--prompt", "--prompt-file", metavar="trained|builtin|FILE", help="Search system prompt: trained (the upstream text, byte-exact; see 'fathom prompts fetch'), builtin, or a file used byte for byte with {func_schemas} replaced (--prompt-file is an old name) [env FATHOM_PROMPT; default trained once fetched, else builtin]")] = None
     synth_prompt: Annotated[Optional[str], typer.Option("--synth-prompt", "--synth-prompt-file", metavar="trained|builtin|FILE", help="Synthesizer system prompt: trained, builtin or a file used byte for byte (--synth-prompt-file is an old name) [env FATHOM_SYNTH_PROMPT; default trained once fetched, else builtin]")] = None
     language: Annotated[Optional[str], typer.Option("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
@@ -219,6 +220,7 @@ class RunOptions:
             "max_rounds": self.max_rounds,
             "max_calls_per_turn": self.max_calls_per_turn,
             "max_wall_seconds": self.max_wall_seconds,
+            "context_strategy": self.context_strategy,
             "prompt": self.prompt,
             "synth_prompt": self.synth_prompt,
             "language": self.language,

@@ -122,6 +122,11 @@ def runs_show(
             f"[bold]report:[/] {len(summary['report'].split())} words, {citations.get('kept', 0)} citations kept, "
             f"{citations.get('removed', 0)} removed, {citations.get('unused', 0)} sources unused"
         )
+    for fold in summary.get("folds") or []:
+        console.print(
+            f"[bold]fold[/] before round {fold['at_round']}: {len(fold['message_ids'])} tool results folded, "
+            f"prompt ~{fold['tokens_before']:,} → ~{fold['tokens_after']:,} tokens"
+        )
     if record.error or summary["error"]:
         console.print(f"[red]error:[/] {escape(record.error or summary['error'])}")
     for index, call in enumerate(results, 1):

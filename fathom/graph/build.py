@@ -59,7 +59,7 @@ def build_builder(services: ServicesProvider | None = None) -> StateGraph:
     builder.add_node("review", review)
     builder.add_node("write", _served(write, provide))
     builder.add_edge(START, "search")
-    builder.add_conditional_edges("search", route_after_search, ["read", "verify", "search"])
+    builder.add_conditional_edges("search", route_after_search, ["read", "verify", "search", "plan", END])
     builder.add_edge("read", "search")
     builder.add_conditional_edges("verify", route_after_verify, {"search": "search", "plan": "plan", "done": END})
     builder.add_conditional_edges("plan", route_after_plan, ["review", "write"])

@@ -13,7 +13,8 @@ from langgraph.graph.message import add_messages
 
 from fathom.tools.base import Source
 
-Status = Literal["researching", "answered", "failed"]
+# unanswered: a forced final turn kept calling tools instead of answering (see nodes/search.py)
+Status = Literal["researching", "answered", "failed", "unanswered"]
 
 
 class Usage(TypedDict, total=False):
@@ -31,6 +32,26 @@ def merge_sources(current: list[Source] | None, new: list[Source] | None) -> lis
             seen.add(source["url"])
             merged.append(source)
     return merged
+
+
+class FoldRecord(TypedDict):
+    """One fold (see :mod:`fathom.nodes.folding`): before which round, which tool results, and the
+    estimated prompt tokens before and after it."""
+
+    at_round: int
+    message_ids: list[str]
+    tokens_before: int
+    tokens_after: int
+
+
+def add_folds(current: list[FoldRecord] | None, new: list[FoldRecord] | None) -> list[FoldRecord]:
+    """Append new folds."""
+    return [*(current or []), *(new or [])]
+
+
+def add_digests(current: dict[str, str] | None, new: dict[str, str] | None) -> dict[str, str]:
+    """Add digests by message id (a message is folded once, so nothing is replaced)."""
+    return {**(current or {}), **(new or {})}
 
 
 def add_usage(current: Usage | None, new: Usage | None) -> Usage:
@@ -64,6 +85,7 @@ class OutputState(TypedDict, total=False):
     report: str
     citations: dict[str, Any]
     verification: dict[str, Any]
+    folds: list[FoldRecord]
 
 
 class ResearchState(TypedDict, total=False):
@@ -75,6 +97,11 @@ class ResearchState(TypedDict, total=False):
     rounds: int  # model turns taken
     forced: str | None  # why the last turn was forced to answer (budget reason), if it was
     context_tokens: int  # prompt + completion tokens of the latest turn, as the server counted
+    # Folding: the model reads ``digests[id]`` in place of each folded tool result; ``messages``
+    # itself is never rewritten (the synthesizer and ``runs show`` read the full results).
+    folds: Annotated[list[FoldRecord], add_folds]
+    digests: Annotated[dict[str, str], add_digests]
+    forced_misses: int  # forced turns in a row that did not answer (calls refused, asked again)
     elapsed_s: float  # research seconds spent so far (pauses between invocations not counted)
     clock_at: float  # epoch seconds when the latest search turn ended
     usage: Annotated[Usage, add_usage]

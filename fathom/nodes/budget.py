@@ -27,6 +27,17 @@ def tokens_since_last_turn(messages: list[AnyMessage], protocol: SearchProtocol)
     return total
 
 
+def prompt_estimate(context_tokens: int, messages: list[AnyMessage], protocol: SearchProtocol) -> int:
+    """The next prompt's tokens: the latest turn as the server counted it (``context_tokens``),
+    plus an estimate of what was appended since."""
+    return (context_tokens or SYSTEM_ESTIMATE) + tokens_since_last_turn(messages, protocol)
+
+
+def research_limit(settings: ResearchConfig) -> int:
+    """The largest prompt that still leaves room for a research turn; above it the turn must answer."""
+    return settings.context_tokens - SAFETY_MARGIN - settings.answer_reserve_tokens - MIN_TURN
+
+
 def plan_turn(
     *,
     rounds: int,
@@ -35,18 +46,24 @@ def plan_turn(
     settings: ResearchConfig,
     protocol: SearchProtocol,
     elapsed_s: float,
+    must_answer: str | None = None,
 ) -> tuple[TurnBudget, str | None]:
-    """The budget of the next turn and, when a budget ran out, the reason the turn must answer."""
-    known = context_tokens or SYSTEM_ESTIMATE
-    prompt_estimate = known + tokens_since_last_turn(messages, protocol)
-    room = settings.context_tokens - prompt_estimate - SAFETY_MARGIN
+    """The budget of the next turn and, when a budget ran out, the reason the turn must answer.
+
+    ``context_tokens`` is the server's count of the latest turn (less what a fold since saved);
+    ``must_answer`` is the reason of an earlier forced turn that did not answer (it is asked again).
+    """
+    estimate = prompt_estimate(context_tokens, messages, protocol)
+    room = settings.context_tokens - estimate - SAFETY_MARGIN
     reason: str | None = None
     if not has_rounds_left(rounds, settings):
         reason = say.rounds_limit_reason(settings.max_rounds)
     elif elapsed_s >= settings.max_wall_seconds:
         reason = say.time_limit_reason(settings.max_wall_seconds)
-    elif room - settings.answer_reserve_tokens < MIN_TURN:
+    elif estimate > research_limit(settings):
         reason = context_limit_reason(settings)
+    elif must_answer:
+        reason = must_answer
     if reason is None:
         return TurnBudget(min(settings.max_new_tokens_per_turn, room - settings.answer_reserve_tokens)), None
     if room < settings.answer_reserve_tokens // 2:

@@ -7,15 +7,19 @@ valid ``tool_calls`` and ``invalid_tool_calls``, or a final answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolMessage
+from langchain_core.messages.tool import InvalidToolCall, invalid_tool_call
 
+from fathom.protocols.prompts.search import FORCED_CALL_ERROR
 from fathom.protocols.prompts.tools import INVALID_CALL_ERROR
 
 ANSWER_FALLBACK_CHARS = 200
+OPEN_CALL, CLOSE_CALL = "<tool_call>", "</tool_call>"  # how Fathom-Search writes a call in text
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,20 @@ def split_think(text: str) -> tuple[str, str]:
     if cut == -1:
         return "", text
     return text[:cut], text[cut + len("</think>") :]
+
+
+def refuse_forced_calls(calls: list[Any]) -> list[InvalidToolCall]:
+    """The calls of a forced turn (it had to answer), each refused with an error the model reads.
+
+    A forced turn that calls tools never has its text read as the answer: the calls get these
+    errors as their tool responses and the model is asked once more (see ``nodes/search.py``).
+    """
+    refused = []
+    for call in calls:
+        args = call.get("args")
+        text = args if isinstance(args, str) or args is None else json.dumps(args, ensure_ascii=False)
+        refused.append(invalid_tool_call(name=call.get("name"), args=text, id=call.get("id"), error=FORCED_CALL_ERROR))
+    return refused
 
 
 def refused_call_responses(message: AIMessage) -> list[ToolMessage]:

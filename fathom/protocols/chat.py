@@ -8,6 +8,7 @@ only validates them against the allow-list.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -15,7 +16,15 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from fathom.models.chat import ChatClient
-from fathom.protocols.base import Turn, TurnBudget, estimate_tokens, find_boxed
+from fathom.protocols.base import (
+    CLOSE_CALL,
+    OPEN_CALL,
+    Turn,
+    TurnBudget,
+    estimate_tokens,
+    find_boxed,
+    refuse_forced_calls,
+)
 from fathom.protocols.calls import TOOLS, ToolCallError, validate_call
 from fathom.protocols.prompts.search import EMPTY_TURN_NOTE
 from fathom.protocols.prompts.tools import ARGUMENTS_NOT_JSON_ERROR
@@ -40,7 +49,8 @@ class ChatToolsProtocol:
             message = await self._langchain_turn(messages, budget)
         else:
             message = await self._client_turn(messages, budget)
-        return _to_turn(message, force_answer=budget.force_answer)
+        round_no = sum(isinstance(m, AIMessage) for m in messages)
+        return _to_turn(message, force_answer=budget.force_answer, id_prefix=f"r{round_no}")
 
     async def _langchain_turn(self, messages: list[AnyMessage], budget: TurnBudget) -> AIMessage:
         model: Any = self.model if budget.force_answer else self.model.bind_tools(self.tools)
@@ -80,17 +90,32 @@ class ChatToolsProtocol:
         )
 
 
-def _to_turn(message: AIMessage, *, force_answer: bool) -> Turn:
-    """Validate the model's calls against the allow-list and read the answer when there are none."""
+_CALL_TEXT = re.compile(re.escape(OPEN_CALL) + r"(.*?)(?:" + re.escape(CLOSE_CALL) + r"|$)", re.DOTALL)
+
+
+def _to_turn(message: AIMessage, *, force_answer: bool, id_prefix: str = "r0") -> Turn:
+    """Validate the model's calls against the allow-list and read the answer when there are none.
+
+    A forced turn runs no call; one that calls tools (structured, or written out as text) and
+    boxes no answer has its calls refused and no answer (see :func:`refuse_forced_calls`).
+    """
+    text = message.text if isinstance(message.content, list) else str(message.content)
     valid, invalid = [], list(message.invalid_tool_calls)
     for call in [] if force_answer else message.tool_calls:
         try:
             valid.append({**call, "args": validate_call(call["name"], call["args"])})
         except ToolCallError as exc:
             invalid.append(invalid_tool_call(name=call["name"], args=json.dumps(call["args"]), id=call["id"], error=str(exc)))
+    refused = False
     if force_answer:
-        invalid = []
+        written = [
+            {"name": None, "args": raw.strip(), "id": f"{id_prefix}-text-{n}"} for n, raw in enumerate(_CALL_TEXT.findall(text))
+        ]
+        calls = [*message.tool_calls, *message.invalid_tool_calls, *written]
+        refused = bool(calls) and find_boxed(text) is None
+        invalid = refuse_forced_calls(calls) if refused else []
     ids = [c["id"] for c in message.tool_calls if c["id"]] + [c["id"] for c in message.invalid_tool_calls if c["id"]]
+    ids += [c["id"] for c in invalid if c["id"] and c["id"] not in ids]
     message = message.model_copy(
         update={
             "tool_calls": valid,
@@ -111,8 +136,7 @@ def _to_turn(message: AIMessage, *, force_answer: bool) -> Turn:
         },
         context_tokens=prompt_tokens + completion_tokens,
     )
-    text = message.text if isinstance(message.content, list) else str(message.content)
-    if not valid and not invalid:
+    if not refused and not valid and not invalid:
         if text.strip():
             boxed = find_boxed(text)
             turn.answer, turn.boxed = (boxed, True) if boxed else (text.strip(), False)

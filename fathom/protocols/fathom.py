@@ -17,14 +17,24 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from fathom.models.base import Generation
 from fathom.models.sglang import SGLangClient
-from fathom.protocols.base import Turn, TurnBudget, call_order, estimate_tokens, extract_answer, split_think
+from fathom.protocols.base import (
+    CLOSE_CALL,
+    OPEN_CALL,
+    Turn,
+    TurnBudget,
+    call_order,
+    estimate_tokens,
+    extract_answer,
+    find_boxed,
+    refuse_forced_calls,
+    split_think,
+)
 from fathom.protocols.calls import TOOLS, ToolCallError, validate_call
 from fathom.protocols.prompts import Prompt
 from fathom.protocols.prompts import search as say
 from fathom.protocols.prompts import tools as call_errors
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-OPEN_CALL, CLOSE_CALL = "<tool_call>", "</tool_call>"
 ASSISTANT_OPEN = f"{IM_START}assistant\n<think>"
 CALL_SPAN = re.compile(re.escape(OPEN_CALL) + r"(.*?)" + re.escape(CLOSE_CALL), re.DOTALL)
 
@@ -195,7 +205,12 @@ def _compact_boundary(messages: list[AnyMessage]) -> int:
 def parse_turn(
     generation: Generation, messages: list[AnyMessage], *, id_prefix: str, force_answer: bool = False
 ) -> Turn:
-    """Turn a raw completion into a transcript message plus calls, answer or notes."""
+    """Turn a raw completion into a transcript message plus calls, answer or notes.
+
+    A forced turn (``force_answer``) runs no call. If it calls tools and boxes no answer, its
+    calls are refused (invalid, with an error the model reads) and it has no answer: the call
+    text is never taken for one.
+    """
     text = generation.text
     usage = {
         "prompt_tokens": generation.prompt_tokens,
@@ -208,7 +223,11 @@ def parse_turn(
     valid: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
     raws: dict[str, str] = {}
-    if generation.finish_reason == "length":
+    refused = force_answer and OPEN_CALL in action and find_boxed(action) is None
+    if refused:
+        parsed = parse_tool_calls(action, thinking, id_prefix=id_prefix)
+        invalid, raws = refuse_forced_calls([*parsed.valid, *parsed.invalid]), parsed.raw
+    elif generation.finish_reason == "length":
         notes.append(say.cut_off_note(generation.completion_tokens))
     elif not text.strip():
         notes.append(say.EMPTY_TURN_NOTE)
@@ -223,7 +242,7 @@ def parse_turn(
         response_metadata={"finish_reason": generation.finish_reason},
     )
     turn = Turn(message, notes=notes, finish_reason=generation.finish_reason, usage=usage, context_tokens=context)
-    if not valid and not invalid and (force_answer or not notes):
+    if not refused and not valid and not invalid and (force_answer or not notes):
         earlier = [str(m.content) for m in messages if isinstance(m, AIMessage)]
         turn.answer, turn.boxed = extract_answer(split_think(text)[1] or text, earlier)
     return turn

@@ -99,20 +99,23 @@ async def test_round_budget_forces_a_final_answer(sglang, searxng, web):
     assert "budget is used up (the limit of 3 turns)" in sglang.prompts[-1]
 
 
-async def test_forced_turn_ignores_further_calls_and_keeps_the_tail(sglang, searxng, web):
+async def test_forced_turn_that_calls_tools_is_refused_and_asked_again(sglang, searxng, web):
     sglang.add("s</think>\n" + call("search_urls", query="q"))
     sglang.add("still searching</think>\n" + call("search_urls", query="more") + " I think it is 1897")
+    sglang.add("fine</think>\nIt opened in \\boxed{1897}.")
     summary = await run(fake_settings(sglang, searxng, web, max_rounds=2))
-    assert summary["status"] == "answered"
-    assert not summary["boxed"] and summary["answer"].endswith("I think it is 1897")
+    assert summary["status"] == "answered" and summary["answer"] == "1897"
+    assert "not run: your research budget is used up" in sglang.prompts[-1]
     assert queries(searxng) == ["q"]
 
 
 async def test_context_budget_forces_an_answer_before_overflow(sglang, searxng, web):
     big_reads = "r</think>\n" + call("query_url", url=web.url("/huge"), goal="filler")
-    sglang.add(*[big_reads] * 6, "out of room</think>\n\\boxed{unknown}")
+    # The model reads until it is told to answer (a forced turn that calls tools is not an answer).
+    sglang.fallback = lambda prompt: "out of room</think>\n\\boxed{unknown}" if "budget is used up" in prompt else big_reads
     settings = fake_settings(
-        sglang, searxng, web, context_tokens=6000, answer_reserve_tokens=1000, max_new_tokens_per_turn=400
+        sglang, searxng, web, context_tokens=6000, answer_reserve_tokens=1000, max_new_tokens_per_turn=400,
+        context_strategy="answer",
     )
     summary = await run(settings)
     assert summary["status"] == "answered"

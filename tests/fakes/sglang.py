@@ -29,6 +29,11 @@ any earlier prompt + completion (the radix cache stores finished sequences), cap
 ``prompt_tokens - 1``; ``POST /flush_cache`` forgets them.
 Context checks as SGLang: ``prompt >= context`` or ``prompt + max_new_tokens > context`` → 400
 with SGLang's exact messages.
+
+Model speed (for benchmarks; off by default): with ``decode_tokens_per_s`` and/or
+``prefill_tokens_per_s`` each completion is held, after any ``Reply.delay_s``, for
+``(prompt_tokens - cached_tokens) / prefill + completion_tokens / decode`` seconds: a server that
+prefills only what its prefix cache lacks and decodes at a fixed rate.
 """
 
 from __future__ import annotations
@@ -124,6 +129,8 @@ class FakeSGLang:
         fallback: Callable[[str], str | Reply] | None = None,
         cache_report: bool = True,
         reasoning_parser: bool = True,
+        decode_tokens_per_s: float | None = None,
+        prefill_tokens_per_s: float | None = None,
     ) -> None:
         self.context_length = context_length
         self.model_path = model_path
@@ -132,6 +139,8 @@ class FakeSGLang:
         self.fallback = fallback
         self.cache_report = cache_report  # SGLang's --enable-cache-report for the OpenAI routes
         self.reasoning_parser = reasoning_parser  # --reasoning-parser: split at </think>
+        self.decode_tokens_per_s = decode_tokens_per_s  # None: completions take no time
+        self.prefill_tokens_per_s = prefill_tokens_per_s  # None: prompts take no time
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []  # the Authorization header of each request, for key-binding tests
         self.prompts: list[str] = []
@@ -253,12 +262,19 @@ class FakeSGLang:
         elif reply.finish_reason == "length":
             finish = {"type": "length", "length": max_new if max_new is not None else count_tokens(text)}
         n_out = count_tokens(text)
+        await self._sleep(self._model_seconds(n_in - cached, n_out))
         with self._lock:
             self._seen.append(prompt + text)
         matched = finish.get("matched")
         if isinstance(matched, str) and not no_stop_trim:
             text = text[: -len(matched)]
         return _Done(text, finish, n_in, n_out, cached)
+
+    def _model_seconds(self, uncached_tokens: int, completion_tokens: int) -> float:
+        """How long the modelled server takes to prefill and decode (0 unless speeds are set)."""
+        prefill = uncached_tokens / self.prefill_tokens_per_s if self.prefill_tokens_per_s else 0.0
+        decode = completion_tokens / self.decode_tokens_per_s if self.decode_tokens_per_s else 0.0
+        return prefill + decode
 
     async def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -571,3 +587,27 @@ async def _chat_chunks(cid: str, model: str, msg: dict[str, Any], finish: str,
     if usage is not None:
         yield {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
                "choices": [], "usage": usage}
+
+
+# ---- a search model that keeps researching ------------------------------------------------
+
+
+def keep_researching(calls_for_round: Callable[[int], list[dict[str, Any]]], answer: str) -> Callable[[str], str]:
+    """A Fathom-Search model as a pure function of its prompt, for ``fallback=``: turn ``r`` (the
+    number of assistant turns in the prompt, this one included) writes the tool calls
+    ``calls_for_round(r)`` (``{"name", "arguments"}`` dicts), until its latest user turn says the
+    research budget is used up: then it answers ``\\boxed{answer}``. Being a function of the prompt,
+    it replies the same after a crash and resume.
+    """
+
+    def reply(prompt: str) -> str:
+        round_no = prompt.count("<|im_start|>assistant\n<think>")
+        latest_user_turn = prompt[prompt.rfind("<|im_start|>user"):]
+        if "budget is used up" in latest_user_turn:
+            return f"Told to stop after {round_no - 1} turns.</think>\n\nThe answer is \\boxed{{{answer}}}."
+        calls = "\n".join(
+            "<tool_call>\n" + json.dumps(c, ensure_ascii=False) + "\n</tool_call>" for c in calls_for_round(round_no)
+        )
+        return f"Turn {round_no}: more sources to check.</think>\n\n{calls}"
+
+    return reply

@@ -30,6 +30,16 @@ def test_search_backend_follows_the_keys_present(env, backend):
     assert Settings.load(environ=env).resolved_search_backend == backend
 
 
+def test_context_strategy_folds_by_default_and_reaches_the_nodes():
+    from fathom.app.services import research_config
+
+    assert Settings.load(environ={}).context_strategy == "fold"
+    answer = Settings.load(environ={"FATHOM_CONTEXT_STRATEGY": "answer"})
+    assert answer.context_strategy == "answer"
+    assert research_config(answer).context_strategy == "answer"
+    assert Settings.load({"context_strategy": "fold"}, environ={"FATHOM_CONTEXT_STRATEGY": "answer"}).context_strategy == "fold"
+
+
 def test_flags_override_env_which_overrides_the_file(tmp_path):
     config = tmp_path / "fathom.toml"
     config.write_text('[fathom]\nmax_rounds = 10\nsearch_model_url = "http://127.0.0.1:1111"\nquery_llm = "openai:gpt-4.1-mini"\n')
@@ -49,6 +59,7 @@ def test_flags_override_env_which_overrides_the_file(tmp_path):
         ({"query_llm": "gpt-4.1-mini"}, "'openai:MODEL'"),
         ({"search_backend": "bing"}, "--search-backend"),
         ({"allow_hosts": ["http://x/y"]}, "not a host[:port] entry"),
+        ({"context_strategy": "summarize"}, "--context-strategy / FATHOM_CONTEXT_STRATEGY"),
     ],
 )
 def test_bad_values_give_one_clear_line(overrides, fragment):

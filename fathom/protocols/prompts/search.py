@@ -105,6 +105,27 @@ def cut_off_note(completion_tokens: int) -> str:
 ELIDED_TOOL_RESULT = "[this older tool result was removed to fit the context window]"
 
 
+# A forced turn (the budget is used up) that still calls tools: each call gets this error as its
+# tool response, and the model is asked once more to answer.
+FORCED_CALL_ERROR = "not run: your research budget is used up and no more tools run; answer now with what you have"
+
+# Older tool results folded into digests to keep the transcript inside the context window. The
+# label starts every digest, so the model can tell a digest from a full result.
+FOLDED_LABEL = "[folded: key lines only]"
+
+
+def folded_page(url: str, title: str, lines: list[str]) -> str:
+    """The digest of a page read: its title, its address (when the call does not already show it)
+    and its most relevant lines."""
+    head = " ".join(part for part in (FOLDED_LABEL, title, url and f"<{url}>") if part)
+    return "\n".join([head, *(f"- {line}" for line in lines)])
+
+
+def folded_search(hits: list[tuple[str, str]]) -> str:
+    """The digest of a search: the URLs it found, with their titles."""
+    return "\n".join([FOLDED_LABEL, *(f"- {url}" + (f" {title}" if title and title != url else "") for url, title in hits)])
+
+
 def too_many_calls_error(limit: int) -> str:
     """The error of each call beyond the per-turn limit (it is refused, not run)."""
     return f"not run: at most {limit} tool calls are run per turn; call it again in your next turn"

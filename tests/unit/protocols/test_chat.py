@@ -80,3 +80,34 @@ def test_invalid_calls_keep_a_matching_assistant_call():
     converted = to_openai_messages([HumanMessage("q"), ai, reply])
     assert converted[1]["tool_calls"][0]["id"] == "c9"
     assert converted[2] == {"role": "tool", "tool_call_id": "c9", "content": "error: [error] bad"}
+
+
+async def test_a_forced_turn_that_calls_tools_is_refused_never_answered():
+    from fathom.protocols.base import refused_call_responses
+    from fathom.protocols.prompts.search import FORCED_CALL_ERROR
+
+    written = '<tool_call>\n{"name": "search_urls", "arguments": {"query": "more"}}\n</tool_call> maybe 1897'
+    model = ToolCallingFake(
+        messages=iter(
+            [
+                AIMessage(content="", tool_calls=[{"name": "search_urls", "args": {"query": "more"}, "id": "c1"}]),
+                AIMessage(content=written),
+                AIMessage(content=written + " so \\boxed{1897}"),
+            ]
+        )
+    )
+    protocol = ChatToolsProtocol(model, "system")
+    forced = TurnBudget(256, force_answer=True)
+    structured = await protocol.turn([HumanMessage("q")], forced)
+    as_text = await protocol.turn([HumanMessage("q")], forced)
+    for turn in (structured, as_text):
+        assert turn.answer is None and not turn.message.tool_calls and not turn.notes
+        [refused] = turn.message.invalid_tool_calls
+        assert refused["error"] == FORCED_CALL_ERROR
+        [response] = refused_call_responses(turn.message)
+        assert response.status == "error" and FORCED_CALL_ERROR in response.content
+    # every tool reply keeps a matching assistant call in the chat transcript
+    [assistant] = to_openai_messages([as_text.message])
+    assert assistant["tool_calls"][0]["id"] == refused["id"]
+    boxed = await protocol.turn([HumanMessage("q")], forced)
+    assert boxed.answer == "1897" and boxed.boxed and not boxed.message.invalid_tool_calls

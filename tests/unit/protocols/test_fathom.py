@@ -149,6 +149,22 @@ def test_forced_turn_ignores_calls_and_reads_an_answer():
     assert not turn.has_calls and turn.answer == "42" and turn.boxed
 
 
+def test_a_forced_turn_that_calls_tools_is_refused_never_answered(renderer):
+    """The call text of a forced turn is never its answer: the calls are refused for the model to read."""
+    from fathom.protocols.prompts.search import FORCED_CALL_ERROR
+
+    text = f"x</think>\n<tool_call>\n{SEARCH_CALL}\n</tool_call>\n<tool_call>{{bad json}}</tool_call> I think 42"
+    turn = parse_turn(gen(text), [HumanMessage("q")], id_prefix="r9", force_answer=True)
+    assert turn.answer is None and not turn.message.tool_calls and not turn.notes
+    assert [c["error"] for c in turn.message.invalid_tool_calls] == [FORCED_CALL_ERROR] * 2
+    responses = refused_call_responses(turn.message)
+    prompt = renderer.render([HumanMessage("q"), turn.message, *responses])
+    assert prompt.count(f"error: \n[error] {FORCED_CALL_ERROR}") == 2
+    assert f"<tool_response>{SEARCH_CALL}\n" in prompt  # each refusal echoes its call
+    unpaired = parse_turn(gen(f"x</think>\n<tool_call>\n{SEARCH_CALL}"), [HumanMessage("q")], id_prefix="r9", force_answer=True)
+    assert unpaired.answer is None and not unpaired.has_calls
+
+
 def test_answer_comes_from_assistant_text_only():
     # The system prompt's worked example (\boxed{100C}) must never become the answer.
     turn = turn_of("done</think>\nI could not find it.")

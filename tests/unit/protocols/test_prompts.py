@@ -132,6 +132,8 @@ DIGESTS = {
     "SEARCH_SYSTEM_PROMPT": (search, "07a3b28b4ce170dc7b15773d772b4261cc77cbd00f20481ca61723c4aacfcef7"),
     "CHAT_SYSTEM_PROMPT": (search, "1dc33d71cd5b7dfc1d879aaab0fbba0414c507b8271a23ade928a3d61f6e9c80"),
     "FORCE_ANSWER_NOTE": (search, "dd29de6b6927684cd1c742254c74b73c82605c7a6ed6010dd6097fd200c8b83c"),
+    "FORCED_CALL_ERROR": (search, "fcade0a5560c1023e1d8c85514a0ea757fa95eaf3511e2c778bb2c9dc08599ec"),
+    "FOLDED_LABEL": (search, "e5cff4846275605ff53c23e2ff363cdc62849b75341809eb820051b57e8f4f40"),
     "SYNTH_SYSTEM_PROMPT": (synthesizer, "1e111ac7c69d6cfe4052ad5689fb3e13d10b09e98656000b102b24fa651d9c0f"),
     "SYNTH_USER_LEAD_IN": (synthesizer, "2bc0216f8c1aee588ad6b87c6c093b0659b8c3f90d346eba65c87ef53433b3c6"),
     "JUDGE_SYSTEM_PROMPT": (judge, "c1848d268efac1102e3d9d5c554ae10fe1e1bbb334b594ff29d2719268fd99ed"),
@@ -156,6 +158,14 @@ def test_notes_keep_their_wording():
         "what you have found so far, give your best final answer now, inside \\boxed{}."
     )
     assert search.time_limit_reason(90.4) == "the time limit of 90 s"
+    # Folded tool results: a digest is the label, then what it keeps (see fathom/nodes/folding.py).
+    assert search.folded_page("https://a.org/x", "A page", ["one", "two"]) == (
+        "[folded: key lines only] A page <https://a.org/x>\n- one\n- two"
+    )
+    assert search.folded_page("", "A page", ["one"]) == "[folded: key lines only] A page\n- one"
+    assert search.folded_search([("https://a.org", "A"), ("https://b.org", "https://b.org")]) == (
+        "[folded: key lines only]\n- https://a.org A\n- https://b.org"
+    )
     assert search.context_limit_reason(40960) == "the context window of 40960 tokens"
     assert judge.unsupported_note("", "") == (
         "A check of your answer against the evidence you gathered found it unsupported: the evidence "
