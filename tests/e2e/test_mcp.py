@@ -46,7 +46,7 @@ async def fathom_stdio(env: dict[str, str], log: Path) -> AsyncIterator[Client]:
 
 
 @asynccontextmanager
-async def fathom_http(env: dict[str, str], log: Path) -> AsyncIterator[tuple[Client, subprocess.Popen]]:
+async def fathom_http(env: dict[str, str], log: Path) -> AsyncIterator[Client]:
     """``fathom mcp --http`` on a free loopback port; stopped by its PID."""
     port = free_port()
     with log.open("w") as errlog:
@@ -59,7 +59,7 @@ async def fathom_http(env: dict[str, str], log: Path) -> AsyncIterator[tuple[Cli
             assert time.monotonic() < deadline, "fathom mcp --http did not start"
             await asyncio.sleep(0.1)
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-            yield client, proc
+            yield client
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -67,6 +67,10 @@ async def fathom_http(env: dict[str, str], log: Path) -> AsyncIterator[tuple[Cli
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def fathom(transport: str, env: dict[str, str], log: Path) -> Any:
+    return fathom_stdio(env, log) if transport == "stdio" else fathom_http(env, log)
 
 
 class Progress:
@@ -129,11 +133,12 @@ def slow_first_turn(web) -> tuple[Callable[[str], Reply], dict[str, int]]:
     return reply, seen_calls
 
 
-async def test_cancelled_research_over_http_is_interrupted_and_resume_finishes_it(searxng, web, db_url, tmp_path, cli):
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+async def test_cancelled_research_is_interrupted_and_resume_finishes_it(transport, searxng, web, db_url, tmp_path, cli):
     reply, seen = slow_first_turn(web)
     with FakeSGLang(fallback=reply) as sglang:
         env = cli_env(db_url, fake_env(sglang, searxng, web))
-        async with fathom_http(env, tmp_path / "server.log") as (client, _):
+        async with fathom(transport, env, tmp_path / "server.log") as client:
             progress = Progress()
             pending = asyncio.create_task(
                 client.call_tool("research", {"question": QUESTION, "run_id": "cancelled"}, progress_callback=progress))
@@ -166,7 +171,7 @@ async def test_deepresearch_report_is_a_markdown_resource(sglang, searxng, web, 
     sglang.add(*research_script(web))
     with FakeSGLang(fallback=synthesizer(web), model_path="FractalAIResearch/Fathom-Synthesizer-4B") as synth:
         env = cli_env(db_url, {**fake_env(sglang, searxng, web), "FATHOM_SYNTH_MODEL_URL": synth.url})
-        async with fathom_http(env, tmp_path / "server.log") as (client, _):
+        async with fathom_http(env, tmp_path / "server.log") as client:
             result = structured(await client.call_tool(
                 "research", {"question": QUESTION, "deepresearch": True, "include_report": True}))
             assert result["status"] == "answered"

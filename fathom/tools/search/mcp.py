@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -84,7 +85,7 @@ class McpSearchBackend:
             that is not on the PATH.
     """
 
-    name = "mcp"
+    name = "mcp"  # per instance: "mcp:" and a digest of server and tool (see __init__)
 
     def __init__(
         self,
@@ -101,6 +102,8 @@ class McpSearchBackend:
                             "to a command line or an http(s) URL")
         self.server = server
         self.tool = (tool or "").strip() or None
+        # Cached searches are keyed by the backend's name: one server's hits must not answer another's.
+        self.name = "mcp:" + hashlib.sha256(f"{server}\0{self.tool or ''}".encode()).hexdigest()[:12]
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._argv: list[str] = []

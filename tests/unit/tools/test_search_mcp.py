@@ -182,6 +182,14 @@ def test_a_server_that_cannot_work_is_a_config_error_at_once(server, words):
     assert words in str(caught.value)
 
 
+def test_each_server_and_tool_has_its_own_cache_name():
+    names = {McpSearchBackend(server, tool=tool).name
+             for server, tool in [("http://127.0.0.1:1/mcp", None), ("http://127.0.0.1:1/mcp", "web_search"),
+                                  ("http://127.0.0.1:2/mcp", "web_search")]}
+    assert len(names) == 3 and all(name.startswith("mcp:") and len(name) <= 32 for name in names)
+    assert McpSearchBackend("http://127.0.0.1:1/mcp").name == McpSearchBackend(" http://127.0.0.1:1/mcp ").name
+
+
 def test_settings_come_from_the_environment_and_the_server_gets_no_fathom_keys():
     settings = Settings.load(environ={"FATHOM_SEARCH_BACKEND": "mcp", "FATHOM_MCP_SERVER": "npx search-server",
                                       "FATHOM_MCP_TOOL": "web_search"})
