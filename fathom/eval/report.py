@@ -397,7 +397,7 @@ def render_markdown(report: Report, plots: Sequence[tuple[str, str]] | None = No
     if plots is None:
         lines.append("The plots are written with `--out FILE.md` (as PNG files beside it) or in `--format html`.")
     elif not plots:
-        lines.append("No plots: no question has research metrics yet.")
+        lines.append("No plots (no question has research metrics yet).")
     for title, link in plots or ():
         lines += [f"![{_md(title)}]({quote(link)})", ""]
     if report.missed:
@@ -449,7 +449,7 @@ def render_html(report: Report, plots: Sequence[Plot] = ()) -> str:
         parts += [f"<h2>{esc(title)}</h2>", _html_table(header, rows)]
     parts.append("<h2>Plots</h2>")
     if not plots:
-        parts.append("<p>No plots: no question has research metrics yet.</p>")
+        parts.append("<p>No plots (no question has research metrics yet).</p>")
     for plot in plots:
         data = base64.b64encode(plot.png).decode("ascii")
         parts.append(f'<figure><img alt="{esc(plot.title)}" src="data:image/png;base64,{data}">'
@@ -509,7 +509,7 @@ def _outcome_plot(breakdown: Breakdown) -> Plot:
     axes.set_xlim(0, 1.18)
     axes.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
     axes.invert_yaxis()
-    axes.set_xlabel("share of questions (correct first: the accuracy over all)")
+    axes.set_xlabel("share of questions (the correct share is the accuracy over all)")
     figure.legend(loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     title = f"Accuracy and outcomes by {_label(breakdown.key)}"
     axes.set_title(title)
