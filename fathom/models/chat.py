@@ -17,9 +17,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx2
-import openai
-
 from fathom.aio import AsyncClosing
 from fathom.errors import one_line
 from fathom.models.base import ChatResult, ContextLengthError, ModelError
@@ -32,6 +29,7 @@ from fathom.models.retry import (
     is_context_overflow,
     retry_policy,
 )
+from fathom.tls import openai_ssl_context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,12 +67,26 @@ class ChatClient(AsyncClosing):
         self.max_retries = max(0, int(max_retries))
         self.backoff_s = backoff_s
         self._model_lock = asyncio.Lock()
-        self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key or "EMPTY",
-            timeout=httpx2.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
-            max_retries=0,  # retried below, with our own policy and messages
-        )
+        self._api_key = api_key or "EMPTY"
+        self._sdk: Any = None  # the OpenAI SDK client, built on first use (see _client)
+
+    @property
+    def _client(self) -> Any:
+        """The OpenAI SDK client. Built on first use: importing the SDK takes longer than a
+        whole research turn's overhead, and most runs never call their judge (see verify)."""
+        if self._sdk is None:
+            import httpx2
+            import openai
+
+            self._sdk = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key,
+                timeout=httpx2.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
+                max_retries=0,  # retried below, with our own policy and messages
+                # the SDK's default client, but with the process's one TLS context (see fathom.tls)
+                http_client=openai.DefaultAsyncHttpxClient(verify=openai_ssl_context()),
+            )
+        return self._sdk
 
     @classmethod
     def from_spec(
@@ -148,8 +160,9 @@ class ChatClient(AsyncClosing):
         return self.model
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.close()
+        """Close the connection pool (if the client was ever used)."""
+        if self._sdk is not None:
+            await self._sdk.close()
 
     # ---- retries and error mapping -------------------------------------------------------
 
@@ -166,6 +179,8 @@ class ChatClient(AsyncClosing):
         )
 
     async def _attempt(self, make: Callable[[], Awaitable[T]]) -> T:
+        import openai  # imported by the client already (see _client)
+
         try:
             return await make()
         except openai.APITimeoutError:

@@ -37,6 +37,7 @@ from fathom.models.retry import (
     is_context_overflow,
     retry_policy,
 )
+from fathom.tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class SGLangClient(AsyncClosing):
             transport=transport,
             limits=POOL_LIMITS,
             trust_env=False,  # a proxy from the environment must not capture a local model server
+            verify=ssl_context(),  # one per process: building one costs 0.1 s (see fathom.tls)
         )
         self._context_length: int | None = None
 

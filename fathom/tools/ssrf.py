@@ -27,10 +27,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import certifi
 import httpcore
 import httpx
 
+from fathom.tls import ssl_context as shared_ssl_context
 from fathom.tools.base import ToolError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -336,13 +336,14 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits = httpx.Limits(max_connections=64, max_keepalive_connections=16),
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(trust_env=False, limits=limits)
+        ssl_context = ssl_context or shared_ssl_context()  # one per process (see fathom.tls)
+        super().__init__(trust_env=False, limits=limits, verify=ssl_context)
         # httpx has no public hook for the network backend, so replace the pool it just built
         # with one of the same settings that connects through the guard.
         if not hasattr(self, "_pool"):  # pragma: no cover - a future httpx would need a new hook
             raise RuntimeError("this httpx version does not expose AsyncHTTPTransport._pool")
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or ssl.create_default_context(cafile=certifi.where()),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

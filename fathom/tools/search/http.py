@@ -19,6 +19,7 @@ import httpx
 
 from fathom.errors import one_line
 from fathom.retry import RetriesExhausted, RetryPolicy, Transient, call_with_retries
+from fathom.tls import ssl_context
 from fathom.tools.base import ToolError
 
 __all__ = [
@@ -132,4 +133,5 @@ async def request_json(
 
 def default_client(timeout_s: float, **kwargs: Any) -> httpx.AsyncClient:
     """The httpx client search backends use when none is given: bounded connect and read times."""
+    kwargs.setdefault("verify", ssl_context())  # one per process (see fathom.tls)
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)), **kwargs)
