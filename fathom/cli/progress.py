@@ -64,6 +64,11 @@ class ProgressPrinter:
         elif kind == "turn":
             forced = f" [yellow](final answer forced: {escape(event['forced'])})[/]" if event.get("forced") else ""
             self.print(f"[bold cyan]round {event['round']}[/]{forced}")
+        elif kind == "fold":
+            self.print(
+                f"  [dim]context folded: {event['results']} older tool results to digests, "
+                f"~{event['before']} → ~{event['after']} tokens[/]"
+            )
         elif kind == "model":
             usage = event.get("usage") or {}
             self.print(
@@ -105,7 +110,11 @@ class ProgressPrinter:
             self.print(f"  [dim]report cut by the token limit: continuing ({event['continuation']})[/]")
         elif kind == "write":
             if event.get("ok"):
-                self.print(f"  [green]✓[/] report written: {event['kept']} citations kept, {event['removed']} removed")
+                unsourced = event.get("unsourced") or 0
+                self.print(
+                    f"  [green]✓[/] report written: {event['kept']} citations kept, {event['removed']} removed"
+                    + (f", [yellow]{unsourced} claims left unsourced[/]" if unsourced else "")
+                )
             else:
                 self.print("  [red]✗ the synthesizer wrote nothing[/]")
 

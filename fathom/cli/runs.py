@@ -120,7 +120,8 @@ def runs_show(
         citations = summary.get("citations") or {}
         console.print(
             f"[bold]report:[/] {len(summary['report'].split())} words, {citations.get('kept', 0)} citations kept, "
-            f"{citations.get('removed', 0)} removed, {citations.get('unused', 0)} sources unused"
+            f"{citations.get('removed', 0)} removed, {citations.get('unsourced', 0)} claims left unsourced, "
+            f"{citations.get('unused', 0)} sources unused"
         )
     for fold in summary.get("folds") or []:
         console.print(

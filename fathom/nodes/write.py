@@ -64,5 +64,6 @@ async def write(state: ResearchState, services: Services) -> dict[str, Any]:
         return {"report_status": "failed", "error": "the synthesizer wrote an empty report", "usage": usage}
     checked = check_citations(text, retrieved_sources(list(state.get("messages") or [])))
     citations = {**checked.as_dict(), "continuations": continued}
-    emit("write", ok=True, kept=len(checked.sources), removed=len(checked.removed))
+    emit("write", ok=True, kept=len(checked.sources), removed=len(checked.removed),
+         unsourced=citations.get("unsourced", 0))
     return {"report": checked.text, "citations": citations, "report_status": "written", "usage": usage}

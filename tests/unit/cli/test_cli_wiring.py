@@ -142,3 +142,12 @@ def test_the_verify_line_says_what_decided() -> None:
     assert line == "  verify: supported (verbatim in evidence)"
     [line] = progress_lines({"event": "verify", "accepted": True, "verdict": "unverified", "decided_by": ""})
     assert line == "  verify: unverified"
+
+
+def test_a_fold_and_unsourced_claims_show_in_the_progress() -> None:
+    [fold] = progress_lines({"event": "fold", "round": 18, "results": 24, "before": 30600, "after": 9100})
+    assert fold == "  context folded: 24 older tool results to digests, ~30600 → ~9100 tokens"
+    [clean] = progress_lines({"event": "write", "ok": True, "kept": 12, "removed": 1, "unsourced": 0})
+    assert clean == "  ✓ report written: 12 citations kept, 1 removed"
+    [marked] = progress_lines({"event": "write", "ok": True, "kept": 12, "removed": 3, "unsourced": 2})
+    assert marked.endswith("3 removed, 2 claims left unsourced")
