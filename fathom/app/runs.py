@@ -155,6 +155,8 @@ def final_status(summary: dict[str, Any]) -> RunStatus:
         return "waiting"  # for a human: `fathom resume` asks again
     if summary["status"] == "answered" and summary["report_status"] in (None, "written", "aborted"):
         return "answered"  # a declined report ("aborted") leaves the answer standing
+    if summary["status"] == "unanswered":
+        return "unanswered"  # the model would not answer even when told to: the reason is in error
     return "failed"
 
 

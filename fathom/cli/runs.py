@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # The run statuses as fathom.store.RUN_STATUSES defines them (a test keeps the two equal: the
 # store is too heavy to import for --help).
-STATUS_HELP = "Only runs with this status: running, waiting (for plan review), interrupted, answered or failed"
+STATUS_HELP = "Only runs with this status: running, waiting (for plan review), interrupted, answered, unanswered or failed"
 
 runs_app = typer.Typer(
     help="List, show, export and delete recorded runs.", no_args_is_help=True, rich_markup_mode=None

@@ -66,7 +66,8 @@ from fathom.store.errors import StoreError
 #   interrupted  stopped before its end (killed, Ctrl-C, a model server down): resumable
 #   answered     ended with an answer (and its report, when one was asked for and not declined)
 #   failed       ended without an answer, or its report could not be written
-RunStatus = Literal["running", "waiting", "interrupted", "answered", "failed"]
+# unanswered (migration 8): the model would not answer even when told to (its run did not fail).
+RunStatus = Literal["running", "waiting", "interrupted", "answered", "unanswered", "failed"]
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 _MYSQL = ("mysql", "mariadb")
@@ -224,6 +225,7 @@ def _status_check(statuses: Sequence[str]) -> str:
 _RUNS_STATUS_CHECK = "fathom_runs_status_ck"
 _RUNS_CREATED_INDEX = "fathom_runs_created_at_idx"
 _V2_RUN_STATUSES = ("running", "interrupted", "failed", "done")  # before migration 5
+_V5_RUN_STATUSES = ("running", "waiting", "interrupted", "answered", "failed")  # before migration 8
 runs = _runs_table(metadata, "fathom_runs", RUN_STATUSES)
 
 Migration = Callable[[Connection], None]
@@ -381,18 +383,23 @@ _RENAMED_STATUSES = {"done": "answered"}
 
 
 def _v5_run_status_vocabulary(conn: Connection) -> None:
+    _change_run_statuses(conn, _V5_RUN_STATUSES, _RENAMED_STATUSES, "v5")
+
+
+def _change_run_statuses(conn: Connection, statuses: Sequence[str], renamed: dict[str, str], step: str) -> None:
+    """Let the registry's CHECK allow ``statuses`` (exactly), renaming rows' statuses by ``renamed``."""
     dialect = conn.dialect.name
     if dialect == "sqlite":  # SQLite cannot change a CHECK constraint: copy into a new table
-        _rebuild_sqlite_runs(conn)
+        _rebuild_sqlite_runs(conn, statuses, renamed, step)
         return
     if dialect == "postgresql":
         conn.exec_driver_sql(f"ALTER TABLE {runs.name} DROP CONSTRAINT IF EXISTS {_RUNS_STATUS_CHECK}")
     elif _has_check(conn):  # MySQL commits each DDL statement: every step may be re-run
         conn.exec_driver_sql(f"ALTER TABLE {runs.name} DROP CONSTRAINT {_RUNS_STATUS_CHECK}")
-    for old, new in _RENAMED_STATUSES.items():
+    for old, new in renamed.items():
         conn.execute(runs.update().where(runs.c.status == old).values(status=new))
     conn.exec_driver_sql(
-        f"ALTER TABLE {runs.name} ADD CONSTRAINT {_RUNS_STATUS_CHECK} CHECK ({_status_check(RUN_STATUSES)})"
+        f"ALTER TABLE {runs.name} ADD CONSTRAINT {_RUNS_STATUS_CHECK} CHECK ({_status_check(statuses)})"
     )
 
 
@@ -407,12 +414,12 @@ def _has_check(conn: Connection) -> bool:
     return bool(found)
 
 
-def _rebuild_sqlite_runs(conn: Connection) -> None:
+def _rebuild_sqlite_runs(conn: Connection, statuses: Sequence[str], renamed: dict[str, str], step: str) -> None:
     """Copy ``fathom_runs`` into a table with the new CHECK, renaming statuses on the way."""
-    staging = _runs_table(MetaData(), f"{runs.name}_v5", RUN_STATUSES, indexed=False)
+    staging = _runs_table(MetaData(), f"{runs.name}_{step}", statuses, indexed=False)
     staging.create(conn)
-    renamed = case(_RENAMED_STATUSES, value=runs.c.status, else_=runs.c.status)
-    columns = [renamed if column.name == "status" else column for column in runs.c]
+    status = case(renamed, value=runs.c.status, else_=runs.c.status) if renamed else runs.c.status
+    columns = [status if column.name == "status" else column for column in runs.c]
     conn.execute(staging.insert().from_select([c.name for c in runs.c], select(*columns)))
     conn.exec_driver_sql(f"DROP TABLE {runs.name}")
     conn.exec_driver_sql(f"ALTER TABLE {staging.name} RENAME TO {runs.name}")
@@ -491,6 +498,10 @@ def _v7_judgements(conn: Connection) -> None:
     metadata.create_all(conn, tables=[judgements], checkfirst=True)
 
 
+def _v8_unanswered_runs(conn: Connection) -> None:
+    _change_run_statuses(conn, RUN_STATUSES, {}, "v8")
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_checkpoint_tables,
     _v2_run_registry,
@@ -499,6 +510,7 @@ MIGRATIONS: Sequence[Migration] = (
     _v5_run_status_vocabulary,
     _v6_evals,
     _v7_judgements,
+    _v8_unanswered_runs,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,8 +13,9 @@ import pytest
 
 from fathom.app.runs import research, resume, run_question
 from fathom.app.services import build_services
+from fathom.cli.options import EXIT_NO_ANSWER
 from fathom.models.base import ModelUnavailableError
-from tests.conftest import fake_settings
+from tests.conftest import fake_env, fake_settings
 from tests.fakes.sglang import FakeSGLang, Reply, count_tokens, keep_researching
 
 QUESTION = "When did the Kestrel Bridge open to traffic?"
@@ -165,6 +166,18 @@ async def test_a_forced_turn_that_keeps_calling_tools_ends_unanswered(protocol, 
     last = sglang.requests[-1]["json"]
     text = last["text"] if protocol == "fathom" else json.dumps(last["messages"])
     assert "not run: your research budget is used up" in text
+
+
+def test_the_run_registry_records_a_run_the_model_would_not_answer(cli, sglang, searxng, web):
+    search = "<tool_call>\n" + json.dumps({"name": "search_urls", "arguments": {"query": "kestrel"}}) + "\n</tool_call>"
+    sglang.fallback = lambda prompt: "Not done yet.</think>\n\n" + search
+    result = cli("research", "When did the Kestrel Bridge open?", "--max-rounds", "2", "--json", "-q",
+                 env=fake_env(sglang, searxng, web), timeout=120)
+    assert result.returncode == EXIT_NO_ANSWER, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "unanswered" and "kept calling tools" in summary["error"]
+    listed = cli("runs", "list", "--status", "unanswered", "--json")
+    assert [json.loads(line)["run_id"] for line in listed.stdout.splitlines()] == [summary["run_id"]]
 
 
 async def test_runs_show_lists_the_folds(cli, db_url, searxng, long_web):

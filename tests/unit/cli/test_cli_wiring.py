@@ -102,6 +102,7 @@ def test_every_status_has_an_exit_code() -> None:
         "waiting": EXIT_REVIEW,
         "interrupted": EXIT_INTERRUPTED,
         "answered": 0,
+        "unanswered": EXIT_NO_ANSWER,
         "failed": EXIT_NO_ANSWER,
     }
 

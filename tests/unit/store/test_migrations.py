@@ -79,7 +79,7 @@ async def test_a_version_6_database_gains_the_judgement_cache(backend_url: str) 
     async with open_store(backend_url):
         pass
     names, version = tables_and_version(backend_url)
-    assert "fathom_judgements" in names and version == SCHEMA_VERSION == 7
+    assert "fathom_judgements" in names and version == SCHEMA_VERSION
 
 
 async def test_old_run_statuses_are_renamed_and_the_new_ones_allowed(backend_url: str) -> None:
@@ -117,7 +117,28 @@ async def test_old_run_statuses_are_renamed_and_the_new_ones_allowed(backend_url
 
 
 def test_the_status_vocabulary_is_defined_once() -> None:
-    assert RUN_STATUSES == ("running", "waiting", "interrupted", "answered", "failed")
+    assert RUN_STATUSES == ("running", "waiting", "interrupted", "answered", "unanswered", "failed")
+
+
+async def test_a_version_7_registry_keeps_its_runs_and_takes_unanswered(backend_url: str) -> None:
+    engine = create_engine(resolve_url(backend_url).sync_url)
+    with engine.begin() as conn:
+        migrate(conn, MIGRATIONS[:7])
+        now = datetime.now(UTC)
+        conn.execute(insert(runs).values(run_id="kept", question="q", status="answered", created_at=now,
+                                         updated_at=now, rounds=2, answer="1897"))
+        with pytest.raises(DBAPIError), conn.begin_nested():  # not allowed before migration 8
+            conn.execute(insert(runs).values(run_id="early", question="q", status="unanswered", created_at=now,
+                                             updated_at=now, rounds=2))
+    engine.dispose()
+
+    async with open_store(backend_url) as store:
+        kept = await store.runs.get("kept")
+        assert kept is not None and kept.status == "answered" and kept.answer == "1897" and kept.rounds == 2
+        await store.runs.create("stubborn", "q")
+        await store.runs.update("stubborn", status="unanswered", error="the model kept calling tools")
+        assert [r.run_id for r in await store.runs.list(status="unanswered")] == ["stubborn"]
+    assert tables_and_version(backend_url)[1] == SCHEMA_VERSION == 8
 
 
 async def test_a_newer_database_is_refused(backend_url: str) -> None:
