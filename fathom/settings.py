@@ -55,6 +55,16 @@ ENV_VARS: dict[str, str] = {
     "search_concurrency": "FATHOM_SEARCH_CONCURRENCY",
     "search_rate_per_s": "FATHOM_SEARCH_RATE",
     "sglang_python": "FATHOM_SGLANG_PYTHON",
+    "reader": "FATHOM_READER",
+    "github_api_url": "FATHOM_GITHUB_API_URL",
+    "github_raw_url": "FATHOM_GITHUB_RAW_URL",
+    "reddit_url": "FATHOM_REDDIT_URL",
+    "youtube_url": "FATHOM_YOUTUBE_URL",
+    "arxiv_url": "FATHOM_ARXIV_URL",
+    "wikipedia_url": "FATHOM_WIKIPEDIA_URL",
+    "archive_url": "FATHOM_ARCHIVE_URL",
+    "jina_url": "FATHOM_JINA_URL",
+    "browser_path": "FATHOM_BROWSER",
 }
 SECRET_ENV_VARS: dict[str, str] = {
     "tavily_api_key": "TAVILY_API_KEY",
@@ -62,6 +72,8 @@ SECRET_ENV_VARS: dict[str, str] = {
     "openai_api_key": "OPENAI_API_KEY",
     "query_llm_api_key": "FATHOM_QUERY_LLM_API_KEY",
     "model_api_key": "FATHOM_MODEL_API_KEY",
+    "github_token": "GITHUB_TOKEN",
+    "jina_api_key": "JINA_API_KEY",
 }
 # Renamed prompt settings: the old config-file keys and environment variables are still read.
 RENAMED: dict[str, str] = {"prompt_file": "prompt", "synth_prompt_file": "synth_prompt"}
@@ -128,6 +140,20 @@ class Settings(BaseModel):
     # backend's own default, see fathom.tools.search.limits)
     search_concurrency: int | None = Field(None, ge=1, le=256)
     search_rate_per_s: float | None = Field(None, gt=0)
+    # how query_url reads a page (fathom.tools.readers): auto (site readers, the page itself, a
+    # headless browser when it needs JavaScript and the 'browser' extra is installed), static (no
+    # browser) or jina (Jina's reader first). Each site's base URL can point elsewhere (a mirror,
+    # a test's fake); wikipedia_url None reads the article's own wiki.
+    reader: Literal["auto", "static", "jina"] = "auto"
+    github_api_url: str = "https://api.github.com"
+    github_raw_url: str = "https://raw.githubusercontent.com"
+    reddit_url: str = "https://www.reddit.com"
+    youtube_url: str = "https://www.youtube.com"
+    arxiv_url: str = "https://arxiv.org"
+    wikipedia_url: str | None = None
+    archive_url: str = "https://archive.org"
+    jina_url: str = "https://r.jina.ai"
+    browser_path: str = "/usr/bin/chromium"
 
     # serving: the Python that has sglang (None: the one running Fathom)
     sglang_python: str | None = None
@@ -146,8 +172,12 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = None
     query_llm_api_key: SecretStr | None = None
     model_api_key: SecretStr | None = None
+    github_token: SecretStr | None = None  # sent to github_api_url only
+    jina_api_key: SecretStr | None = None  # sent to jina_url only
 
-    @field_validator("search_model_url", "synth_model_url", "serper_url", "searxng_url", "tavily_url", "prompts_base_url")
+    @field_validator("search_model_url", "synth_model_url", "serper_url", "searxng_url", "tavily_url", "prompts_base_url",
+                     "github_api_url", "github_raw_url", "reddit_url", "youtube_url", "arxiv_url", "wikipedia_url",
+                     "archive_url", "jina_url")
     @classmethod
     def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:

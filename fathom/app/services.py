@@ -32,12 +32,22 @@ from fathom.protocols.fathom import FathomProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, DEFAULT_SEARCH_PROMPT, DEFAULT_SYNTH_PROMPT, Prompt
 from fathom.protocols.prompts.evidence import EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
 from fathom.protocols.prompts.files import from_text, load_prompt_file
+from fathom.protocols.prompts.tools import READER_NOTES
 from fathom.settings import SECRET_ENV_VARS, Settings, child_environment
 from fathom.store import Database, default_db_url
 from fathom.store.cache import ToolCache
 from fathom.tools.base import SearchBackend
 from fathom.tools.evidence import EvidenceExtractor, QueryLLM
 from fathom.tools.fetch import Fetcher
+from fathom.tools.readers import ReaderChain
+from fathom.tools.readers.archive import ArchiveReader
+from fathom.tools.readers.arxiv import ArxivReader
+from fathom.tools.readers.browser import BrowserReader, browser_available
+from fathom.tools.readers.github import GitHubReader
+from fathom.tools.readers.jina import JinaReader
+from fathom.tools.readers.reddit import RedditReader
+from fathom.tools.readers.wikipedia import WikipediaReader
+from fathom.tools.readers.youtube import YouTubeReader
 from fathom.tools.search.ddg import DdgBackend
 from fathom.tools.search.limits import limit
 from fathom.tools.search.mcp import McpSearchBackend
@@ -138,6 +148,8 @@ def toolbox(
     fetcher = Fetcher(allow_hosts=settings.allow_hosts, timeout_s=settings.fetch_timeout_s,
                       max_bytes=settings.fetch_max_bytes)
     owned.append(fetcher)
+    reader = reader_chain(settings, fetcher)
+    owned.append(reader)  # closed before the fetcher its browser reads through
     evidence_system, evidence_user = evidence_prompts_of(settings)
     return Toolbox(
         search_backend=search_backend,
@@ -152,8 +164,33 @@ def toolbox(
         default_top_k=settings.search_top_k,
         cache=cache,
         corpus=getattr(search_backend, "corpus", None),  # the local backend's index
+        reader=reader,
         owned=tuple(owned),
     )
+
+
+def reader_chain(settings: Settings, fetcher: Fetcher) -> ReaderChain:
+    """How ``query_url`` reads pages: the site readers, Jina's reader (``--reader jina``), the
+    headless browser (``auto``, when installed) and archive.org, all through ``fetcher``. Each key
+    goes to its own base URL only: ``GITHUB_TOKEN`` to the GitHub API, ``JINA_API_KEY`` to Jina."""
+    t = settings.fetch_timeout_s
+    sites = [
+        GitHubReader(fetcher, api_url=settings.github_api_url, raw_url=settings.github_raw_url,
+                     token=_secret(settings.github_token), timeout_s=t),
+        RedditReader(fetcher, base_url=settings.reddit_url, timeout_s=t),
+        YouTubeReader(fetcher, base_url=settings.youtube_url, notes=READER_NOTES, timeout_s=t * 1.5),
+        ArxivReader(fetcher, base_url=settings.arxiv_url, notes=READER_NOTES, timeout_s=t * 2),
+        WikipediaReader(fetcher, base_url=settings.wikipedia_url, timeout_s=t),
+    ]
+    jina = None
+    if settings.reader == "jina":
+        jina = JinaReader(fetcher, base_url=settings.jina_url, api_key=_secret(settings.jina_api_key), timeout_s=t * 1.5)
+    browser = None
+    if settings.reader == "auto" and browser_available(settings.browser_path):
+        browser = BrowserReader(fetcher, path=settings.browser_path, timeout_s=t * 1.5)
+    return ReaderChain(fetcher, sites=sites, jina=jina, browser=browser,
+                       archive=ArchiveReader(fetcher, base_url=settings.archive_url, notes=READER_NOTES, timeout_s=t),
+                       notes=READER_NOTES, browser_missing=settings.reader == "auto" and browser is None)
 
 
 def make_search_backend(settings: Settings, database: Database | None = None) -> SearchBackend:

@@ -184,6 +184,7 @@ class RunOptions:
     mcp_server: Annotated[Optional[str], typer.Option("--mcp-server", metavar="CMD_OR_URL", help="With --search-backend mcp: the MCP server with the search tool, a command line (run as a subprocess over stdio) or an http(s) URL (streamable HTTP) [env FATHOM_MCP_SERVER; default none]")] = None
     mcp_tool: Annotated[Optional[str], typer.Option("--mcp-tool", metavar="NAME", help="With --search-backend mcp: the server's search tool [env FATHOM_MCP_TOOL; default its only tool, or its only tool named *search*]")] = None
     allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="host[:port] that page reads may reach although it is private or loopback (repeatable) [env FATHOM_ALLOW_HOSTS, comma-separated; default none]")] = None
+    reader: Annotated[Optional[str], typer.Option("--reader", metavar="auto|static|jina", help="How query_url reads pages: auto (site readers for GitHub, Reddit, YouTube, arXiv and Wikipedia, then the page itself, a headless browser for JavaScript pages when the 'browser' extra and Chromium are installed, archive.org for pages that refuse us), static (no browser) or jina (Jina's reader first; JINA_API_KEY goes to it) [env FATHOM_READER; default auto]")] = None
     max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", help="Model turns before a final answer is forced [env FATHOM_MAX_ROUNDS; default 64]")] = None
     max_calls_per_turn: Annotated[Optional[int], typer.Option("--max-calls-per-turn", help="Tool calls run per turn [env FATHOM_MAX_CALLS_PER_TURN; default 8]")] = None
     max_wall_seconds: Annotated[Optional[float], typer.Option("--max-wall-seconds", help="Wall-clock budget of one invocation [env FATHOM_MAX_WALL_SECONDS; default 3600]")] = None
@@ -217,6 +218,7 @@ class RunOptions:
             "mcp_server": self.mcp_server,
             "mcp_tool": self.mcp_tool,
             "allow_hosts": tuple(self.allow_host) if self.allow_host else None,
+            "reader": self.reader,
             "max_rounds": self.max_rounds,
             "max_calls_per_turn": self.max_calls_per_turn,
             "max_wall_seconds": self.max_wall_seconds,

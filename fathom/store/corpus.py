@@ -1,7 +1,7 @@
 """A local corpus: files indexed for full-text search in the run database (``fathom corpus``).
 
-``fathom corpus index DIR`` stores the text of every .md, .markdown, .txt, .html, .htm and .pdf
-file under DIR (tables from migration 4 in :mod:`fathom.store.migrations`); a later run re-reads
+``fathom corpus index DIR`` stores the text of every .md, .markdown, .txt, .html, .htm, .pdf,
+.docx, .xlsx, .pptx and .epub file under DIR (tables from migration 4 in :mod:`fathom.store.migrations`); a later run re-reads
 only files whose size or modification time changed, and re-extracts only those whose content hash
 changed. ``--search-backend local`` searches it (:mod:`fathom.store.fulltext`), and its hits
 are stable ``file://`` URLs that ``query_url`` reads through :meth:`Corpus.read`.
@@ -39,6 +39,7 @@ from fathom.tools.media import MediaKind
 SUFFIXES: dict[str, MediaKind] = {
     ".md": MediaKind.TEXT, ".markdown": MediaKind.TEXT, ".txt": MediaKind.TEXT,
     ".html": MediaKind.HTML, ".htm": MediaKind.HTML, ".pdf": MediaKind.PDF,
+    **dict.fromkeys((".docx", ".xlsx", ".pptx", ".epub"), MediaKind.OFFICE),
 }
 MAX_FILE_BYTES = 50_000_000  # larger files are reported and skipped
 MAX_BODY_CHARS = 400_000  # upstream's text cap; a longer text is cut, and the report says so
@@ -216,7 +217,7 @@ def _read_file(path: Path, data: bytes, report: IndexReport) -> dict[str, Any]:
     """Title, body and kind of one file; a failure is stored as ``error`` (and reported)."""
     kind = SUFFIXES[path.suffix.lower()]
     charset = None
-    if kind is not MediaKind.PDF and not data.startswith(_UTF_BOMS):
+    if kind not in (MediaKind.PDF, MediaKind.OFFICE) and not data.startswith(_UTF_BOMS):
         if b"\x00" in data[:4096]:
             return _failed(path, kind, "it is a binary file, not text", report)
         try:

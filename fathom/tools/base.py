@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 
@@ -10,8 +11,8 @@ from fathom.errors import ToolError
 if TYPE_CHECKING:
     from fathom.tools.extract import Document
 
-__all__ = ["CachedEvidence", "CachedPage", "FileIndex", "SearchBackend", "SearchHit", "Source", "ToolCache",
-           "ToolError", "ToolOutcome"]
+__all__ = ["CachedEvidence", "CachedPage", "FileIndex", "ReaderNotes", "SearchBackend", "SearchHit", "Source",
+           "ToolCache", "ToolError", "ToolOutcome"]
 FailureStage = Literal["fetch", "read"]
 
 
@@ -87,3 +88,15 @@ class FileIndex(Protocol):
     """Indexed local files that ``query_url`` may read by their ``file://`` URL (and no others)."""
 
     async def read(self, url: str) -> Document: ...
+
+
+@dataclass(frozen=True)
+class ReaderNotes:
+    """The sentences the model reads with a page or a failure; the wording is
+    :data:`fathom.protocols.prompts.tools.READER_NOTES` (tools do not import prompts)."""
+
+    archived: Callable[[str, str, str], str]  # (url, taken on, why the live page failed) -> note
+    no_snapshot: str
+    no_transcript: str
+    arxiv_pdf: Callable[[str], str]  # (why the PDF failed) -> note
+    browser_missing: str

@@ -2,7 +2,7 @@
 
 HTML becomes light markdown without its site chrome (:mod:`fathom.tools.html_text`).
 Plain text, markdown and JSON are kept as they are; PDF text comes from :mod:`fathom.tools.pdf`
-(page- and character-capped). Binary files are refused with a reason the model can act on.
+(page- and character-capped), office documents' from :mod:`fathom.tools.office`. Binary files are refused with a reason the model can act on.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fathom.tools.base import ToolError
 from fathom.tools.fetch import Page
 from fathom.tools.html_text import html_to_text
 from fathom.tools.media import MediaKind
+from fathom.tools.office import OfficeError, office_to_text
 from fathom.tools.pdf import PdfError, pdf_to_text
 
 
@@ -40,6 +41,11 @@ def extract(page: Page) -> Document:
         try:
             title, text = pdf_to_text(page.body, cut=page.truncated)
         except PdfError as exc:
+            raise ExtractError(str(exc)) from None
+    elif page.kind is MediaKind.OFFICE:
+        try:
+            title, text = office_to_text(page.body, cut=page.truncated)
+        except OfficeError as exc:
             raise ExtractError(str(exc)) from None
     elif page.kind is MediaKind.HTML:
         title, text = html_to_text(page.text())

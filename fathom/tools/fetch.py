@@ -41,7 +41,23 @@ _CODEC_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252
 
 
 class FetchError(ToolError):
-    """The page could not be fetched; the message is the reason, without the URL."""
+    """The page could not be fetched; the message is the reason, without the URL.
+
+    ``status`` is the HTTP status of a refusal (401, 403, 404, 429...), ``None`` for other failures.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One HTTP exchange, redirects not followed: what a headless browser is handed back."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -122,11 +138,15 @@ class Fetcher(AsyncClosing):
             trust_env=False,
         )
 
-    async def fetch(self, url: str) -> Page:
-        """GET ``url`` following at most ``max_redirects`` redirects; raises :class:`FetchError`."""
+    async def fetch(self, url: str, *, headers: dict[str, str] | None = None) -> Page:
+        """GET ``url`` following at most ``max_redirects`` redirects; raises :class:`FetchError`.
+
+        ``headers`` (an API key, an ``Accept``) go only to ``url``'s own origin: a redirect to
+        another scheme, host or port drops them, so a key never leaves the service it belongs to.
+        """
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self._fetch(url)
+                return await self._fetch(url, headers or {})
         except (TimeoutError, httpx.TimeoutException):
             raise FetchError(f"timed out after {self.timeout_s:g} s") from None
         except httpx.ConnectError as exc:
@@ -136,11 +156,14 @@ class Fetcher(AsyncClosing):
         except httpx.HTTPError as exc:
             raise FetchError(f"{type(exc).__name__} ({_short(exc)})") from None
 
-    async def _fetch(self, url: str) -> Page:
+    async def _fetch(self, url: str, headers: dict[str, str]) -> Page:
         current = url
+        origin = _origin(url)
         for _ in range(self.max_redirects + 1):
             await self.guard.check_url(current)
-            response = await self._client.send(self._client.build_request("GET", current), stream=True)
+            extra = headers if _origin(current) == origin else {}
+            request = self._client.build_request("GET", current, headers=extra)
+            response = await self._client.send(request, stream=True)
             try:
                 if response.status_code in _REDIRECT_CODES:
                     location = response.headers.get("location")
@@ -149,11 +172,34 @@ class Fetcher(AsyncClosing):
                     current = str(response.url.join(location))
                     continue
                 if response.status_code >= 400:
-                    raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+                    raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                                     status=response.status_code)
                 return await self._read(url, response)
             finally:
                 await response.aclose()
         raise FetchError(f"too many redirects (more than {self.max_redirects})")
+
+    async def hop(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+                  content: bytes | None = None, max_bytes: int | None = None) -> Hop:
+        """One request, redirects handed back rather than followed (a browser follows them, and
+        asks again through here): vetted by the SSRF guard, bounded in time and bytes."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.guard.check_url(url)
+                request = self._client.build_request(method, url, headers=headers, content=content)
+                response = await self._client.send(request, stream=True)
+                try:
+                    body, _ = await _read_capped(response, max_bytes or self.max_bytes)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            raise FetchError(f"timed out after {self.timeout_s:g} s") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FetchError(f"{type(exc).__name__} ({_short(exc)})") from None
+        # The body is handed on decoded: its transfer headers no longer describe it.
+        kept = [(k, v) for k, v in response.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return Hop(status=response.status_code, headers=kept, body=body)
 
     async def _read(self, url: str, response: httpx.Response) -> Page:
         content_type = response.headers.get("content-type", "")
@@ -184,6 +230,11 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes,
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks), False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = httpx.URL(url)
+    return parts.scheme, parts.host, parts.port
 
 
 def _short(exc: BaseException) -> str:

@@ -16,7 +16,8 @@ class MediaKind(str, enum.Enum):
     TEXT = "text"  # plain text, markdown, CSV, XML, source code: shown as is
     JSON = "json"
     PDF = "pdf"
-    BINARY = "binary"  # images, audio, archives, office files...: cannot be read
+    OFFICE = "office"  # .docx, .xlsx, .pptx, .epub: read by fathom.tools.office
+    BINARY = "binary"  # images, audio, archives, legacy office files...: cannot be read
 
 
 _TEXT_APPLICATION_TYPES = frozenset(
@@ -36,18 +37,27 @@ _TEXT_APPLICATION_TYPES = frozenset(
         "application/x-ndjson",
     }
 )
+_OFFICE_TYPES = frozenset(
+    {
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/epub+zip",
+    }
+)
 _EXTENSIONS: dict[str, MediaKind] = {
     **dict.fromkeys([".html", ".htm", ".xhtml", ".php", ".asp", ".aspx", ".jsp"], MediaKind.HTML),
     **dict.fromkeys([".txt", ".md", ".markdown", ".rst", ".csv", ".tsv", ".xml", ".yaml", ".yml"], MediaKind.TEXT),
     ".json": MediaKind.JSON,
     ".pdf": MediaKind.PDF,
+    **dict.fromkeys([".docx", ".xlsx", ".pptx", ".epub"], MediaKind.OFFICE),
     **dict.fromkeys(
         [
             ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".ico", ".tif", ".tiff", ".avif",
             ".heic", ".mp3", ".wav", ".ogg", ".flac", ".m4a", ".mp4", ".mkv", ".webm", ".avi",
             ".mov", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".tar", ".exe", ".dmg",
-            ".iso", ".bin", ".woff", ".woff2", ".ttf", ".otf", ".doc", ".docx", ".xls", ".xlsx",
-            ".ppt", ".pptx", ".odt", ".ods", ".epub", ".apk", ".deb", ".rpm", ".whl",
+            ".iso", ".bin", ".woff", ".woff2", ".ttf", ".otf", ".doc", ".xls",
+            ".ppt", ".odt", ".ods", ".apk", ".deb", ".rpm", ".whl",
         ],
         MediaKind.BINARY,
     ),
@@ -78,6 +88,8 @@ def classify(content_type: str | None, url: str = "") -> MediaKind | None:
         return MediaKind.HTML
     if mt == "application/pdf" or mt == "application/x-pdf":
         return MediaKind.PDF
+    if mt in _OFFICE_TYPES:
+        return MediaKind.OFFICE
     if mt in ("application/json", "text/json") or mt.endswith("+json"):
         return MediaKind.JSON
     if mt.startswith("text/") or mt in _TEXT_APPLICATION_TYPES or mt.endswith("+xml"):
@@ -85,7 +97,7 @@ def classify(content_type: str | None, url: str = "") -> MediaKind | None:
     if mt.startswith(("image/", "audio/", "video/", "font/", "model/")):
         return MediaKind.BINARY
     by_extension = _EXTENSIONS.get(PurePosixPath(urlsplit(url).path).suffix.lower())
-    if mt in ("", "application/octet-stream", "binary/octet-stream", "application/download"):
+    if mt in ("", "application/octet-stream", "binary/octet-stream", "application/download", "application/zip"):
         if by_extension is not None:
             return by_extension
         return None if mt == "" else MediaKind.BINARY

@@ -1,7 +1,8 @@
 """The research tools the search model calls: ``search_urls`` and ``query_url``.
 
 :class:`Toolbox` ties a search backend, the page fetcher, text extraction and evidence selection
-together, and turns every failure into one clear ``[error] …`` line for the model (never the
+together (pages are read by :class:`~fathom.tools.readers.ReaderChain`: site readers, the page
+itself, a browser and archive.org as fallbacks), and turns every failure into one clear ``[error] …`` line for the model (never the
 duplicated ``result:``/``error:`` text of upstream, bug T15). Each call runs under a deadline
 (``tool_timeout_s``) that really cancels the work in flight (bug T2), and fetches are limited
 per host and overall, so one turn's parallel calls cannot hammer a site.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,8 +30,9 @@ from fathom.tools.base import (
     ToolOutcome,
 )
 from fathom.tools.evidence import EvidenceExtractor
-from fathom.tools.extract import Document, ExtractError, extract
-from fathom.tools.fetch import Fetcher, FetchError
+from fathom.tools.extract import Document
+from fathom.tools.fetch import Fetcher
+from fathom.tools.readers import ReaderChain, ReadFailure
 from fathom.tools.search import dedupe_hits, format_search_results
 from fathom.tools.specs import MAX_TOP_K
 from fathom.tools.ssrf import BlockedURLError, split_url
@@ -42,8 +43,6 @@ INVALID_URL = "[error] invalid URL \u2013 must start with http:// or https://"
 PER_HOST_FETCHES = 4
 MAX_FETCHES = 32
 WEB_SCHEMES = ("http://", "https://")
-# Fetch failures that say something about the page, not the moment: worth remembering briefly.
-_LASTING_FETCH_FAILURE = re.compile(r"^HTTP (404|410)\b")
 
 
 class _StageFailure(Exception):
@@ -70,10 +69,12 @@ class Toolbox(AsyncClosing):
         max_fetches: int = MAX_FETCHES,
         cache: ToolCache | None = None,
         corpus: FileIndex | None = None,
+        reader: ReaderChain | None = None,
         owned: tuple[Any, ...] = (),
     ) -> None:
         self.search_backend = search_backend
         self.fetcher = fetcher
+        self.reader = reader or ReaderChain(fetcher)  # default: the page itself, no site readers
         self.extractor = extractor
         self.tool_timeout_s = tool_timeout_s
         self.default_top_k = default_top_k
@@ -153,7 +154,7 @@ class Toolbox(AsyncClosing):
         return ToolOutcome(text=evidence.text, ok=True, sources=sources)
 
     async def _document(self, url: str, host: str) -> Document:
-        """The page's text: from the cache, else fetched and extracted (and then cached)."""
+        """The page's text: from the cache, else read by the reader chain (and then cached)."""
         cached = await self.cache.get_page(url) if self.cache else None
         if cached is not None:
             if cached.document is None:
@@ -161,24 +162,16 @@ class Toolbox(AsyncClosing):
             return cached.document
         try:
             async with self._fetch_slot(host):
-                page = await self.fetcher.fetch(url)
+                reading = await self.reader.read(url)
+        except ReadFailure as exc:
+            if self.cache and exc.lasting:  # gone or unreadable: a property of the page
+                await self.cache.put_page_failure(url, "read" if exc.stage == "read" else "fetch", str(exc))
+            raise _StageFailure(exc.stage, str(exc)) from None
         except ToolError as exc:
-            if self.cache and isinstance(exc, FetchError) and _LASTING_FETCH_FAILURE.match(str(exc)):
-                await self.cache.put_page_failure(url, "fetch", str(exc))
             raise _StageFailure("fetch", str(exc)) from None
-        try:
-            # Parsing a multi-megabyte page is CPU work: keep the event loop free for the
-            # other calls of this turn.
-            doc = await asyncio.to_thread(extract, page)
-        except ExtractError as exc:  # binary, empty, unreadable: a property of the page
-            if self.cache:
-                await self.cache.put_page_failure(url, "read", str(exc))
-            raise _StageFailure("read", str(exc)) from None
-        except ToolError as exc:
-            raise _StageFailure("read", str(exc)) from None
         if self.cache:
-            await self.cache.put_page(url, doc, page.kind.value)
-        return doc
+            await self.cache.put_page(url, reading.document, reading.reader)
+        return reading.document
 
     async def _query_file(self, corpus: FileIndex, url: str, goal: str) -> ToolOutcome:
         """``query_url`` for a ``file://`` URL: only files of the local corpus, read from its index."""

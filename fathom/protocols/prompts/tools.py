@@ -7,6 +7,8 @@ allow-list check that raises these errors is :func:`fathom.protocols.calls.valid
 
 from __future__ import annotations
 
+from fathom.tools.base import ReaderNotes
+
 # ---- tool descriptions (in the schema list of the prompt, or the ``tools`` of a chat request) ---
 
 SEARCH_URLS_DESCRIPTION = (
@@ -60,3 +62,26 @@ def too_long_error(name: str, key: str, max_chars: int) -> str:
 
 def integer_range_error(name: str, key: str, high: int) -> str:
     return f"{name}: {key} must be an integer from 1 to {high}"
+
+
+
+# ---- page readers (fathom.tools.readers): notes read with a page's text, and failures ----------
+
+
+def _archived_snapshot_note(url: str, taken: str, refusal: str) -> str:
+    return (f"[This is an archived snapshot of {url} taken on {taken} by the Internet Archive, "
+            f"not the live page, which refused us ({refusal}). It may be out of date.]")
+
+
+def _arxiv_pdf_note(reason: str) -> str:
+    return f"[The paper's PDF could not be read ({reason}): only its abstract page follows.]"
+
+
+READER_NOTES = ReaderNotes(
+    archived=_archived_snapshot_note,
+    no_snapshot="the Internet Archive has no snapshot of this page",
+    no_transcript="[This video has no transcript we could read: only its title and description follow.]",
+    arxiv_pdf=_arxiv_pdf_note,
+    browser_missing=("the page needs JavaScript, and the headless browser is not installed "
+                     "(pip install 'fathom-deepresearch[browser]')"),
+)
