@@ -54,6 +54,7 @@ from fathom.tools.search.mcp import McpSearchBackend
 from fathom.tools.search.searxng import SearxngBackend
 from fathom.tools.search.serper import SerperBackend
 from fathom.tools.search.tavily import TavilyBackend
+from fathom.tools.ssrf import Resolver
 from fathom.tools.toolbox import Toolbox
 
 
@@ -136,9 +137,11 @@ def toolbox(
     search_backend: SearchBackend | None = None,
     cache: ToolCache | None = None,
     database: Database | None = None,
+    resolver: Resolver | None = None,
 ) -> Toolbox:
     """The research tools ``settings`` describe; the arguments given replace what they would build.
-    ``database`` (left open) holds the local corpus when ``search_backend`` is ``local``."""
+    ``database`` (left open) holds the local corpus when ``search_backend`` is ``local``;
+    ``resolver`` replaces the system's name resolution for page reads (tests resolve nothing)."""
     owned: list[Any] = []
     if search_backend is None:
         search_backend = make_search_backend(settings, database)
@@ -146,7 +149,7 @@ def toolbox(
     if query_llm is None and (query_llm := query_llm_client(settings)) is not None:
         owned.append(query_llm)
     fetcher = Fetcher(allow_hosts=settings.allow_hosts, timeout_s=settings.fetch_timeout_s,
-                      max_bytes=settings.fetch_max_bytes)
+                      max_bytes=settings.fetch_max_bytes, resolver=resolver)
     owned.append(fetcher)
     reader = reader_chain(settings, fetcher)
     owned.append(reader)  # closed before the fetcher its browser reads through

@@ -31,6 +31,8 @@ class Document:
     title: str
     text: str
     truncated: bool = False  # the body was cut at the fetch size cap
+    # what the model must read with any passage of it ("an archived snapshot, not the live page")
+    note: str = ""
 
 
 def extract(page: Page) -> Document:

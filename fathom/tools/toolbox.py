@@ -138,11 +138,14 @@ class Toolbox(AsyncClosing):
                 # Leave the extractive fallback time to run if the query LLM is slow.
                 llm_budget = deadline - loop.time() - min(5.0, 0.1 * self.tool_timeout_s)
                 evidence = await self.extractor.extract(doc, goal, url=url, timeout_s=max(0.1, llm_budget))
+                text = evidence.text
+                if doc.note and doc.note not in text:  # whichever passages were chosen
+                    text = f"{doc.note}\n\n{text}"
                 sources = [Source(url=url, title=doc.title or url)]
                 if doc.url != url:
                     sources.append(Source(url=doc.url, title=doc.title or doc.url))
                 if self.cache and evidence.fallback_reason is None:  # a fallback is not the real thing
-                    await self.cache.put_evidence(url, goal, extractor, evidence.text, sources)
+                    await self.cache.put_evidence(url, goal, extractor, text, sources)
         except TimeoutError:
             return _error(f"query_url timed out after {self.tool_timeout_s:g} s for {url}")
         except _StageFailure as failure:
@@ -151,7 +154,7 @@ class Toolbox(AsyncClosing):
         except Exception as exc:  # a bug in one page's handling must not end the run
             log.exception("query_url %s failed", url)
             return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
-        return ToolOutcome(text=evidence.text, ok=True, sources=sources)
+        return ToolOutcome(text=text, ok=True, sources=sources)
 
     async def _document(self, url: str, host: str) -> Document:
         """The page's text: from the cache, else read by the reader chain (and then cached)."""

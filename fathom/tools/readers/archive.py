@@ -42,7 +42,7 @@ class ArchiveReader:
         page = await self.fetcher.fetch(raw)
         doc = await asyncio.to_thread(extract, page)
         note = self.notes.archived(url, _when(str(closest.get("timestamp") or "")), refusal)
-        return Document(url=url, title=doc.title, text=f"{note}\n\n{doc.text}", truncated=doc.truncated)
+        return Document(url=url, title=doc.title, text=f"{note}\n\n{doc.text}", truncated=doc.truncated, note=note)
 
 
 def _when(timestamp: str) -> str:
