@@ -131,6 +131,11 @@ class Toolbox(AsyncClosing):
         extractor = self.extractor.identity
         try:
             async with asyncio.timeout_at(deadline):
+                if self.cache:  # a page cached while its host was allowed is not served once it is not
+                    try:
+                        await self.reader.vet(url)
+                    except ToolError as exc:
+                        raise _StageFailure("fetch", str(exc)) from None
                 cached = await self.cache.get_evidence(url, goal, extractor) if self.cache else None
                 if cached is not None:
                     return ToolOutcome(text=cached.text, ok=True, sources=cached.sources)

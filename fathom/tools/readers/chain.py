@@ -105,6 +105,14 @@ class ReaderChain:
             raise _failure(str(error), failures, stage="read", lasting=isinstance(error, ExtractError)) from None
         return Reading(doc, page.kind.value)
 
+    async def vet(self, url: str) -> None:
+        """Raise :class:`~fathom.tools.ssrf.BlockedURLError` when ``url`` may not be read now (the
+        check before a cache hit). A site reader's URL (github.com/…) is not fetched itself: its
+        API requests are vetted as they are made, and the page is when it is read directly."""
+        _, host, _ = split_url(url)
+        if not any(reader.handles(host.lower()) for reader in self.sites):
+            await self.fetcher.guard.check_url(url)
+
     async def _try(self, reader: Reader, url: str, failures: list[str]) -> Document | None:
         try:
             async with asyncio.timeout(reader.timeout_s):

@@ -252,3 +252,24 @@ async def test_a_page_that_needs_javascript_says_the_browser_is_missing(sites: F
         with pytest.raises(ReadFailure) as failure:
             await chain.read(f"{sites.url}/live/blank")
     assert str(failure.value) == f"the page has no readable text; browser: {READER_NOTES.browser_missing}"
+
+
+# ---- the cache: no page served past the guard ---------------------------------------------------
+
+
+async def test_a_cached_page_is_not_served_once_its_host_is_no_longer_allowed(sites: FakeSites, tmp_path) -> None:
+    from fathom.app.services import toolbox
+    from fathom.store.cache import ToolCache
+
+    url, goal = f"{sites.url}/live/js-data.json", "What was the revenue?"
+    allowed = site_settings(sites, allow_hosts=[sites.hostport], searxng_url="http://127.0.0.1:9")
+    async with ToolCache.open(f"sqlite+aiosqlite:///{tmp_path / 'cache.db'}") as cache:
+        async with toolbox(allowed, cache=cache, resolver=no_dns) as tools:
+            assert (await tools.query_url(url, goal)).ok
+            github = await tools.query_url("https://github.com/acme/widgets", "What is it for?")
+            assert github.ok
+        async with toolbox(allowed.model_copy(update={"allow_hosts": ()}), cache=cache, resolver=no_dns) as tools:
+            refused = await tools.query_url(url, goal)
+            assert refused.text == f"[error] could not fetch {url}: refused: 127.0.0.1 is a loopback address"
+            # A site reader's page names no internal host: its API requests are vetted when made.
+            assert (await tools.query_url("https://github.com/acme/widgets", "What is it for?")) == github
