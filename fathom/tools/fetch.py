@@ -43,12 +43,14 @@ _CODEC_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252
 class FetchError(ToolError):
     """The page could not be fetched; the message is the reason, without the URL.
 
-    ``status`` is the HTTP status of a refusal (401, 403, 404, 429...), ``None`` for other failures.
+    ``status`` is the HTTP status of a refusal (401, 403, 404, 429...), ``None`` for other failures;
+    ``retry_after`` the wait in seconds a 429 or 503 asked for.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, from a Retry-After header given in seconds
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class Fetcher(AsyncClosing):
                     continue
                 if response.status_code >= 400:
                     raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
-                                     status=response.status_code)
+                                     status=response.status_code, retry_after=_seconds(response.headers.get("retry-after")))
                 return await self._read(url, response)
             finally:
                 await response.aclose()
@@ -230,6 +232,13 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes,
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks), False
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:  # an HTTP date: not worth a wait here
+        return None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -90,6 +90,7 @@ class FakeSites:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.hijack: str | None = None
         self.hijack_prefix = "/"
+        self.busy_hits = 0
         self.internal: str | None = None
         self.js_probe: str | None = None  # an extra URL the JavaScript page fetches (the SSRF test)
         self._lock = threading.Lock()
@@ -122,7 +123,7 @@ class FakeSites:
         path = "/" + request.path_params["path"]
         with self._lock:
             self.requests.append((path + (f"?{request.url.query}" if request.url.query else ""), dict(request.headers)))
-        if path == "/live/hang":  # an answer that does not come (until the test is long over)
+        if path.startswith("/live/hang"):  # an answer that does not come (until the test is long over)
             await asyncio.sleep(5)
             return PlainTextResponse("late")
         if self.hijack and path.startswith(self.hijack_prefix):
@@ -224,6 +225,13 @@ class FakeSites:
             return PlainTextResponse("Access denied", status_code=403)
         if path == "/private":
             return PlainTextResponse("Log in first", status_code=401)
+        if path == "/busy":  # throttled once, with a short Retry-After, then served
+            self.busy_hits += 1
+            if self.busy_hits == 1:
+                return PlainTextResponse("Slow down", status_code=429, headers={"Retry-After": "0"})
+            return HTMLResponse(SNAPSHOT_HTML)
+        if path == "/throttled":  # asks for a wait longer than a tool call may take
+            return PlainTextResponse("Slow down", status_code=429, headers={"Retry-After": "3600"})
         if path == "/to-internal" and self.internal:
             return RedirectResponse(self.internal, status_code=302)
         if path == "/js":

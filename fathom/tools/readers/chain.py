@@ -3,8 +3,9 @@
 For a URL, the site readers whose host it is come first (GitHub, Reddit, YouTube, arXiv,
 Wikipedia: chosen by the parsed host, never by substrings of the URL); then Jina's reader when
 ``--reader jina``; then the page itself (fetched and extracted by its media type). An HTML page
-with too little text is rendered by the headless browser when there is one. A page that refuses
-us (HTTP 401, 403, 429) is read from its Internet Archive snapshot, labelled as such.
+with too little text and a script is rendered by the headless browser when there is one. A page
+that refuses us (HTTP 401, 403, 429; a 429 after one short wait) is read from its Internet
+Archive snapshot, labelled as such.
 
 Each reader runs under its own time cap; its failure is remembered and the next reader tried.
 When none succeeds, :class:`ReadFailure` says why the page itself failed, then why each other
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fathom.retry import RetriesExhausted, RetryPolicy, Transient, call_with_retries
 from fathom.tools.base import ToolError
 from fathom.tools.extract import Document, ExtractError, extract
-from fathom.tools.fetch import Fetcher, FetchError
+from fathom.tools.fetch import Fetcher, FetchError, Page
 from fathom.tools.media import MediaKind
 from fathom.tools.readers.archive import ArchiveReader
 from fathom.tools.readers.base import Reader, ReaderNotes
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 MIN_PAGE_CHARS = 300  # an HTML page with less text is likely written by its scripts
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 LASTING_STATUSES = frozenset({404, 410})
+_SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
+THROTTLED_RETRY = RetryPolicy(attempts=2, base_delay_s=1.0, max_delay_s=2.0, max_retry_after_s=5.0)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,9 @@ class ReaderChain:
         notes: ReaderNotes | None = None,
         browser_missing: bool = False,
         min_page_chars: int = MIN_PAGE_CHARS,
+        retry: RetryPolicy = THROTTLED_RETRY,
     ) -> None:
+        self.retry = retry
         self.fetcher, self.sites, self.jina, self.browser, self.archive = fetcher, tuple(sites), jina, browser, archive
         # say so when a page needs the browser we lack
         self.browser_missing = notes.browser_missing if notes is not None and browser_missing else None
@@ -80,7 +87,7 @@ class ReaderChain:
         if self.jina is not None and (doc := await self._try(self.jina, url, failures)):
             return Reading(doc, self.jina.name)
         try:
-            page = await self.fetcher.fetch(url)
+            page = await self._fetch_page(url)
         except FetchError as exc:
             if exc.status in BLOCKED_STATUSES and self.archive is not None:
                 if doc := await self._try_archive(url, str(exc), failures):
@@ -93,7 +100,8 @@ class ReaderChain:
             doc = await asyncio.to_thread(extract, page)  # CPU work: off the event loop
         except ToolError as exc:
             error = exc
-        if page.kind is MediaKind.HTML and (doc is None or len(doc.text) < self.min_page_chars):
+        if (page.kind is MediaKind.HTML and (doc is None or len(doc.text) < self.min_page_chars)
+                and _SCRIPT.search(page.body)):  # no script, nothing for a browser to add
             if self.browser is not None:
                 rendered = await self._try(self.browser, url, failures)
                 if rendered is not None and (doc is None or len(rendered.text) > len(doc.text)):
@@ -104,6 +112,24 @@ class ReaderChain:
             assert error is not None
             raise _failure(str(error), failures, stage="read", lasting=isinstance(error, ExtractError)) from None
         return Reading(doc, page.kind.value)
+
+    async def _fetch_page(self, url: str) -> Page:
+        """The page itself; a 429 ("too many requests") is tried again after the wait it asks for
+        (a short one only: a long wait is for the archive's snapshot to cover)."""
+
+        async def attempt() -> Page:
+            try:
+                return await self.fetcher.fetch(url)
+            except FetchError as exc:
+                if exc.status == 429:
+                    raise _Throttled(exc) from None
+                raise
+
+        try:
+            return await call_with_retries(attempt, self.retry)
+        except RetriesExhausted as exc:
+            assert isinstance(exc.last, _Throttled)
+            raise exc.last.error from None
 
     async def vet(self, url: str) -> None:
         """Raise :class:`~fathom.tools.ssrf.BlockedURLError` when ``url`` may not be read now (the
@@ -142,6 +168,12 @@ class ReaderChain:
         close = getattr(self.browser, "aclose", None)
         if close is not None:
             await close()
+
+
+class _Throttled(Transient):
+    def __init__(self, error: FetchError) -> None:
+        super().__init__(str(error), retry_after=error.retry_after)
+        self.error = error
 
 
 def reader_failure(reader: str, reason: str) -> str:

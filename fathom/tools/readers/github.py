@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from fathom.tools.extract import Document, extract
 from fathom.tools.fetch import Fetcher
-from fathom.tools.readers.base import ReaderError, clip, get_json, host_in, path_segments
+from fathom.tools.readers.base import ReaderError, clip, get_json, path_segments
 
 MAX_COMMENTS = 30
 MAX_COMMENT_CHARS = 4000
@@ -34,7 +34,7 @@ class GitHubReader:
         self.timeout_s = timeout_s
 
     def handles(self, host: str) -> bool:
-        return host_in(host, "github.com") and not host_in(host, "gist.github.com")
+        return host in ("github.com", "www.github.com")  # not docs., gist., api. (pages of their own)
 
     async def read(self, url: str) -> Document | None:
         seg = path_segments(url)

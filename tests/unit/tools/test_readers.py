@@ -51,6 +51,7 @@ def sites(sites_server: FakeSites) -> Iterator[FakeSites]:
     yield sites_server
     sites_server.hijack, sites_server.hijack_prefix, sites_server.internal = None, "/", None
     sites_server.js_probe = None
+    sites_server.busy_hits = 0
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +195,30 @@ async def test_a_refusing_page_without_snapshot_says_both_reasons(chain: ReaderC
     with pytest.raises(ReadFailure) as failure:
         await chain.read(f"{sites.url}/live/private")
     assert str(failure.value) == f"HTTP 401 Unauthorized; archive.org: {READER_NOTES.no_snapshot}"
+
+
+async def test_a_throttled_page_is_asked_again_after_the_wait_it_names(chain: ReaderChain, sites: FakeSites) -> None:
+    reading = await chain.read(f"{sites.url}/live/busy")
+    assert "second Tuesday of May" in reading.document.text and reading.reader == "html"
+    assert sites.paths().count("/live/busy") == 2
+
+
+async def test_a_page_asking_for_a_long_wait_goes_to_the_archive_at_once(chain: ReaderChain, sites: FakeSites) -> None:
+    with pytest.raises(ReadFailure) as failure:
+        await chain.read(f"{sites.url}/live/throttled")
+    assert str(failure.value) == f"HTTP 429 Too Many Requests; archive.org: {READER_NOTES.no_snapshot}"
+    assert sites.paths().count("/live/throttled") == 1
+
+
+async def test_a_reader_past_its_time_cap_is_named_and_the_next_tried(sites: FakeSites) -> None:
+    from fathom.tools.readers.github import GitHubReader
+
+    async with Fetcher(allow_hosts=[sites.hostport], timeout_s=5, resolver=no_dns) as fetcher:
+        slow = GitHubReader(fetcher, api_url=f"{sites.url}/live/hang", raw_url=sites.base("github-raw"), timeout_s=0.3)
+        with pytest.raises(ReadFailure) as failure:
+            await ReaderChain(fetcher, sites=[slow]).read("https://github.com/acme/widgets")
+    assert str(failure.value) == ("could not resolve host 'github.com' (no DNS in tests); "
+                                  "github: timed out after 0.3 s")
 
 
 # ---- Jina ------------------------------------------------------------------------------------
