@@ -82,6 +82,6 @@ READER_NOTES = ReaderNotes(
     no_snapshot="the Internet Archive has no snapshot of this page",
     no_transcript="[This video has no transcript we could read: only its title and description follow.]",
     arxiv_pdf=_arxiv_pdf_note,
-    browser_missing=("the page needs JavaScript, and the headless browser is not installed "
-                     "(pip install 'fathom-deepresearch[browser]')"),
+    browser_missing=("the page may need JavaScript, and no headless browser is installed to run it "
+                     "(the 'browser' extra and Chromium)"),
 )

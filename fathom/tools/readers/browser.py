@@ -97,8 +97,9 @@ class BrowserReader:
                                             user_agent=USER_AGENT)
         budget = {"requests": 0, "bytes": 0}
         try:
+            # On the context, not the page: a popup or a frame the page opens is answered here too.
+            await context.route("**/*", lambda route: self._answer(route, budget))
             page = await context.new_page()
-            await page.route("**/*", lambda route: self._answer(route, budget))
             ms = self.timeout_s * 1000
             try:
                 await page.goto(url, wait_until="load", timeout=ms * 0.6)
@@ -126,7 +127,7 @@ class BrowserReader:
         try:
             hop = await self.fetcher.hop(request.url, method=request.method, headers=headers,
                                          content=request.post_data_buffer,
-                                         max_bytes=MAX_PAGE_BYTES - budget["bytes"])
+                                         max_bytes=max(1, min(self.fetcher.max_bytes, MAX_PAGE_BYTES - budget["bytes"])))
         except ToolError as exc:
             log.debug("browser request %s refused: %s", request.url, exc)
             await route.abort("blockedbyclient" if "refused" in str(exc) else "failed")

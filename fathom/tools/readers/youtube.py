@@ -12,7 +12,7 @@ import html
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urljoin
 
 from fathom.tools.base import ToolError
 from fathom.tools.extract import Document
@@ -44,8 +44,8 @@ class YouTubeReader:
         video = _video_id(url)
         if video is None:
             return None
-        page = await self.fetcher.fetch(f"{self.base_url}/watch?v={quote(video)}&hl=en",
-                                        headers={"Accept-Language": "en-US,en;q=0.8"})
+        watch = f"{self.base_url}/watch?v={quote(video)}&hl=en"
+        page = await self.fetcher.fetch(watch, headers={"Accept-Language": "en-US,en;q=0.8"})
         player = _player_response(page.text())
         details = player.get("videoDetails") or {}
         title = str(details.get("title") or f"YouTube video {video}")
@@ -54,7 +54,7 @@ class YouTubeReader:
         track = _pick_track(player, self.languages)
         if track is not None:
             try:
-                captions = await self.fetcher.fetch(str(track["baseUrl"]))
+                captions = await self.fetcher.fetch(urljoin(page.final_url, str(track["baseUrl"])))
                 transcript = _cues(captions.text())
             except ToolError:
                 transcript = ""
