@@ -148,6 +148,11 @@ class Database:
     ) -> T:
         """Run ``fn(conn, ...)`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
         await self.setup()
+        if self.backend == "sqlite":
+            # aiosqlite costs a thread round trip per statement; a sync connection in a worker
+            # thread costs one per transaction. Same lock as the checkpoint writer.
+            async with self._async_writer:
+                return await _to_the_end(self.write_sync, fn, *args, **kwargs)
         with translated(str(self.url)):
             async with self._one_writer(), self.engine.begin() as conn:
                 return await conn.run_sync(fn, *args, **kwargs)
@@ -155,6 +160,8 @@ class Database:
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, ...)`` in one read transaction (a consistent snapshot)."""
         await self.setup()
+        if self.backend == "sqlite":  # one thread round trip per transaction, as in write()
+            return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)
         with translated(str(self.url)):
             async with self._read_engine.connect() as conn:
                 return await conn.run_sync(fn, *args, **kwargs)
@@ -414,3 +421,21 @@ def _fix_aiomysql_bytes(engine: Engine) -> None:
             return escape(obj, *args)
 
         raw.escape = escape_bytes_too
+
+
+async def _to_the_end(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn`` in a worker thread; a cancelled caller still returns only once it has ended, so a
+    write that was cancelled never lands after the writes that follow it."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result

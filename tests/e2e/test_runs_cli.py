@@ -39,7 +39,7 @@ def test_list_show_export_delete_a_finished_run(cli, sglang, searxng, web, tmp_p
     assert len(cli("runs", "list", "--status", "answered", "--json").stdout.splitlines()) == 2
     for word in ("bogus", "done"):  # the old word for answered is not part of the vocabulary
         refused = cli("runs", "list", "--status", word)
-        assert refused.returncode == 2 and "running, waiting, interrupted, answered, failed" in refused.stderr
+        assert refused.returncode == 2 and "running, waiting, interrupted, answered, unanswered, failed" in refused.stderr
     assert len(cli("runs", "list", "--limit", "1", "--json").stdout.splitlines()) == 1
 
     shown = cli("runs", "show", "first")

@@ -35,7 +35,7 @@ async def test_list_runs_newest_first_and_by_status(db_url):
         only = (await client.call_tool("list_runs", {"status": "answered"})).structured_content["runs"]
         assert [r["run_id"] for r in only] == ["done1"]
         bad = await client.call_tool("list_runs", {"status": "finished"})
-        assert bad.is_error and "status must be one of running, waiting, interrupted, answered, failed" in bad.content[0].text
+        assert bad.is_error and "status must be one of running, waiting, interrupted, answered, unanswered, failed" in bad.content[0].text
 
 
 async def test_get_run_reads_the_registry_when_the_run_has_no_checkpoint(db_url):
