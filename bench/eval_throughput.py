@@ -6,8 +6,9 @@ suite (its limiter lifted to --concurrency searches at once and --search-rate a 
 default of 5 a second alone would take 40 s for 200 questions), and runs are recorded in a
 fresh SQLite database. The ideal wall time is the summed
 per-question model time divided by the concurrency (the fake search adds no latency of its own,
-so its time counts as overhead). Prints wall / ideal (target <= 1.25), CPU seconds and peak RSS
-per question. The fakes run in this process, so CPU and RSS include theirs.
+so its time counts as overhead). Prints wall / ideal (target <= 1.25), start-up, each question's
+wall against its model time, CPU seconds and peak RSS per question. The fakes run in a process of
+their own (as a model server does), so CPU and RSS are the eval's alone.
 
     .venv/bin/python bench/eval_throughput.py [--questions 200] [--concurrency 32] [--delay 1.0] [--search-rate 1000]
 """
