@@ -19,7 +19,8 @@ from fathom.errors import ConfigError, one_line
 
 eval_app = typer.Typer(
     help="Score the models on a benchmark: run (resumable; several machines share one eval on PostgreSQL), list, show, "
-    "export (JSONL), compare (two evals, McNemar), rejudge (another judge, no new research), delete.",
+    "export (JSONL), report (Markdown or HTML with plots), compare (two evals, McNemar), rejudge (another judge, "
+    "no new research), delete.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
