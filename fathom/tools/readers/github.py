@@ -43,7 +43,7 @@ class GitHubReader:
         owner, repo = seg[0], seg[1].removesuffix(".git")
         rest = seg[2:]
         if not rest or (rest[0] == "tree" and len(rest) <= 2):
-            return await self._readme(url, owner, repo)
+            return await self._readme(url, owner, repo, ref=rest[1] if len(rest) == 2 else None)
         if rest[0] in ("blob", "raw") and len(rest) >= 3:
             return await self._file(url, owner, repo, rest[1], "/".join(rest[2:]))
         if rest[0] in ("issues", "pull") and len(rest) >= 2 and rest[1].isdigit():
@@ -53,9 +53,10 @@ class GitHubReader:
     async def _api(self, path: str) -> Any:
         return await get_json(self.fetcher, f"{self.api_url}{path}", {**API_HEADERS, **self._auth})
 
-    async def _readme(self, url: str, owner: str, repo: str) -> Document:
+    async def _readme(self, url: str, owner: str, repo: str, *, ref: str | None = None) -> Document:
         repo_path = f"/repos/{quote(owner)}/{quote(repo)}"
-        info, readme = await asyncio.gather(self._api(repo_path), self._api(f"{repo_path}/readme"))
+        readme_path = f"{repo_path}/readme" + (f"?ref={quote(ref)}" if ref else "")  # a branch's or tag's own
+        info, readme = await asyncio.gather(self._api(repo_path), self._api(readme_path))
         about = " ".join(str(info.get("description") or "").split()) if isinstance(info, dict) else ""
         if not isinstance(readme, dict) or readme.get("encoding") != "base64" or "content" not in readme:
             raise ReaderError("the API gave no README content")

@@ -82,6 +82,12 @@ async def test_a_repository_reads_as_its_readme(chain: ReaderChain) -> None:
     assert "Version 4.2 added the torque calibrator." in doc.text
 
 
+async def test_a_branch_reads_as_its_own_readme(chain: ReaderChain, sites: FakeSites) -> None:
+    doc = (await chain.read("https://github.com/acme/widgets/tree/v4.2")).document
+    assert "Version 4.2 added the torque calibrator." in doc.text
+    assert "/github-api/repos/acme/widgets/readme?ref=v4.2" in sites.paths()
+
+
 async def test_a_blob_url_reads_the_raw_file(chain: ReaderChain, sites: FakeSites) -> None:
     doc = (await chain.read("https://github.com/acme/widgets/blob/main/src/calibrate.py")).document
     assert "clamps torque at 88 newton-metres" in doc.text
