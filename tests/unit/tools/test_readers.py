@@ -113,6 +113,19 @@ async def test_the_github_token_goes_to_the_api_only(sites: FakeSites) -> None:
     assert raw and not any("authorization" in h for h in raw)
 
 
+async def test_a_redirect_to_another_host_drops_the_token(sites: FakeSites, internal: FakeWeb) -> None:
+    """Even to a host the allow-list opens: a key goes to its own origin only."""
+    internal.add_page("/moved/readme", '{"encoding": "base64", "content": "IyBNb3ZlZA=="}', "application/json")
+    sites.hijack, sites.hijack_prefix = internal.url("/moved/readme"), "/github-api"
+    settings = site_settings(sites, github_token="ghp_test_token_123")
+    async with Fetcher(allow_hosts=[sites.hostport, internal.hostport], timeout_s=5, resolver=no_dns) as fetcher:
+        reading = await reader_chain(settings, fetcher).read("https://github.com/acme/widgets")
+    assert "# Moved" in reading.document.text  # the API's answer came from where it redirected
+    assert sites.headers_of("/github-api/")[0]["authorization"] == "Bearer ghp_test_token_123"
+    moved = [r["headers"] for r in internal.requests if r["path"] == "/moved/readme"]
+    assert moved and not any("authorization" in h for h in moved)
+
+
 async def test_a_failed_site_reader_is_named_and_the_page_itself_tried(chain: ReaderChain) -> None:
     with pytest.raises(ReadFailure) as failure:
         await chain.read("https://github.com/acme/no-such-repo")
