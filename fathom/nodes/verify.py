@@ -68,7 +68,8 @@ async def verify(state: ResearchState, services: Services) -> dict[str, Any]:
     judgement = Judgement("unverified", reason="verification is off") if mode == "off" else None
     if judgement is None and answer:
         evidence = evidence_of(messages)
-        judgement = None if mode == "strict" else verbatim_support(answer, evidence)
+        # Only a boxed answer is checked verbatim: a last-resort tail of the turn goes to the judge.
+        judgement = verbatim_support(answer, evidence) if mode == "on" and boxed else None
         judgement = judgement or await _judge(services, state["question"], answer, messages, evidence)
         checks[-1]["judgement"] = judgement.as_dict()
         if judgement.verdict == "unsupported" and budget_left and loops < settings.max_verify_loops:
