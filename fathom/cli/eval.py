@@ -5,7 +5,6 @@ The evaluator is :mod:`fathom.eval`, imported inside each command: ``fathom --he
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -59,6 +58,8 @@ def run(
     loaded = load_dataset(dataset)
     chosen = select(loaded.items, limit=limit, sample=sample, seed=seed, ids=ids.split(",") if ids else None)
     prompt = _read_prompt(judge_prompt_file)
+    import asyncio
+
     from fathom.cli.progress import EvalProgressView
 
     with EvalProgressView(stderr(), as_json=opts.as_json) as view:
@@ -274,6 +275,8 @@ def rejudge(
         raise ConfigError(f"--judge must be one of {', '.join(JUDGES)}")
     settings = load_settings({"db_url": db}, config)
     prompt = _read_prompt(judge_prompt_file)
+    import asyncio
+
     summary = asyncio.run(_rejudge(name, settings, judge, judge_model, prompt))
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
@@ -284,6 +287,8 @@ def rejudge(
 
 
 async def _rejudge(name: str, settings: Any, judge: str, judge_model: str | None, prompt: str | None) -> dict[str, Any]:
+    import asyncio
+
     from fathom.eval.judging import eval_judge
     from fathom.eval.metrics import summarize
     from fathom.eval.runner import eval_summary
