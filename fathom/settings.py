@@ -42,6 +42,7 @@ ENV_VARS: dict[str, str] = {
     "prompt": "FATHOM_PROMPT",
     "db_url": "FATHOM_DB_URL",
     "max_wall_seconds": "FATHOM_MAX_WALL_SECONDS",
+    "model_answer_timeout_s": "FATHOM_MODEL_ANSWER_TIMEOUT",
     "max_calls_per_turn": "FATHOM_MAX_CALLS_PER_TURN",
     "context_tokens": "FATHOM_CONTEXT_TOKENS",
     "context_strategy": "FATHOM_CONTEXT_STRATEGY",
@@ -92,6 +93,7 @@ class Settings(BaseModel):
     query_llm: str = "none"
     search_protocol: Literal["fathom", "chat"] = "fathom"  # raw ChatML /generate, or /v1 tool calling
     model_timeout_s: float = Field(600.0, gt=0)
+    model_answer_timeout_s: float = Field(60.0, gt=0)  # silent this long (/health too): not answering
     model_retries: int = Field(3, ge=0, le=10)
     temperature: float = Field(0.6, ge=0, le=2)
     repetition_penalty: float = Field(1.05, gt=0, le=2)

@@ -352,7 +352,8 @@ def _sglang(settings: Settings, url: str, name: str) -> SGLangClient | LocalClie
     if is_local_url(url):  # local:MODEL runs in-process (loaded once per process per model)
         return LocalClient(url, name=name)
     return SGLangClient(url, timeout_s=settings.model_timeout_s, max_retries=settings.model_retries,
-                        api_key=_secret(settings.model_api_key), name=name)
+                        api_key=_secret(settings.model_api_key), name=name,
+                        answer_timeout_s=settings.model_answer_timeout_s)
 
 
 def _check_local(settings: Settings) -> None:

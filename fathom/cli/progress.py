@@ -80,6 +80,14 @@ class ProgressPrinter:
                 self.print(f"  [red]✗ bad tool call:[/] {escape(str(error))}")
             if event.get("answer") is not None:
                 self.print(f"  [green]answer:[/] {escape(str(event['answer']))[:200]}")
+        elif kind == "model_wait":
+            silent = event.get("silent_s") or 0
+            limit = event.get("answer_timeout_s") or 0
+            quiet = f"; silent for {silent:g} s, given up at {limit:g} s" if limit and silent * 2 >= limit else ""
+            self.print(
+                f"  [yellow]… still waiting for the {escape(str(event.get('model') or 'model'))} at "
+                f"{escape(str(event.get('url') or ''))} ({event.get('waited_s', 0):g} s){quiet}[/]"
+            )
         elif kind == "tool_start":
             self.print(f"  → {event['name']}({escape(_preview(event.get('args') or {}))})")
         elif kind == "tool_end":

@@ -9,11 +9,24 @@ Failures become one-line errors from :mod:`fathom.models.base`: connection probl
 with jitter), then raise :class:`ModelUnavailableError`; a context overflow (400 or 413 saying
 so, or an abort saying so) raises :class:`ContextLengthError`; any other 4xx (never retried) and
 an ``abort`` finish raise :class:`ModelError`.
+
+A server that accepts a request and then says nothing is caught well before the total budget
+(``timeout_s``): while a request is unanswered, the client asks ``GET /health`` once the server
+has been silent for half of ``answer_timeout_s``, and when neither the request nor that probe
+(nor any other request of the client) got an answer for ``answer_timeout_s`` it gives the
+request up with :class:`ModelUnavailableError` at once, not retried: the run stops
+``interrupted`` and resumes later. A server that answers ``/health`` is busy, not hung: its
+request may take the whole budget. Meanwhile a ``model_wait`` progress event goes out every
+quarter of ``answer_timeout_s`` (at most every 15 s) on LangGraph's custom stream, for the
+people watching.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import math
 from typing import Any
 
 import httpx
@@ -53,6 +66,8 @@ CONNECT_TIMEOUT_S = 5.0  # a local server that does not accept within 5 s is not
 # (httpx keeps 20 idle by default: the rest would connect afresh every turn).
 POOL_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30.0)
 HEALTH_TIMEOUT_S = 5.0
+ANSWER_TIMEOUT_S = 60.0  # a server silent this long, /health included, is not answering
+WAIT_NOTICE_EVERY_S = 15.0  # the most seconds between two "still waiting" progress events
 
 
 class SGLangClient(AsyncClosing):
@@ -73,10 +88,14 @@ class SGLangClient(AsyncClosing):
         transport: httpx.AsyncBaseTransport | None = None,
         name: str = "SGLang",
         backoff_s: float = 0.5,
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.timeout_s = float(timeout_s)
+        self.answer_timeout_s = float(answer_timeout_s)
+        self._last_sign = -math.inf  # loop time of the server's latest answer (any request or probe)
+        self._probe: asyncio.Task[None] | None = None  # one /health probe at a time, shared by waiters
         self.max_retries = max(0, int(max_retries))
         self.backoff_s = backoff_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -162,7 +181,11 @@ class SGLangClient(AsyncClosing):
         return resp.status_code == 200
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and stop a /health probe still in flight)."""
+        if self._probe is not None and not self._probe.done():
+            self._probe.cancel()
+            with contextlib.suppress(BaseException):
+                await self._probe
         await self._http.aclose()
 
     # ---- transport ---------------------------------------------------------------------------
@@ -183,7 +206,7 @@ class SGLangClient(AsyncClosing):
 
     async def _attempt(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            resp = await self._http.request(method, path, **kwargs)
+            resp = await self._send(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise TransientModelError(self._transport_reason(exc)) from exc
         if resp.status_code >= 400:
@@ -198,6 +221,48 @@ class SGLangClient(AsyncClosing):
                 f"{self.name} server at {self.base_url} sent a non-JSON answer to {path}: "
                 f"{one_line(resp.text, 120)}"
             ) from None
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, watched: progress events while it waits, given up when the server is silent."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        request = asyncio.ensure_future(self._http.request(method, path, **kwargs))
+        tick = min(WAIT_NOTICE_EVERY_S, self.answer_timeout_s / 4)
+        try:
+            while True:
+                await asyncio.wait((request,), timeout=tick)
+                if request.done():
+                    resp = request.result()
+                    self._last_sign = loop.time()
+                    return resp
+                now = loop.time()
+                silent = now - max(started, self._last_sign)
+                if silent >= self.answer_timeout_s - 1e-3:
+                    raise ModelUnavailableError(
+                        f"{self.name} server at {self.base_url} is not answering: nothing came back from "
+                        f"{method} {path} nor from GET /health for {self.answer_timeout_s:g} s "
+                        "(FATHOM_MODEL_ANSWER_TIMEOUT)"
+                    )
+                if silent >= self.answer_timeout_s / 2 - 1e-3 and (self._probe is None or self._probe.done()):
+                    self._probe = asyncio.ensure_future(self._check_alive(self.answer_timeout_s / 2))
+                _notify_waiting(
+                    model=self.name, url=self.base_url, path=path, waited_s=round(now - started, 1),
+                    silent_s=round(silent, 1), answer_timeout_s=self.answer_timeout_s,
+                )
+        finally:
+            if not request.done():
+                request.cancel()
+                with contextlib.suppress(BaseException):
+                    await request
+
+    async def _check_alive(self, timeout_s: float) -> None:
+        """Ask ``GET /health``; any answer short of 5xx counts as a sign of life."""
+        try:
+            resp = await self._http.get("/health", timeout=timeout_s)
+        except httpx.HTTPError:
+            return
+        if resp.status_code < 500:
+            self._last_sign = asyncio.get_running_loop().time()
 
     def _client_error(self, path: str, status: int, message: str) -> ModelError:
         where = f"{self.name} server at {self.base_url}"
@@ -245,6 +310,18 @@ class SGLangClient(AsyncClosing):
             cached_tokens=int(meta.get("cached_tokens") or 0),
             matched_stop=matched,
         )
+
+
+def _notify_waiting(**data: Any) -> None:
+    """Send a ``model_wait`` event to whoever streams the graph run this request belongs to
+    (LangGraph's custom stream; the CLI words it). Outside a graph run: nothing."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        writer = get_stream_writer()
+    except (ImportError, RuntimeError):
+        return
+    writer({"event": "model_wait", **data})
 
 
 def _finish(raw: Any) -> tuple[FinishReason, str | int | None]:

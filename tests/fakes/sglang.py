@@ -17,7 +17,10 @@ the messages rendered by :func:`render_chatml` on ``/v1/chat/completions``.
 
 Failure injection: ``fail_next(n, status)`` fails the next n model requests; ``down()`` answers
 503 everywhere (``/health`` too) until ``up()``; ``stop()`` then ``start()`` restarts on the
-same port. With ``api_key`` set, requests need ``Authorization: Bearer <key>`` (401 otherwise).
+same port. ``hang()`` makes every route, ``/health`` included, take the request and never
+answer (a wedged server) until ``unhang()``: such requests then get 503, neither recorded nor
+touching the script; ``hung`` counts them. With ``api_key`` set, requests need
+``Authorization: Bearer <key>`` (401 otherwise).
 Recording: ``requests`` (method, path, json, headers without Authorization) and ``prompts``.
 
 Token counting (deterministic, approximate): ``count_tokens(text) = ceil(len(text) / 4)``.
@@ -149,6 +152,8 @@ class FakeSGLang:
         self._lock = threading.Lock()
         self._fail: list[int] = []
         self._down = False
+        self._hanging = False
+        self.hung = 0  # requests taken while hanging (never answered)
         self._stopping = False
         self._server: LoopbackServer | None = None
 
@@ -181,6 +186,14 @@ class FakeSGLang:
     def up(self) -> None:
         """Undo :meth:`down`."""
         self._down = False
+
+    def hang(self) -> None:
+        """Take every request (``/health`` too) and never answer it, until :meth:`unhang`."""
+        self._hanging = True
+
+    def unhang(self) -> None:
+        """Undo :meth:`hang`; the requests it held get 503."""
+        self._hanging = False
 
     def start(self) -> Self:
         """Start serving (again, on the same port, after :meth:`stop`)."""
@@ -306,6 +319,12 @@ class FakeSGLang:
 
         async def endpoint(request: Request) -> Response:
             raw = await request.body()
+            if self._hanging:
+                with self._lock:
+                    self.hung += 1
+                while self._hanging and not self._stopping:
+                    await asyncio.sleep(0.02)
+                return _error(503, "released after hanging", openai)
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:

@@ -234,3 +234,93 @@ async def test_health(sglang, client):
     assert await client.health() is False
     sglang.up()
     assert await client.health() is True
+
+
+# ---- a server that takes requests and never answers ------------------------------------------
+
+
+class SilentServer:
+    """A raw TCP server on 127.0.0.1 that accepts every connection and never sends a byte."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+async def test_a_silent_server_is_given_up_after_the_answer_timeout_not_retried(caplog):
+    with SilentServer() as server:
+        url = f"http://127.0.0.1:{server.port}"
+        async with SGLangClient(url, name="search model", backoff_s=0.001, max_retries=3,
+                                answer_timeout_s=1.0) as client:
+            with caplog.at_level(logging.WARNING), pytest.raises(ModelUnavailableError) as info:
+                await client.generate(PROMPT, max_new_tokens=16)
+    message = str(info.value)
+    assert f"search model server at {url} is not answering" in message
+    assert "POST /generate nor from GET /health for 1 s" in message
+    assert "\n" not in message
+    assert len(server.accepted) == 2  # the request and one /health probe: no retry
+    assert "retrying" not in caplog.text
+
+
+async def test_a_hung_fake_stops_the_request_and_a_healthy_one_serves_the_next(sglang):
+    sglang.hang()
+    async with SGLangClient(sglang.url, name="search model", backoff_s=0.001, answer_timeout_s=1.0) as client:
+        with pytest.raises(ModelUnavailableError, match="is not answering"):
+            await client.generate(PROMPT, max_new_tokens=16)
+        assert sglang.hung == 2  # /generate and /health, each taken once
+        sglang.unhang()
+        sglang.add("Paris.")
+        assert (await client.generate(PROMPT, max_new_tokens=16)).text == "Paris."
+
+
+async def test_a_slow_generation_on_a_live_server_may_take_longer_than_the_answer_timeout(sglang):
+    sglang.add(Reply("Paris.", delay_s=1.5))
+    async with SGLangClient(sglang.url, answer_timeout_s=0.4) as client:
+        assert (await client.generate(PROMPT, max_new_tokens=16)).text == "Paris."
+    health = [r for r in sglang.requests if r["path"] == "/health"]
+    assert health  # the server was asked whether it lives, and it answered
+
+
+async def test_context_length_on_a_silent_server_is_given_up_too():
+    with SilentServer() as server:
+        async with SGLangClient(f"http://127.0.0.1:{server.port}", answer_timeout_s=0.6) as client:
+            with pytest.raises(ModelUnavailableError, match="GET /server_info nor from GET /health"):
+                await client.context_length()
+
+
+async def test_waiting_sends_model_wait_progress_events(monkeypatch, sglang):
+    from fathom.models import sglang as module
+
+    events: list[dict] = []
+    monkeypatch.setattr(module, "_notify_waiting", lambda **data: events.append(data))
+    sglang.hang()
+    async with SGLangClient(sglang.url, name="search model", answer_timeout_s=1.0) as client:
+        with pytest.raises(ModelUnavailableError):
+            await client.generate(PROMPT, max_new_tokens=16)
+    assert len(events) >= 2
+    assert {e["model"] for e in events} == {"search model"}
+    assert {e["url"] for e in events} == {sglang.url}
+    assert events[-1]["waited_s"] >= events[0]["waited_s"] > 0
+    assert all(e["answer_timeout_s"] == 1.0 for e in events)
