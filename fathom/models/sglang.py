@@ -200,7 +200,7 @@ class SGLangClient(AsyncClosing):
                 logger=log,
             )
         except ModelUnavailableError as exc:
-            if (hint := UNREACHABLE_HINTS.get(self.name)) is None:
+            if getattr(exc, "hung", False) or (hint := UNREACHABLE_HINTS.get(self.name)) is None:
                 raise
             raise ModelUnavailableError(f"{exc}; {hint}") from None
 
@@ -238,11 +238,13 @@ class SGLangClient(AsyncClosing):
                 now = loop.time()
                 silent = now - max(started, self._last_sign)
                 if silent >= self.answer_timeout_s - 1e-3:
-                    raise ModelUnavailableError(
-                        f"{self.name} server at {self.base_url} is not answering: nothing came back from "
-                        f"{method} {path} nor from GET /health for {self.answer_timeout_s:g} s "
-                        "(FATHOM_MODEL_ANSWER_TIMEOUT)"
+                    hung = ModelUnavailableError(
+                        f"{self.name} server at {self.base_url} is not answering: no answer to {method} {path} "
+                        f"nor to GET /health in {self.answer_timeout_s:g} s (FATHOM_MODEL_ANSWER_TIMEOUT); "
+                        "restart it or point the run at a server that answers"
                     )
+                    hung.hung = True  # type: ignore[attr-defined]  # its own hint: not "start it"
+                    raise hung
                 if silent >= self.answer_timeout_s / 2 - 1e-3 and (self._probe is None or self._probe.done()):
                     self._probe = asyncio.ensure_future(self._check_alive(self.answer_timeout_s / 2))
                 _notify_waiting(

@@ -278,7 +278,8 @@ async def test_a_silent_server_is_given_up_after_the_answer_timeout_not_retried(
                 await client.generate(PROMPT, max_new_tokens=16)
     message = str(info.value)
     assert f"search model server at {url} is not answering" in message
-    assert "POST /generate nor from GET /health for 1 s" in message
+    assert "no answer to POST /generate nor to GET /health in 1 s" in message
+    assert "restart it" in message and "fathom serve start" not in message
     assert "\n" not in message
     assert len(server.accepted) == 2  # the request and one /health probe: no retry
     assert "retrying" not in caplog.text
@@ -306,7 +307,7 @@ async def test_a_slow_generation_on_a_live_server_may_take_longer_than_the_answe
 async def test_context_length_on_a_silent_server_is_given_up_too():
     with SilentServer() as server:
         async with SGLangClient(f"http://127.0.0.1:{server.port}", answer_timeout_s=0.6) as client:
-            with pytest.raises(ModelUnavailableError, match="GET /server_info nor from GET /health"):
+            with pytest.raises(ModelUnavailableError, match="GET /server_info nor to GET /health"):
                 await client.context_length()
 
 
