@@ -261,7 +261,7 @@ class SGLangClient(AsyncClosing):
         """Ask ``GET /health``; any answer short of 5xx counts as a sign of life."""
         try:
             resp = await self._http.get("/health", timeout=timeout_s)
-        except httpx.HTTPError:
+        except Exception:  # noqa: BLE001  # any failure (a closed client too) is no sign of life
             return
         if resp.status_code < 500:
             self._last_sign = asyncio.get_running_loop().time()

@@ -325,3 +325,13 @@ async def test_waiting_sends_model_wait_progress_events(monkeypatch, sglang):
     assert {e["url"] for e in events} == {sglang.url}
     assert events[-1]["waited_s"] >= events[0]["waited_s"] > 0
     assert all(e["answer_timeout_s"] == 1.0 for e in events)
+
+
+async def test_concurrent_requests_to_a_hung_server_share_one_health_probe(sglang):
+    sglang.hang()
+    async with SGLangClient(sglang.url, answer_timeout_s=1.0) as client:
+        results = await asyncio.gather(
+            *(client.generate(PROMPT, max_new_tokens=16) for _ in range(8)), return_exceptions=True
+        )
+    assert all(isinstance(r, ModelUnavailableError) and "is not answering" in str(r) for r in results)
+    assert sglang.hung == 8 + 1  # eight requests, one /health probe between them
