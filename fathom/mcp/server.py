@@ -315,5 +315,9 @@ def describe(event: dict[str, Any]) -> str | None:
         return "answer checked" if event.get("accepted") else "answer sent back for more research"
     if kind == "resume":
         return f"resuming run {event.get('run_id')}"
+    if kind == "model_wait":
+        return f"still waiting for the {event.get('model') or 'model'} at {event.get('url')} ({event.get('waited_s', 0):g} s)"
+    if kind == "fold":
+        return f"folded {event.get('results')} older tool results into digests"
     return {"plan_start": "planning the report", "write_start": "writing the report",
             "write_continue": "continuing the report", "write": "report written"}.get(str(kind))

@@ -90,6 +90,9 @@ async def test_tools_describe_themselves_for_the_calling_model(db_url):
         ({"event": "model", "answer": None}, None),
         ({"event": "verify", "accepted": False}, "answer sent back for more research"),
         ({"event": "write_start"}, "writing the report"),
+        ({"event": "model_wait", "model": "search model", "url": "http://127.0.0.1:8902", "waited_s": 30.0},
+         "still waiting for the search model at http://127.0.0.1:8902 (30 s)"),
+        ({"event": "fold", "results": 24, "before": 30600, "after": 9100}, "folded 24 older tool results into digests"),
         ({"event": "something_new"}, None),
     ],
 )
