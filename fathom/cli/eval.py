@@ -372,6 +372,7 @@ def report(
         runs = [run for run in await store.runs.list(limit=2**31 - 1) if run.run_id in ids] if ids else []
         return info, records, runs
 
+    from fathom.eval import plots
     from fathom.eval import report as reports
     from fathom.eval.metrics import summarize
 
@@ -379,11 +380,11 @@ def report(
     built = reports.build_report(info, records, summarize(map(_metrics_row, records)),
                                  elapsed_s=reports.eval_elapsed_s(runs))
     if fmt == "html":
-        text = reports.render_html(built, reports.render_plots(built))
+        text = reports.render_html(built, plots.render_plots(built))
     elif out is None:
         text = reports.render_markdown(built)
     else:
-        text = reports.render_markdown(built, reports.write_plots(reports.render_plots(built),
+        text = reports.render_markdown(built, plots.write_plots(plots.render_plots(built),
                                                                   out.with_name(f"{out.stem}_files")))
     if write_output(text, out):
         stderr().print(f"wrote the {fmt} report of eval {name} to {out}")

@@ -15,7 +15,8 @@ import pytest
 
 from fathom.errors import ConfigError
 from fathom.eval.metrics import summarize
-from fathom.eval.report import build_report, eval_elapsed_s, render_html, render_markdown, render_plots, write_plots
+from fathom.eval.plots import render_plots, write_plots
+from fathom.eval.report import build_report, eval_elapsed_s, render_html, render_markdown
 from fathom.store.eval import EvalInfo, EvalItemRecord
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
