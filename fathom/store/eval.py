@@ -325,40 +325,33 @@ def _held(name: str, owner: str) -> Any:
     return and_(eval_items.c.eval_name == name, eval_items.c.lease_owner == owner, eval_items.c.status == "claimed")
 
 
+# One UPDATE whose WHERE is the lease check: its rowcount says whether the worker still held the
+# row (SQLAlchemy's MySQL dialects count matched rows, not changed ones, like the others).
+
+
 def _renew(conn: Connection, name: str, owner: str, ids: list[str], until: float) -> list[str]:
     where = and_(_held(name, owner), eval_items.c.item_id.in_(ids))
-    conn.execute(update(eval_items).where(where).values(lease_until=until))
-    # Read back rather than trust rowcount: MySQL counts changed rows, not matched ones.
+    stmt = update(eval_items).where(where).values(lease_until=until)
+    if conn.dialect.update_returning:
+        return list(conn.execute(stmt.returning(eval_items.c.item_id)).scalars())
+    conn.execute(stmt)  # MariaDB/MySQL: no UPDATE … RETURNING, read the ids back
     return list(conn.execute(select(eval_items.c.item_id).where(where)).scalars())
 
 
 def _settle(conn: Connection, name: str, item_id: str, owner: str, values: dict[str, Any]) -> bool:
     where = and_(_held(name, owner), eval_items.c.item_id == item_id)
-    held = conn.execute(select(eval_items.c.item_id).where(where).with_for_update()).first()
-    if held is None:
-        return False
-    conn.execute(
-        update(eval_items)
-        .where(where)
-        .values(**values, lease_owner=None, lease_until=None, updated_at=_now())
-    )
-    return True
+    stmt = update(eval_items).where(where).values(**values, lease_owner=None, lease_until=None, updated_at=_now())
+    return conn.execute(stmt).rowcount > 0
 
 
 def _set_run(conn: Connection, name: str, item_id: str, owner: str, run_id: str) -> bool:
     where = and_(_held(name, owner), eval_items.c.item_id == item_id)
-    held = conn.execute(select(eval_items.c.item_id).where(where)).first()
-    if held is not None:
-        conn.execute(update(eval_items).where(where).values(run_id=run_id))
-    return held is not None
+    return conn.execute(update(eval_items).where(where).values(run_id=run_id)).rowcount > 0
 
 
 def _set_verdict(conn: Connection, name: str, item_id: str, values: dict[str, Any]) -> bool:
     where = and_(eval_items.c.eval_name == name, eval_items.c.item_id == item_id, eval_items.c.status == "done")
-    found = conn.execute(select(eval_items.c.item_id).where(where)).first()
-    if found is not None:
-        conn.execute(update(eval_items).where(where).values(**values, updated_at=_now()))
-    return found is not None
+    return conn.execute(update(eval_items).where(where).values(**values, updated_at=_now())).rowcount > 0
 
 
 def _release(conn: Connection, owner: str, name: str | None, ids: list[str] | None) -> int:
@@ -367,20 +360,15 @@ def _release(conn: Connection, owner: str, name: str | None, ids: list[str] | No
         conditions.append(eval_items.c.eval_name == name)
     if ids is not None:
         conditions.append(eval_items.c.item_id.in_(ids))
-    found = conn.execute(select(func.count()).select_from(eval_items).where(*conditions)).scalar() or 0
-    conn.execute(
-        update(eval_items)
-        .where(*conditions)
-        .values(status="pending", lease_owner=None, lease_until=None, updated_at=_now())
+    stmt = update(eval_items).where(*conditions).values(
+        status="pending", lease_owner=None, lease_until=None, updated_at=_now()
     )
-    return int(found)
+    return int(conn.execute(stmt).rowcount)
 
 
 def _retry_failed(conn: Connection, name: str) -> int:
     where = and_(eval_items.c.eval_name == name, eval_items.c.status == "failed")
-    found = conn.execute(select(func.count()).select_from(eval_items).where(where)).scalar() or 0
-    conn.execute(update(eval_items).where(where).values(status="pending", updated_at=_now()))
-    return int(found)
+    return int(conn.execute(update(eval_items).where(where).values(status="pending", updated_at=_now())).rowcount)
 
 
 def _items(conn: Connection, name: str, status: str | None) -> list[EvalItemRecord]:

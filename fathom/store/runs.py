@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fathom.store.engine import Database
 from fathom.store.errors import StoreError, UnknownRunError
@@ -178,16 +179,21 @@ async def open_store(
 
 
 def _create(conn: Connection, values: dict[str, Any]) -> RunRecord:
-    if _get(conn, values["run_id"]) is not None:
-        raise StoreError(f"run {values['run_id']!r} is already recorded")
-    conn.execute(insert(runs).values(**values))
+    try:  # one statement: the primary key is the check (an eval creates runs by the hundred)
+        conn.execute(insert(runs).values(**values))
+    except IntegrityError as exc:
+        raise StoreError(f"run {values['run_id']!r} is already recorded") from exc
     return _record(values)
 
 
 def _update(conn: Connection, run_id: str, values: dict[str, Any]) -> RunRecord:
-    # Read back rather than trust rowcount: MySQL counts changed rows, not matched ones.
-    conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
-    record = _get(conn, run_id)
+    stmt = update(runs).where(runs.c.run_id == run_id).values(**values)
+    if conn.dialect.update_returning:  # SQLite, PostgreSQL: the row comes back with the update
+        row = conn.execute(stmt.returning(*runs.c)).first()
+        record = _record(row._mapping) if row is not None else None
+    else:  # MariaDB/MySQL have no UPDATE … RETURNING
+        conn.execute(stmt)
+        record = _get(conn, run_id)
     if record is None:
         raise UnknownRunError(f"no run {run_id!r} is recorded")
     return record
