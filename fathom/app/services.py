@@ -245,7 +245,8 @@ def query_llm_client(settings: Settings) -> ChatClient | None:
     """The query LLM ``settings.query_llm`` names, or ``None`` for ``none`` (extractive evidence)."""
     try:
         return ChatClient.from_spec(settings.query_llm, api_key=query_llm_key(settings),
-                                    timeout_s=min(60.0, settings.tool_timeout_s))
+                                    timeout_s=min(60.0, settings.tool_timeout_s),
+                                    answer_timeout_s=settings.model_answer_timeout_s)
     except ModelError as exc:  # e.g. an OpenAI spec without OPENAI_API_KEY
         raise ConfigError(f"query LLM {settings.query_llm!r} cannot be used: {exc}") from None
 
@@ -257,7 +258,8 @@ def judge_chat_client(settings: Settings, spec: str | None) -> ChatClient | None
         return query_llm_client(settings)
     key = _secret(settings.openai_api_key) if spec.strip().startswith("openai:") else None
     try:
-        return ChatClient.from_spec(spec, api_key=key, timeout_s=120.0, name="judge")
+        return ChatClient.from_spec(spec, api_key=key, timeout_s=120.0, name="judge",
+                                    answer_timeout_s=settings.model_answer_timeout_s)
     except ModelError as exc:
         raise ConfigError(f"--judge-model {spec!r} cannot be used: {exc}") from None
 
@@ -370,7 +372,8 @@ def _check_local(settings: Settings) -> None:
 def _search_model_chat(settings: Settings, name: str) -> ChatClient:
     """The search model's OpenAI-compatible route (SGLang serves ``/v1`` beside ``/generate``)."""
     return ChatClient(settings.search_model_url + "/v1", None, api_key=_secret(settings.model_api_key),
-                      timeout_s=settings.model_timeout_s, max_retries=settings.model_retries, name=name)
+                      timeout_s=settings.model_timeout_s, max_retries=settings.model_retries, name=name,
+                      answer_timeout_s=settings.model_answer_timeout_s)
 
 
 class _NoThinkingJudge:

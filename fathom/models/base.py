@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from fathom.errors import ModelError
 
-__all__ = ["ChatResult", "ContextLengthError", "FinishReason", "Generation", "ModelError", "ModelUnavailableError"]
+__all__ = ["ChatResult", "ContextLengthError", "FinishReason", "Generation", "ModelError", "ModelNotAnsweringError",
+           "ModelUnavailableError"]
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -39,6 +40,12 @@ class ChatResult:
 
 class ModelUnavailableError(ModelError):
     """The server could not be reached (down, refused, timed out) after the allowed retries."""
+
+
+class ModelNotAnsweringError(ModelUnavailableError):
+    """The server took the request but said nothing, to it nor to a probe, for the answer
+    timeout (see :mod:`fathom.models.watch`): a hung server. Never retried; a run stops
+    ``interrupted`` and resumes once the server answers again."""
 
 
 class ContextLengthError(ModelError):

@@ -8,6 +8,11 @@ SGLang's ``reasoning_content``. The endpoint is named by a spec string, as in se
 Retries are done here, not by the SDK, so every client shares one policy (:mod:`fathom.retry`:
 connection errors, timeouts, 408/429/5xx; backoff with jitter; a 4xx is never retried). Errors are one-line :mod:`fathom.models.base`
 exceptions; the API key is never logged.
+
+A server that takes a request and then says nothing is caught as the SGLang client catches it
+(:class:`~fathom.models.watch.SilenceWatch`, with ``GET /v1/models`` as the probe): silent for
+``answer_timeout_s`` it is given up with :class:`ModelNotAnsweringError`, not retried, and
+``model_wait`` progress events go out while the client waits.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from fathom.models.retry import (
     is_context_overflow,
     retry_policy,
 )
+from fathom.models.watch import ANSWER_TIMEOUT_S, SilenceWatch
 from fathom.tls import openai_ssl_context
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ class ChatClient(AsyncClosing):
         max_retries: int = 3,
         backoff_s: float = 0.5,
         name: str = "query LLM",
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
     ) -> None:
         if base_url is None and not api_key:
             raise ModelError(f"{name} openai:{model or '?'} needs an API key: set OPENAI_API_KEY")
@@ -69,6 +76,10 @@ class ChatClient(AsyncClosing):
         self._model_lock = asyncio.Lock()
         self._api_key = api_key or "EMPTY"
         self._sdk: Any = None  # the OpenAI SDK client, built on first use (see _client)
+        self.answer_timeout_s = float(answer_timeout_s)
+        self._watch = SilenceWatch(name=name, url=self.base_url, where=self._where(),
+                                   answer_timeout_s=self.answer_timeout_s, probe=self._alive,
+                                   probe_what="GET /v1/models")
 
     @property
     def _client(self) -> Any:
@@ -91,7 +102,7 @@ class ChatClient(AsyncClosing):
     @classmethod
     def from_spec(
         cls, spec: str, *, api_key: str | None, timeout_s: float = 120, max_retries: int = 3,
-        backoff_s: float = 0.5, name: str = "query LLM",
+        backoff_s: float = 0.5, name: str = "query LLM", answer_timeout_s: float = ANSWER_TIMEOUT_S,
     ) -> ChatClient | None:
         """Build a client from ``"none"`` (→ ``None``), ``"openai:MODEL"`` or a base URL.
 
@@ -99,7 +110,8 @@ class ChatClient(AsyncClosing):
         """
         spec = spec.strip()
         common: dict[str, Any] = {"api_key": api_key, "timeout_s": timeout_s,
-                                  "max_retries": max_retries, "backoff_s": backoff_s, "name": name}
+                                  "max_retries": max_retries, "backoff_s": backoff_s, "name": name,
+                                  "answer_timeout_s": answer_timeout_s}
         if spec in ("", "none"):
             return None
         if spec.startswith("openai:"):
@@ -160,7 +172,8 @@ class ChatClient(AsyncClosing):
         return self.model
 
     async def aclose(self) -> None:
-        """Close the connection pool (if the client was ever used)."""
+        """Close the connection pool (if the client was ever used) and any probe in flight."""
+        await self._watch.aclose()
         if self._sdk is not None:
             await self._sdk.close()
 
@@ -170,19 +183,20 @@ class ChatClient(AsyncClosing):
         return f"{self.name} at {self.base_url}"
 
     async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+        request = "POST /v1/chat/completions" if what == "chat" else "GET /v1/models"
         return await call_model(
-            lambda: self._attempt(make),
+            lambda: self._attempt(make, request),
             retry_policy(self.max_retries, self.backoff_s),
             where=self._where(),
             label=f"{self._where()} ({what})",
             logger=log,
         )
 
-    async def _attempt(self, make: Callable[[], Awaitable[T]]) -> T:
+    async def _attempt(self, make: Callable[[], Awaitable[T]], request: str) -> T:
         import openai  # imported by the client already (see _client)
 
         try:
-            return await make()
+            return await self._watch.wait(make(), what=request)
         except openai.APITimeoutError:
             raise TransientModelError(f"no answer within {self.timeout_s:g} s") from None
         except openai.APIConnectionError as exc:
@@ -192,6 +206,17 @@ class ChatClient(AsyncClosing):
             if exc.status_code in RETRY_STATUSES:
                 raise TransientModelError(f"HTTP {exc.status_code}: {message}") from None
             raise self._client_error(exc.status_code, message) from None
+
+    async def _alive(self, timeout_s: float) -> bool:
+        """Ask ``GET /v1/models`` (every OpenAI-compatible server has it); any answer short of 5xx,
+        a refusal included, counts as a sign of life."""
+        import openai
+
+        try:
+            await self._client.models.list(timeout=timeout_s)
+        except openai.APIStatusError as exc:
+            return exc.status_code < 500
+        return True
 
     def _client_error(self, status: int, message: str) -> ModelError:
         if is_context_overflow(status, message):

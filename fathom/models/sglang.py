@@ -11,22 +11,15 @@ so, or an abort saying so) raises :class:`ContextLengthError`; any other 4xx (ne
 an ``abort`` finish raise :class:`ModelError`.
 
 A server that accepts a request and then says nothing is caught well before the total budget
-(``timeout_s``): while a request is unanswered, the client asks ``GET /health`` once the server
-has been silent for half of ``answer_timeout_s``, and when neither the request nor that probe
-(nor any other request of the client) got an answer for ``answer_timeout_s`` it gives the
-request up with :class:`ModelUnavailableError` at once, not retried: the run stops
-``interrupted`` and resumes later. A server that answers ``/health`` is busy, not hung: its
-request may take the whole budget. Meanwhile a ``model_wait`` progress event goes out every
-quarter of ``answer_timeout_s`` (at most every 15 s) on LangGraph's custom stream, for the
-people watching.
+(``timeout_s``) by :class:`~fathom.models.watch.SilenceWatch`, with ``GET /health`` as its
+probe: silent for ``answer_timeout_s`` (60 s), it is given up at once with
+:class:`ModelNotAnsweringError` (the run stops ``interrupted`` and resumes later), while
+``model_wait`` progress events tell the people watching that the client is still waiting.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import math
 from typing import Any
 
 import httpx
@@ -38,6 +31,7 @@ from fathom.models.base import (
     FinishReason,
     Generation,
     ModelError,
+    ModelNotAnsweringError,
     ModelUnavailableError,
 )
 from fathom.models.retry import (
@@ -50,6 +44,7 @@ from fathom.models.retry import (
     is_context_overflow,
     retry_policy,
 )
+from fathom.models.watch import ANSWER_TIMEOUT_S, SilenceWatch
 from fathom.tls import ssl_context
 
 log = logging.getLogger(__name__)
@@ -66,8 +61,6 @@ CONNECT_TIMEOUT_S = 5.0  # a local server that does not accept within 5 s is not
 # (httpx keeps 20 idle by default: the rest would connect afresh every turn).
 POOL_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30.0)
 HEALTH_TIMEOUT_S = 5.0
-ANSWER_TIMEOUT_S = 60.0  # a server silent this long, /health included, is not answering
-WAIT_NOTICE_EVERY_S = 15.0  # the most seconds between two "still waiting" progress events
 
 
 class SGLangClient(AsyncClosing):
@@ -94,8 +87,9 @@ class SGLangClient(AsyncClosing):
         self.name = name
         self.timeout_s = float(timeout_s)
         self.answer_timeout_s = float(answer_timeout_s)
-        self._last_sign = -math.inf  # loop time of the server's latest answer (any request or probe)
-        self._probe: asyncio.Task[None] | None = None  # one /health probe at a time, shared by waiters
+        self._watch = SilenceWatch(name=name, url=self.base_url, where=f"{name} server at {self.base_url}",
+                                   answer_timeout_s=self.answer_timeout_s, probe=self._alive,
+                                   probe_what="GET /health")
         self.max_retries = max(0, int(max_retries))
         self.backoff_s = backoff_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -182,10 +176,7 @@ class SGLangClient(AsyncClosing):
 
     async def aclose(self) -> None:
         """Close the connection pool (and stop a /health probe still in flight)."""
-        if self._probe is not None and not self._probe.done():
-            self._probe.cancel()
-            with contextlib.suppress(BaseException):
-                await self._probe
+        await self._watch.aclose()
         await self._http.aclose()
 
     # ---- transport ---------------------------------------------------------------------------
@@ -200,7 +191,7 @@ class SGLangClient(AsyncClosing):
                 logger=log,
             )
         except ModelUnavailableError as exc:
-            if getattr(exc, "hung", False) or (hint := UNREACHABLE_HINTS.get(self.name)) is None:
+            if isinstance(exc, ModelNotAnsweringError) or (hint := UNREACHABLE_HINTS.get(self.name)) is None:
                 raise
             raise ModelUnavailableError(f"{exc}; {hint}") from None
 
@@ -224,47 +215,12 @@ class SGLangClient(AsyncClosing):
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request, watched: progress events while it waits, given up when the server is silent."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        request = asyncio.ensure_future(self._http.request(method, path, **kwargs))
-        tick = min(WAIT_NOTICE_EVERY_S, self.answer_timeout_s / 4)
-        try:
-            while True:
-                await asyncio.wait((request,), timeout=tick)
-                if request.done():
-                    resp = request.result()
-                    self._last_sign = loop.time()
-                    return resp
-                now = loop.time()
-                silent = now - max(started, self._last_sign)
-                if silent >= self.answer_timeout_s - 1e-3:
-                    hung = ModelUnavailableError(
-                        f"{self.name} server at {self.base_url} is not answering: no answer to {method} {path} "
-                        f"nor to GET /health in {self.answer_timeout_s:g} s (FATHOM_MODEL_ANSWER_TIMEOUT); "
-                        "restart it or point the run at a server that answers"
-                    )
-                    hung.hung = True  # type: ignore[attr-defined]  # its own hint: not "start it"
-                    raise hung
-                if silent >= self.answer_timeout_s / 2 - 1e-3 and (self._probe is None or self._probe.done()):
-                    self._probe = asyncio.ensure_future(self._check_alive(self.answer_timeout_s / 2))
-                _notify_waiting(
-                    model=self.name, url=self.base_url, path=path, waited_s=round(now - started, 1),
-                    silent_s=round(silent, 1), answer_timeout_s=self.answer_timeout_s,
-                )
-        finally:
-            if not request.done():
-                request.cancel()
-                with contextlib.suppress(BaseException):
-                    await request
+        return await self._watch.wait(self._http.request(method, path, **kwargs), what=f"{method} {path}")
 
-    async def _check_alive(self, timeout_s: float) -> None:
+    async def _alive(self, timeout_s: float) -> bool:
         """Ask ``GET /health``; any answer short of 5xx counts as a sign of life."""
-        try:
-            resp = await self._http.get("/health", timeout=timeout_s)
-        except Exception:  # noqa: BLE001  # any failure (a closed client too) is no sign of life
-            return
-        if resp.status_code < 500:
-            self._last_sign = asyncio.get_running_loop().time()
+        resp = await self._http.get("/health", timeout=timeout_s)
+        return resp.status_code < 500
 
     def _client_error(self, path: str, status: int, message: str) -> ModelError:
         where = f"{self.name} server at {self.base_url}"
@@ -312,18 +268,6 @@ class SGLangClient(AsyncClosing):
             cached_tokens=int(meta.get("cached_tokens") or 0),
             matched_stop=matched,
         )
-
-
-def _notify_waiting(**data: Any) -> None:
-    """Send a ``model_wait`` event to whoever streams the graph run this request belongs to
-    (LangGraph's custom stream; the CLI words it). Outside a graph run: nothing."""
-    try:
-        from langgraph.config import get_stream_writer
-
-        writer = get_stream_writer()
-    except (ImportError, RuntimeError):
-        return
-    writer({"event": "model_wait", **data})
 
 
 def _finish(raw: Any) -> tuple[FinishReason, str | int | None]:

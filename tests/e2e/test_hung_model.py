@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import fake_env, research_script
+import pytest
+
+from tests.conftest import fake_env, fake_settings, research_script
 
 QUESTION = "When did the Kestrel Bridge open?"
 
@@ -39,3 +41,25 @@ def test_a_hung_search_model_interrupts_the_run_with_a_waiting_notice_and_resume
     assert resumed.stdout == "1897\n"
     [row] = [json.loads(x) for x in cli("runs", "list", "--json").stdout.splitlines()]
     assert row["status"] == "answered"
+
+
+async def test_a_hung_chat_search_model_stops_the_run_interrupted_and_resume_finishes_it(sglang, searxng, web, tmp_path):
+    """--search-protocol chat goes through the OpenAI-compatible client: the same check, in process."""
+    from fathom.app.runs import research, resume
+    from fathom.models.base import ModelNotAnsweringError
+    from fathom.store import open_store
+
+    db_url = f"sqlite:///{tmp_path / 'runs.db'}"
+    settings = fake_settings(sglang, searxng, web, search_protocol="chat", model_answer_timeout_s=1.0, db_url=db_url)
+    sglang.hang()
+    with pytest.raises(ModelNotAnsweringError, match=rf"search model at {sglang.url}/v1 is not answering"):
+        await research(QUESTION, settings, run_id="hung-chat")
+    async with open_store(db_url) as store:
+        record = await store.runs.get("hung-chat")
+    assert record is not None and record.status == "interrupted" and "is not answering" in (record.error or "")
+
+    sglang.unhang()
+    sglang.add(*research_script(web))
+    summary = await resume("hung-chat", {}, db_url=db_url)
+    assert (summary["status"], summary["answer"]) == ("answered", "1897")
+    assert [c["name"] for c in summary["tool_calls"]] == ["search_urls", "query_url", "query_url"]

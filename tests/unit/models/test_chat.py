@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fathom.models.base import ContextLengthError, ModelError, ModelUnavailableError
+from fathom.models.base import ContextLengthError, ModelError, ModelNotAnsweringError, ModelUnavailableError
 from fathom.models.chat import OPENAI_BASE_URL, ChatClient
 from tests.fakes.server import free_port
 from tests.fakes.sglang import FakeSGLang, Reply
@@ -169,6 +169,45 @@ async def test_api_key_is_sent_and_a_wrong_one_is_refused():
             with pytest.raises(ModelError, match="HTTP 401") as err:
                 await chat.complete(MESSAGES)
         assert "nope" not in str(err.value)
+
+
+# ---- a server that takes requests and never answers (the SGLang client's check, shared) ------
+
+
+async def test_a_hung_server_is_given_up_after_the_answer_timeout_not_retried(fake, monkeypatch, caplog):
+    from fathom.models import watch
+
+    events: list[dict] = []
+    monkeypatch.setattr(watch, "notify_waiting", lambda **data: events.append(data))
+    fake.hang()
+    url = fake.url + "/v1"
+    async with ChatClient(url, "m", api_key=None, max_retries=3, backoff_s=0.001, name="search model",
+                          answer_timeout_s=1.0) as chat:
+        with caplog.at_level("WARNING"), pytest.raises(ModelNotAnsweringError) as err:
+            await chat.complete(MESSAGES)
+        message = str(err.value)
+        assert message.startswith(f"search model at {url} is not answering: no answer to POST /v1/chat/completions "
+                                  "nor to GET /v1/models in 1 s (FATHOM_MODEL_ANSWER_TIMEOUT)")
+        assert "\n" not in message and "retrying" not in caplog.text
+        assert fake.hung == 2  # the chat request and one /v1/models probe: no retry
+        assert events and {(e["model"], e["url"]) for e in events} == {("search model", url)}
+        fake.unhang()  # the same client serves the next request once the server answers
+        fake.add("back")
+        assert (await chat.complete(MESSAGES)).content == "back"
+
+
+async def test_model_discovery_on_a_hung_server_is_given_up_too(fake):
+    fake.hang()
+    async with ChatClient(fake.url + "/v1", None, api_key=None, answer_timeout_s=0.6) as chat:
+        with pytest.raises(ModelNotAnsweringError, match="no answer to GET /v1/models"):
+            await chat.complete(MESSAGES)
+
+
+async def test_a_slow_completion_on_a_live_server_may_take_longer_than_the_answer_timeout(fake):
+    fake.add(Reply("slow but fine", delay_s=1.5))
+    async with ChatClient(fake.url + "/v1", "m", api_key=None, answer_timeout_s=0.4) as chat:
+        assert (await chat.complete(MESSAGES)).content == "slow but fine"
+    assert [r for r in fake.requests if r["path"] == "/v1/models"]  # asked whether it lives; it answered
 
 
 def test_chat_client_needs_no_langchain_openai():

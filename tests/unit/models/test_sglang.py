@@ -312,10 +312,10 @@ async def test_context_length_on_a_silent_server_is_given_up_too():
 
 
 async def test_waiting_sends_model_wait_progress_events(monkeypatch, sglang):
-    from fathom.models import sglang as module
+    from fathom.models import watch
 
     events: list[dict] = []
-    monkeypatch.setattr(module, "_notify_waiting", lambda **data: events.append(data))
+    monkeypatch.setattr(watch, "notify_waiting", lambda **data: events.append(data))
     sglang.hang()
     async with SGLangClient(sglang.url, name="search model", answer_timeout_s=1.0) as client:
         with pytest.raises(ModelUnavailableError):
