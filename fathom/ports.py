@@ -8,7 +8,7 @@ every node. Tests and embedders may hand their own implementations of these inte
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +52,14 @@ class Tools(Protocol):
 
     async def query_url(self, url: str, goal: str) -> ToolOutcome: ...
 
+    # For the baseline protocols (fathom/protocols/baselines/): whole pages, not evidence.
+    async def read_page(self, url: str, max_chars: int) -> ToolOutcome: ...
+
+    async def search_pages(
+        self, query: str, top_k: int | None = None, *, read: int = 3, want: int = 0, host: str = "",
+        max_chars: int = 35000,
+    ) -> ToolOutcome: ...
+
 
 class Synthesizer(Protocol):
     """Fathom-Synthesizer: raw-prompt completion with the server's token counts."""
@@ -77,12 +85,22 @@ class Judge(Protocol):
     ) -> ChatResult: ...
 
 
+class Prefetch(Protocol):
+    """Pages read ahead while the model writes its turn (:mod:`fathom.tools.prefetch`); ``scope``
+    is the run (its thread id)."""
+
+    def start(self, scope: str, urls: Sequence[str]) -> Any: ...
+
+    def settle(self, scope: str, keep: Collection[str] = ()) -> None: ...
+
+
 Clock = Callable[[], float]  # epoch seconds
 
 
 @dataclass
 class Services(AsyncClosing):
-    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it)."""
+    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it).
+    ``prefetch`` (optional) reads the top results of a search ahead for ``tools.query_url``."""
 
     config: ResearchConfig
     protocol: SearchProtocol
@@ -91,6 +109,7 @@ class Services(AsyncClosing):
     judge: Judge | None = None
     clock: Clock = time.time
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    prefetch: Prefetch | None = None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):

@@ -41,8 +41,19 @@ async def read(task: ReadTask, services: Services) -> dict[str, Any]:
             "sources": [dict(s) for s in outcome.sources],
         },
     )
-    pages = [dict(s) for s in outcome.sources] if call["name"] == "query_url" and outcome.ok else []
-    return {"messages": [message], "sources": pages}
+    if outcome.data is not None:
+        message.artifact["data"] = outcome.data
+    return {"messages": [message], "sources": _pages_read(call["name"], outcome)}
+
+
+def _pages_read(name: str, outcome: ToolOutcome) -> list[dict[str, Any]]:
+    """The pages a call read (not the hits it only listed)."""
+    if not outcome.ok:
+        return []
+    if name in ("query_url", "read_page"):
+        return [dict(s) for s in outcome.sources]
+    pages = (outcome.data or {}).get("pages") or []
+    return [{"url": p["url"], "title": p.get("title") or p["url"]} for p in pages]
 
 
 async def _run(services: Services, name: str, args: dict[str, Any]) -> ToolOutcome:
@@ -52,6 +63,14 @@ async def _run(services: Services, name: str, args: dict[str, Any]) -> ToolOutco
             return await toolbox.search_urls(args["query"], args.get("top_k", services.config.search_top_k))
         if name == "query_url":
             return await toolbox.query_url(args["url"], args["goal"])
+        if name == "read_page":
+            return await toolbox.read_page(args["url"], int(args["max_chars"]))
+        if name == "search_pages":
+            return await toolbox.search_pages(
+                args["query"], args.get("top_k", services.config.search_top_k), read=int(args.get("read", 0)),
+                want=int(args.get("want", 0)), host=str(args.get("host", "")),
+                max_chars=int(args.get("max_chars", 35000)),
+            )
     except Exception as exc:  # a tool bug must not end a run the model can continue
         log.exception("tool %s failed", name)
         return ToolOutcome(f"[error] {name} failed unexpectedly: {type(exc).__name__}: {exc}", ok=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 from fathom.errors import ToolError
 
@@ -36,6 +36,9 @@ class ToolOutcome:
     text: str
     ok: bool
     sources: list[Source] = field(default_factory=list)
+    # Structure for protocols that lay results out in their own format (search hits with their
+    # snippets, where each page read sits in ``text``): JSON primitives only, kept on the result.
+    data: dict[str, Any] | None = None
 
 
 class SearchBackend(Protocol):

@@ -8,7 +8,9 @@ duplicated ``result:``/``error:`` text of upstream, bug T15). Each call runs und
 per host and overall, so one turn's parallel calls cannot hammer a site.
 
 With a :class:`~fathom.store.cache.ToolCache`, searches, pages and evidence already paid for are
-reused. With a local corpus (``--search-backend local``), ``query_url`` also reads ``file://``
+reused. With ``prefetch_pages``, the research loop reads the top results of a search ahead while
+the model writes its next turn (:attr:`Toolbox.prefetcher`, see :mod:`fathom.tools.prefetch`), and
+``query_url`` takes a page read ahead instead of fetching it again. With a local corpus (``--search-backend local``), ``query_url`` also reads ``file://``
 URLs, but only of files the corpus has indexed.
 """
 
@@ -24,6 +26,7 @@ from fathom.aio import AsyncClosing
 from fathom.tools.base import (
     FileIndex,
     SearchBackend,
+    SearchHit,
     Source,
     ToolCache,
     ToolError,
@@ -32,7 +35,8 @@ from fathom.tools.base import (
 from fathom.tools.evidence import EvidenceExtractor
 from fathom.tools.extract import Document
 from fathom.tools.fetch import Fetcher
-from fathom.tools.readers import ReaderChain, ReadFailure
+from fathom.tools.prefetch import Prefetcher
+from fathom.tools.readers import ReaderChain, ReadFailure, Reading
 from fathom.tools.search import dedupe_hits, format_search_results
 from fathom.tools.specs import MAX_TOP_K
 from fathom.tools.ssrf import BlockedURLError, split_url
@@ -43,6 +47,7 @@ INVALID_URL = "[error] invalid URL \u2013 must start with http:// or https://"
 PER_HOST_FETCHES = 4
 MAX_FETCHES = 32
 WEB_SCHEMES = ("http://", "https://")
+PAGE_SEPARATOR = "\n\n---\n\n"  # between the pages :meth:`Toolbox.search_pages` read
 
 
 class _StageFailure(Exception):
@@ -70,6 +75,8 @@ class Toolbox(AsyncClosing):
         cache: ToolCache | None = None,
         corpus: FileIndex | None = None,
         reader: ReaderChain | None = None,
+        prefetch_pages: int = 0,
+        prefetch_max_bytes: int = 8_000_000,
         owned: tuple[Any, ...] = (),
     ) -> None:
         self.search_backend = search_backend
@@ -84,6 +91,11 @@ class Toolbox(AsyncClosing):
         self.cache = cache
         self.corpus = corpus  # set: file:// URLs of its indexed files can be read
         self._owned = owned
+        # At most half the fetch slots go to reads ahead: the reads a turn asked for come first.
+        self.prefetcher = Prefetcher(
+            self._read_ahead, pages=prefetch_pages, max_bytes=prefetch_max_bytes,
+            max_in_flight=max(1, max_fetches // 2), timeout_s=tool_timeout_s,
+        ) if prefetch_pages > 0 else None
 
     # ---- tools ------------------------------------------------------------------------------
 
@@ -93,16 +105,9 @@ class Toolbox(AsyncClosing):
         if not query:
             return _error("search_urls needs a non-empty query")
         k = _clamp_top_k(top_k, self.default_top_k)
-        backend = str(getattr(self.search_backend, "name", "?"))
-        # A local corpus changes when it is re-indexed, and searching it costs nothing: not cached.
-        cache = self.cache if backend != "local" else None
         try:
             async with asyncio.timeout(self.tool_timeout_s):
-                hits = await cache.get_search(backend, query, k) if cache else None
-                if hits is None:
-                    hits = dedupe_hits(await self.search_backend.search(query, k), k, schemes=self._schemes)
-                    if cache:
-                        await cache.put_search(backend, query, k, hits)
+                hits = await self._hits(query, k)
         except TimeoutError:
             return _error(f"search timed out after {self.tool_timeout_s:g} s")
         except ToolError as exc:
@@ -161,8 +166,120 @@ class Toolbox(AsyncClosing):
             return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
         return ToolOutcome(text=text, ok=True, sources=sources)
 
+    async def read_page(self, url: str, max_chars: int) -> ToolOutcome:
+        """The page's own text (title first), cut at ``max_chars``: for protocols whose models
+        read whole pages rather than evidence (the cap keeps a page inside their context)."""
+        url = str(url or "").strip()
+        try:
+            _, host, _ = split_url(url)
+        except BlockedURLError:
+            return ToolOutcome(text=INVALID_URL, ok=False)
+        try:
+            async with asyncio.timeout(self.tool_timeout_s):
+                doc = await self._vetted_document(url, host)
+        except TimeoutError:
+            return _error(f"reading {url} timed out after {self.tool_timeout_s:g} s")
+        except _StageFailure as failure:
+            verb = "could not fetch" if failure.stage == "fetch" else "could not read"
+            return _error(f"{verb} {url}: {failure.reason}")
+        except Exception as exc:  # a bug in one page's handling must not end the run
+            log.exception("read_page %s failed", url)
+            return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
+        head = "\n".join(part for part in (doc.title, doc.note) if part)
+        text = f"{head}\n\n{_cut(doc.text, max_chars)}" if head else _cut(doc.text, max_chars)
+        return ToolOutcome(text=text, ok=True, sources=[Source(url=url, title=doc.title or url)])
+
+    async def search_pages(
+        self, query: str, top_k: int | None = None, *, read: int = 3, want: int = 0, host: str = "",
+        max_chars: int = 35000,
+    ) -> ToolOutcome:
+        """Search, then read the first ``read`` hits (only those on ``host`` when given), in hit
+        order, stopping once ``want`` of them had text (0: all); each page is cut at ``max_chars``.
+
+        ``text`` holds the pages read (or the hits when none was); ``data`` has the hits with
+        their snippets and, per page, its hit and where its text sits: ``text[start:end]``.
+        """
+        query = " ".join(str(query or "").split())
+        if not query:
+            return _error("search needs a non-empty query")
+        k = _clamp_top_k(top_k, self.default_top_k)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.tool_timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                hits = await self._hits(query, k)
+        except TimeoutError:
+            return _error(f"search timed out after {self.tool_timeout_s:g} s")
+        except ToolError as exc:
+            return _error(f"search failed: {exc}")
+        except Exception as exc:  # a backend bug must not end the research run
+            log.exception("search backend %s failed", getattr(self.search_backend, "name", "?"))
+            return _error(f"search failed: {type(exc).__name__}: {exc}")
+        candidates = [h for h in hits if not host or _on_host(h["url"], host)][: max(0, read)]
+        found: list[tuple[SearchHit, Document]] = []
+        step = 3  # pages read at once: enough for speed, few wasted when ``want`` is small
+        for first in range(0, len(candidates), step):
+            batch = candidates[first : first + step]
+            docs = await asyncio.gather(*(self._page_or_none(h["url"], deadline) for h in batch))
+            found += [(hit, doc) for hit, doc in zip(batch, docs, strict=True) if doc is not None]
+            if want and len(found) >= want:
+                found = found[:want]
+                break
+        sources = [Source(url=h["url"], title=h["title"]) for h in hits]
+        data: dict[str, Any] = {"hits": [dict(h) for h in hits], "pages": []}
+        if not found:
+            return ToolOutcome(text=format_search_results(hits, query), ok=True, sources=sources, data=data)
+        parts: list[str] = []
+        at = 0
+        for hit, doc in found:
+            head = f"### {doc.title or hit['title'] or hit['url']}\n**URL**: {hit['url']}\n\n"
+            body = _cut(doc.text, max_chars)
+            start = at + len(head)
+            data["pages"].append({**hit, "title": doc.title or hit["title"], "start": start, "end": start + len(body)})
+            parts.append(head + body)
+            at = start + len(body) + len(PAGE_SEPARATOR)
+        return ToolOutcome(text=PAGE_SEPARATOR.join(parts), ok=True, sources=sources, data=data)
+
+    async def _page_or_none(self, url: str, deadline: float) -> Document | None:
+        """A page with text, or None when it cannot be read by ``deadline`` (the next hit is tried)."""
+        try:
+            _, host, _ = split_url(url)
+            async with asyncio.timeout_at(deadline):
+                doc = await self._vetted_document(url, host)
+        except (BlockedURLError, TimeoutError, _StageFailure):
+            return None
+        except Exception:  # one bad page must not fail the search
+            log.exception("reading %s failed", url)
+            return None
+        return doc if doc.text.strip() else None
+
+    async def _vetted_document(self, url: str, host: str) -> Document:
+        """:meth:`_document` past today's SSRF guard and allow-list even when the page is cached."""
+        if self.cache:
+            try:
+                await self.reader.vet(url)
+            except ToolError as exc:
+                raise _StageFailure("fetch", str(exc)) from None
+        return await self._document(url, host)
+
+    async def _hits(self, query: str, k: int) -> list[SearchHit]:
+        """The backend's hits for ``query`` (cached, deduplicated); raises as the backend does."""
+        backend = str(getattr(self.search_backend, "name", "?"))
+        # A local corpus changes when it is re-indexed, and searching it costs nothing: not cached.
+        cache = self.cache if backend != "local" else None
+        hits = await cache.get_search(backend, query, k) if cache else None
+        if hits is None:
+            hits = dedupe_hits(await self.search_backend.search(query, k), k, schemes=self._schemes)
+            if cache:
+                await cache.put_search(backend, query, k, hits)
+        return hits
+
     async def _document(self, url: str, host: str) -> Document:
-        """The page's text: from the cache, else read by the reader chain (and then cached)."""
+        """The page's text: read ahead, or from the cache, else read by the reader chain (and then cached)."""
+        if self.prefetcher is not None and (ahead := await self.prefetcher.take(url)) is not None:
+            if self.cache:
+                await self.cache.put_page(url, ahead.document, ahead.reader)
+            return ahead.document
         cached = await self.cache.get_page(url) if self.cache else None
         if cached is not None:
             if cached.document is None:
@@ -180,6 +297,27 @@ class Toolbox(AsyncClosing):
         if self.cache:
             await self.cache.put_page(url, reading.document, reading.reader)
         return reading.document
+
+    async def _read_ahead(self, url: str) -> Reading | None:
+        """What ``query_url`` would read for ``url``, read before it is asked for; None when the
+        URL is not to be read ahead (refused by the SSRF guard or allow-list, read through a
+        site's API or Jina, cached already) or the read failed (``query_url`` then tries itself)."""
+        if not url.lower().startswith(WEB_SCHEMES):
+            return None
+        try:
+            _, host, _ = split_url(url)
+            if not self.reader.reads_itself(url):
+                return None
+            await self.reader.vet(url)  # the guard decides before anything connects
+        except ToolError:
+            return None
+        if self.cache and await self.cache.get_page(url) is not None:
+            return None  # query_url finds it there
+        try:
+            async with self._fetch_slot(host):
+                return await self.reader.read(url)
+        except ToolError:
+            return None
 
     async def _query_file(self, corpus: FileIndex, url: str, goal: str) -> ToolOutcome:
         """``query_url`` for a ``file://`` URL: only files of the local corpus, read from its index."""
@@ -207,7 +345,9 @@ class Toolbox(AsyncClosing):
             yield
 
     async def aclose(self) -> None:
-        """Close what this toolbox owns (clients, connection pools)."""
+        """Stop reading ahead, then close what this toolbox owns (clients, connection pools)."""
+        if self.prefetcher is not None:
+            await self.prefetcher.aclose()
         for resource in reversed(self._owned):
             close = getattr(resource, "aclose", None)
             if close is not None:
@@ -217,6 +357,23 @@ class Toolbox(AsyncClosing):
 
 def _error(message: str) -> ToolOutcome:
     return ToolOutcome(text=f"[error] {message}", ok=False)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    """``text`` cut at ``max_chars`` characters, marked when cut."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[: max(0, max_chars)]}\n[truncated at {max_chars} of {len(text)} characters]"
+
+
+def _on_host(url: str, host: str) -> bool:
+    """Whether ``url`` is on ``host`` or one of its subdomains."""
+    try:
+        _, url_host, _ = split_url(url)
+    except BlockedURLError:
+        return False
+    url_host, host = url_host.lower(), host.lower()
+    return url_host == host or url_host.endswith("." + host)
 
 
 def _clamp_top_k(top_k: Any, default: int) -> int:
