@@ -37,6 +37,10 @@ class StoreError(FathomError, RuntimeError):
     statement failed. The message names the database (password hidden) and says why."""
 
 
+class RunExistsError(StoreError):
+    """A run is already recorded under the id given to create one."""
+
+
 class RunError(FathomError):
     """A run cannot be started, found or continued as asked."""
 

@@ -325,20 +325,32 @@ class _Worker:
 
         inputs = {"question": item.question, "deepresearch": False, "review_plan": False,
                   "language": self.settings.language}
-        record = await self.store.runs.get(run_id)
         payload: dict[str, Any] | None = inputs
+        options = {**self.run_options, "inputs": inputs, "eval_item": item.id}
+        # An item's first claim has no run yet: create it without looking (one statement, not two).
+        record = await self._create_run(run_id, item.question, options) if item.attempts == 1 else None
         if record is None:
-            options = {**self.run_options, "inputs": inputs, "eval_item": item.id}
-            record = await self.store.runs.create(run_id, item.question, options=options)
-        else:
-            snapshot = await research_graph(checkpointer=self.store.saver).aget_state(run_config(run_id))
-            if is_finished(snapshot):  # finished, but its process died before the verdict
-                summary = summary_of(run_id, snapshot)
-                return {**summary, "status": final_status(summary)}
-            if snapshot.created_at is not None:
-                payload = None  # continue from the last checkpoint
+            record = await self.store.runs.get(run_id)
+            if record is None:
+                record = await self.store.runs.create(run_id, item.question, options=options)
+            else:
+                snapshot = await research_graph(checkpointer=self.store.saver).aget_state(run_config(run_id))
+                if is_finished(snapshot):  # finished, but its process died before the verdict
+                    summary = summary_of(run_id, snapshot)
+                    return {**summary, "status": final_status(summary)}
+                if snapshot.created_at is not None:
+                    payload = None  # continue from the last checkpoint
         await self.evals.set_run(self.name, item.id, self.owner, run_id)
         return await execute(self.store, record, self.settings, payload=payload, services=self.services)
+
+    async def _create_run(self, run_id: str, question: str, options: dict[str, Any]) -> Any:
+        """The new run's record, or None when a run with this id exists already."""
+        from fathom.store import RunExistsError
+
+        try:
+            return await self.store.runs.create(run_id, question, options=options)
+        except RunExistsError:
+            return None
 
     def _progress(self, item: str | None = None, status: str | None = None, **extra: Any) -> None:
         self.progress.in_flight = len(self.in_flight)

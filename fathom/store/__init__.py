@@ -16,7 +16,7 @@ its registry row. Typical use from the CLI::
 from typing import TYPE_CHECKING, Any
 
 from fathom.store.engine import Database
-from fathom.store.errors import StoreError, UnknownRunError
+from fathom.store.errors import RunExistsError, StoreError, UnknownRunError
 from fathom.store.migrations import RUN_STATUSES, SCHEMA_VERSION, RunStatus
 from fathom.store.runs import RunRecord, RunRegistry, Store, open_store
 from fathom.store.urls import DatabaseURL, default_db_path, default_db_url, resolve_url
@@ -24,6 +24,7 @@ from fathom.store.urls import DatabaseURL, default_db_path, default_db_url, reso
 __all__ = [
     "RUN_STATUSES",
     "SCHEMA_VERSION",
+    "RunExistsError",
     "StoreError",
     "Database",
     "DatabaseURL",

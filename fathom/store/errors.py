@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from fathom.errors import StoreError, UnknownRunError, one_line
+from fathom.errors import RunExistsError, StoreError, UnknownRunError, one_line
 
-__all__ = ["StoreError", "UnknownRunError", "driver_message", "translated"]
+__all__ = ["RunExistsError", "StoreError", "UnknownRunError", "driver_message", "translated"]
 
 
 def driver_message(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fathom.store.engine import Database
-from fathom.store.errors import StoreError, UnknownRunError
+from fathom.store.errors import RunExistsError, UnknownRunError
 from fathom.store.migrations import RUN_STATUSES, RunStatus, checkpoints, runs
 from fathom.store.urls import URLLike
 
@@ -75,7 +75,7 @@ class RunRegistry:
         """Record a new run (``rounds`` 0, both timestamps now).
 
         Raises:
-            StoreError: a run with this id is already recorded.
+            RunExistsError: a run with this id is already recorded (a :class:`StoreError`).
             ValueError: unknown status.
         """
         now = datetime.now(UTC)
@@ -182,7 +182,7 @@ def _create(conn: Connection, values: dict[str, Any]) -> RunRecord:
     try:  # one statement: the primary key is the check (an eval creates runs by the hundred)
         conn.execute(insert(runs).values(**values))
     except IntegrityError as exc:
-        raise StoreError(f"run {values['run_id']!r} is already recorded") from exc
+        raise RunExistsError(f"run {values['run_id']!r} is already recorded") from exc
     return _record(values)
 
 
