@@ -8,7 +8,7 @@ every node. Tests and embedders may hand their own implementations of these inte
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,22 +85,12 @@ class Judge(Protocol):
     ) -> ChatResult: ...
 
 
-class Prefetch(Protocol):
-    """Pages read ahead while the model writes its turn (:mod:`fathom.tools.prefetch`); ``scope``
-    is the run (its thread id)."""
-
-    def start(self, scope: str, urls: Sequence[str]) -> Any: ...
-
-    def settle(self, scope: str, keep: Collection[str] = ()) -> None: ...
-
-
 Clock = Callable[[], float]  # epoch seconds
 
 
 @dataclass
 class Services(AsyncClosing):
-    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it).
-    ``prefetch`` (optional) reads the top results of a search ahead for ``tools.query_url``."""
+    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it)."""
 
     config: ResearchConfig
     protocol: SearchProtocol
@@ -109,7 +99,6 @@ class Services(AsyncClosing):
     judge: Judge | None = None
     clock: Clock = time.time
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
-    prefetch: Prefetch | None = None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
