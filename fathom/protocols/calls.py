@@ -7,6 +7,7 @@ writes is ever executed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fathom.protocols.prompts import tools as say
@@ -15,6 +16,10 @@ from fathom.tools.specs import MAX_TEXT_ARG, MAX_TOP_K, TOOL_PARAMETERS, ToolSpe
 TOOLS: dict[str, ToolSpec] = {
     name: ToolSpec(name, say.TOOL_DESCRIPTIONS[name], parameters) for name, parameters in TOOL_PARAMETERS.items()
 }
+
+
+_SMALL_INTEGER = re.compile(r"[0-9]{1,9}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class ToolCallError(ValueError):
@@ -46,10 +51,12 @@ def validate_call(name: Any, arguments: Any) -> dict[str, Any]:
                 raise ToolCallError(say.empty_string_error(name, key))
             if len(value) > MAX_TEXT_ARG:
                 raise ToolCallError(say.too_long_error(name, key, MAX_TEXT_ARG))
+            if _SURROGATE.search(value):  # from a "\\ud800" escape: no URL, query or cache key can hold it
+                raise ToolCallError(say.unpaired_surrogate_error(name, key))
             clean[key] = value.strip()
         elif kind == "integer":
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
+            if isinstance(value, str) and _SMALL_INTEGER.fullmatch(value.strip()):
+                value = int(value)  # ASCII digits only: "²".isdigit() holds, int("²") raises
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
                 raise ToolCallError(say.integer_range_error(name, key, MAX_TOP_K))
             clean[key] = value

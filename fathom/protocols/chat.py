@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.messages.tool import invalid_tool_call, tool_call
+from langchain_core.messages.tool import InvalidToolCall, ToolCall, invalid_tool_call, tool_call
 
 from fathom.models.chat import ChatClient
 from fathom.protocols.base import (
@@ -27,7 +27,7 @@ from fathom.protocols.base import (
 )
 from fathom.protocols.calls import TOOLS, ToolCallError, validate_call
 from fathom.protocols.prompts.search import EMPTY_TURN_NOTE
-from fathom.protocols.prompts.tools import ARGUMENTS_NOT_JSON_ERROR
+from fathom.protocols.prompts.tools import ARGUMENTS_NOT_JSON_ERROR, ARGUMENTS_NOT_OBJECT_ERROR
 
 
 class ChatToolsProtocol:
@@ -67,15 +67,7 @@ class ChatToolsProtocol:
             max_tokens=budget.max_new_tokens,
             tools=None if budget.force_answer else self.tools,
         )
-        calls, invalid = [], []
-        for call in result.tool_calls:
-            try:
-                args = json.loads(call["arguments"] or "{}")
-                calls.append(tool_call(name=call["name"], args=args, id=call["id"]))
-            except json.JSONDecodeError:
-                invalid.append(
-                    invalid_tool_call(name=call["name"], args=call["arguments"], id=call["id"], error=ARGUMENTS_NOT_JSON_ERROR)
-                )
+        calls, invalid = decode_tool_calls(result.tool_calls)
         return AIMessage(
             content=result.content,
             tool_calls=calls,
@@ -88,6 +80,28 @@ class ChatToolsProtocol:
                 "input_token_details": {"cache_read": result.cached_tokens},
             },
         )
+
+
+def decode_tool_calls(raw_calls: list[dict[str, Any]]) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+    """The structured calls of a chat completion (arguments as JSON text), decoded; a call whose
+    arguments are not a JSON object becomes an invalid call the model is told about."""
+    calls: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    for call in raw_calls:
+        try:
+            args = json.loads(call["arguments"] or "{}")
+        except (ValueError, RecursionError):  # not JSON; or nested past the recursion limit, a huge int
+            invalid.append(
+                invalid_tool_call(name=call["name"], args=call["arguments"], id=call["id"], error=ARGUMENTS_NOT_JSON_ERROR)
+            )
+            continue
+        if not isinstance(args, dict):  # "null", "[1]": an AIMessage refuses such a call outright
+            invalid.append(
+                invalid_tool_call(name=call["name"], args=call["arguments"], id=call["id"], error=ARGUMENTS_NOT_OBJECT_ERROR)
+            )
+            continue
+        calls.append(tool_call(name=call["name"], args=args, id=call["id"]))
+    return calls, invalid
 
 
 _CALL_TEXT = re.compile(re.escape(OPEN_CALL) + r"(.*?)(?:" + re.escape(CLOSE_CALL) + r"|$)", re.DOTALL)

@@ -143,6 +143,8 @@ def _decode_call(raw: str) -> tuple[Any, Any]:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ToolCallError(call_errors.call_not_json_error(exc.msg, exc.pos)) from None
+    except (ValueError, RecursionError):  # "[[[[…" past the recursion limit; an int of 5,000 digits
+        raise ToolCallError(call_errors.CALL_TOO_COMPLEX_ERROR) from None
     if not isinstance(data, dict):
         raise ToolCallError(call_errors.CALL_NOT_OBJECT_ERROR)
     args = data.get("arguments", {})
@@ -151,6 +153,8 @@ def _decode_call(raw: str) -> tuple[Any, Any]:
             args = json.loads(args)
         except json.JSONDecodeError:
             raise ToolCallError(call_errors.ARGUMENTS_NOT_OBJECT_ERROR) from None
+        except (ValueError, RecursionError):
+            raise ToolCallError(call_errors.CALL_TOO_COMPLEX_ERROR) from None
     return data.get("name"), args
 
 

@@ -30,6 +30,7 @@ INVALID_CALL_ERROR = "invalid tool call"  # a refused call that came without a r
 CALL_NOT_OBJECT_ERROR = 'a call must be a JSON object: {"name": …, "arguments": {…}}'
 ARGUMENTS_NOT_OBJECT_ERROR = "the arguments must be a JSON object"
 ARGUMENTS_NOT_JSON_ERROR = "arguments are not valid JSON"  # structured (chat) tool calls
+CALL_TOO_COMPLEX_ERROR = "the call could not be read: its JSON nests too deeply or holds a number too long"
 
 
 def call_not_json_error(msg: str, pos: int) -> str:
@@ -62,6 +63,10 @@ def too_long_error(name: str, key: str, max_chars: int) -> str:
 
 def integer_range_error(name: str, key: str, high: int) -> str:
     return f"{name}: {key} must be an integer from 1 to {high}"
+
+
+def unpaired_surrogate_error(name: str, key: str) -> str:
+    return f"{name}: {key} holds an unpaired surrogate escape (\\ud800 to \\udfff); write the characters themselves"
 
 
 
