@@ -185,13 +185,17 @@ def _cite_tokens(text: str, numbers: dict[str, int]) -> list[Token] | None:
     return out
 
 
-def _sanitize(children: list[Token], numbers: dict[str, int]) -> list[Token]:
-    """Inline tokens with unsafe links unwrapped, images as alt text, citations linked."""
+def _sanitize(children: list[Token], numbers: dict[str, int], linkable: set[str]) -> list[Token]:
+    """Inline tokens with links to anything but a listed source unwrapped, images as alt text,
+    citations linked."""
     out: list[Token] = []
     open_links: list[bool] = []  # per open link: was it kept?
     for child in children:
         if child.type == "link_open":
-            keep = bool(_SAFE_HREF.match(str(child.attrGet("href") or "")))
+            # Only a listed source is linked: the citation check kept no other URL, and any
+            # link form it might not know of must not bring one back.
+            href = str(child.attrGet("href") or "")
+            keep = href in linkable and bool(_SAFE_HREF.match(href))
             open_links.append(keep)
             if keep:
                 child.attrSet("rel", "noopener noreferrer")
@@ -214,11 +218,12 @@ def _render(markdown: str, numbers: dict[str, int]) -> str:
     md = _parser()
     env: dict[str, Any] = {}
     tokens = md.parse(markdown, env)
+    linkable = set(numbers) | {md.normalizeLink(url) for url in numbers}  # a link's href comes percent-encoded
     for i, token in enumerate(tokens):
         if token.type == "html_block":  # unreachable with html=False; shown as text regardless
             tokens[i] = Token("code_block", "code", 0, content=token.content)
         elif token.type == "inline" and token.children is not None:
-            token.children = _sanitize(token.children, numbers)
+            token.children = _sanitize(token.children, numbers, linkable)
     return md.renderer.render(tokens, md.options, env)
 
 
@@ -250,7 +255,7 @@ def report_html(
     """The report as a standalone HTML page: escaped, script-free, citations numbered.
 
     ``[https://…]`` citations become ``<a href="URL" class="cite">[n]</a>``, ``n`` being the URL's
-    position in ``sources``; a citation of a URL not among them stays plain text, and only
+    position in ``sources``; a citation or link of a URL not among them stays plain text, and only
     ``http(s)`` URLs are ever linked.
     """
     numbers = {source["url"]: n for n, source in enumerate(sources, start=1)}

@@ -42,11 +42,17 @@ _CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[ \t]*
 # The inside of a bracketed citation group, matched loosely (bounded, nothing to backtrack
 # through) and then split into URLs by split_citation_group.
 CITATION_GROUP = r"https?://[^\]\n]{0,2000}?"
-_LABEL = r"(?:[^\[\]\n]|\[[^\[\]\n]{0,500}\]){0,500}"
+# Link text may run over a line break (not a blank line), as CommonMark allows.
+_LABEL = r"(?:[^\[\]\n]|\n(?![ \t]*\n)|\[[^\[\]\n]{0,500}\]){0,500}"
 _HREF = r"<[^<>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*"  # balanced parens, as in wiki URLs
+_GAP = r"[ \t]*(?:\n[ \t]*)?"  # spaces and at most one line break: where CommonMark lets a link breathe
+_LINK_TITLE = r"(?:\"[^\"]{0,500}\"|'[^']{0,500}'|\([^()]{0,500}\))"
 _CITATION = re.compile(
-    rf"(?P<bang>!?)\[(?P<label>{_LABEL})\]\((?P<href>{_HREF})(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'))?\)"
-    r"|<(?P<auto>https?://[^\s<>]+)>"
+    # A reference definition ("[r]: https://…" on its own line) makes "[text][r]" a link.
+    rf"(?m:^[ ]{{0,3}}\[(?P<ref>[^\[\]\n]{{1,500}})\]:{_GAP}(?P<refhref>{_HREF})(?:{_GAP}(?<=\s){_LINK_TITLE})?[ \t]*$)"
+    rf"|(?P<bang>!?)\[(?P<label>{_LABEL})\]\({_GAP}(?P<href>{_HREF}){_GAP}(?:(?<=\s){_LINK_TITLE}{_GAP})?\)"
+    # An autolink of any scheme, or an e-mail address: CommonMark links them all.
+    r"|<(?P<auto>[a-z][a-z0-9+.-]{1,31}:[^\s<>]*|[^\s<>@\\]+@[^\s<>@\\]+)>"
     rf"|\[[ \t]*(?P<group>{CITATION_GROUP})[ \t]*\]",
     re.IGNORECASE,
 )
@@ -213,9 +219,14 @@ def _rewrite(match: re.Match[str], resolver: _Resolver) -> _Rewritten:
             return _Rewritten(match.group(0))
         kept = dict.fromkeys(u for u in map(resolver.resolve, pieces) if u)
         return _Rewritten(" ".join(f"[{url}]" for url in kept), cited=True, lost=not kept)
+    if match.group("refhref") is not None:  # kept with the retrieved spelling, or the whole line goes
+        href = match.group("refhref").strip().removeprefix("<").removesuffix(">").strip()
+        url = resolver.resolve(href)
+        return _Rewritten(f"[{match.group('ref')}]: <{url}>" if url else "")
     if match.group("auto") is not None:
         url = resolver.resolve(match.group("auto"))
-        return _Rewritten(f"<{url}>" if url else "", cited=True, lost=url is None)
+        cited = bool(_HTTP.match(match.group("auto")))  # mail and other schemes go, citing nothing
+        return _Rewritten(f"<{url}>" if url else "", cited=cited, lost=cited and url is None)
     # A link's text can itself hold citations ("[see [url]](url)"): check those too.
     label, _ = _replace(match.group("label"), lambda m: _rewrite(m, resolver), at_line_start=False)
     if match.group("bang"):
