@@ -91,7 +91,8 @@ class Settings(BaseModel):
     search_model_url: str = "http://127.0.0.1:8902"
     synth_model_url: str = "http://127.0.0.1:8903"
     query_llm: str = "none"
-    search_protocol: Literal["fathom", "chat"] = "fathom"  # raw ChatML /generate, or /v1 tool calling
+    # raw ChatML /generate, /v1 tool calling, or one of the paper's baseline agents (fathom/protocols/)
+    search_protocol: Literal["fathom", "chat", "legacy", "r1-searcher", "zerosearch", "search-o1"] = "fathom"
     model_timeout_s: float = Field(600.0, gt=0)
     model_answer_timeout_s: float = Field(60.0, gt=0)  # silent this long (/health too): not answering
     model_retries: int = Field(3, ge=0, le=10)

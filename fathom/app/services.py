@@ -8,6 +8,7 @@ process opens one :class:`~fathom.store.Database` per URL and event loop (:func:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import weakref
@@ -29,10 +30,12 @@ from fathom.ports import ResearchConfig, Services
 from fathom.protocols.base import SearchProtocol
 from fathom.protocols.chat import ChatToolsProtocol
 from fathom.protocols.fathom import FathomProtocol
+from fathom.protocols.legacy import LegacyProtocol
 from fathom.protocols.prompts import CHAT_SYSTEM_PROMPT, DEFAULT_SEARCH_PROMPT, DEFAULT_SYNTH_PROMPT, Prompt
 from fathom.protocols.prompts.evidence import EVIDENCE_SYSTEM_PROMPT, EVIDENCE_USER_PROMPT
-from fathom.protocols.prompts.files import from_text, load_prompt_file
+from fathom.protocols.prompts.files import builtin, from_text, load_prompt_file
 from fathom.protocols.prompts.tools import READER_NOTES
+from fathom.protocols.tagged import FORMATS, MAIN_PROMPTS, PROTOCOLS
 from fathom.settings import SECRET_ENV_VARS, Settings, child_environment
 from fathom.store import Database, default_db_url
 from fathom.store.cache import ToolCache
@@ -65,12 +68,22 @@ def research_config(settings: Settings) -> ResearchConfig:
     # The trained system prompt goes with the user-turn lead-in the model was trained on.
     lead_in = _trained("--synth-prompt", "synth_lead_in")[0] if synth_prompt_choice(settings) == "trained" else ""
     names = {name for name in ResearchConfig.__dataclass_fields__ if name in Settings.model_fields} - {"synth_prompt"}
-    return ResearchConfig(
+    config = ResearchConfig(
         **{name: getattr(settings, name) for name in names},
         synth_prompt=synth_prompt,
         synth_lead_in=lead_in,
         max_step_seconds=max(settings.tool_timeout_s, settings.model_timeout_s) + 30.0,
     )
+    return dataclasses.replace(config, **_baseline_limits(settings))
+
+
+def _baseline_limits(settings: Settings) -> dict[str, int]:
+    """A tag protocol's own round limit and context window (upstream's), unless set."""
+    fmt = FORMATS.get(settings.search_protocol)
+    if fmt is None:
+        return {}
+    limits = {"max_rounds": fmt.max_rounds, "context_tokens": fmt.context_tokens}
+    return {name: value for name, value in limits.items() if name not in settings.model_fields_set}
 
 
 def build_services(
@@ -107,6 +120,9 @@ def build_services(
     elif settings.search_protocol == "chat":
         client = keep(_search_model_chat(settings, "search model"))
         protocol = ChatToolsProtocol(client, _chat_prompt(prompt), temperature=settings.temperature)
+    elif settings.search_protocol != "fathom":
+        protocol = _baseline_protocol(settings, config, keep(_sglang(settings, settings.search_model_url, "search model")),
+                                      prompt)
     else:
         sglang = keep(_sglang(settings, settings.search_model_url, "search model"))
         protocol = FathomProtocol(sglang, prompt, temperature=settings.temperature,
@@ -127,6 +143,22 @@ def build_services(
         judge=query_llm or (None if is_local_url(settings.search_model_url)
                             else _NoThinkingJudge(keep(_search_model_chat(settings, "judge (search model)")))),
         closers=closers,
+    )
+
+
+def _baseline_protocol(settings: Settings, config: ResearchConfig, client: Any, prompt: Prompt) -> SearchProtocol:
+    """A baseline agent of the paper: ``legacy`` in Fathom's loop with ``web_search``/``web_visit``,
+    or a tag protocol, each sampling as upstream did unless ``--temperature`` or
+    ``--repetition-penalty`` is given."""
+    if settings.search_protocol == "legacy":
+        return LegacyProtocol(client, prompt, context_tokens=config.context_tokens,
+                              reserve_tokens=config.answer_reserve_tokens, temperature=settings.temperature,
+                              repetition_penalty=settings.repetition_penalty, top_k=settings.search_top_k)
+    chosen = settings.model_fields_set
+    return PROTOCOLS[settings.search_protocol](
+        client, prompt.text,
+        temperature=settings.temperature if "temperature" in chosen else None,
+        repetition_penalty=settings.repetition_penalty if "repetition_penalty" in chosen else None,
     )
 
 
@@ -294,8 +326,9 @@ def search_prompt_of(settings: Settings) -> Prompt:
     Fathom-Search-4B read it in training.
     """
     choice = search_prompt_choice(settings)
-    if choice == "builtin":
-        return DEFAULT_SEARCH_PROMPT
+    if choice == "builtin":  # a tag protocol's own (legacy agents read the Fathom prompt)
+        main = MAIN_PROMPTS.get(settings.search_protocol)
+        return builtin(main) if main else DEFAULT_SEARCH_PROMPT
     if choice == "trained":
         if settings.search_protocol != "fathom":
             raise ConfigError("--prompt trained is the Fathom-Search-4B prompt: it needs --search-protocol fathom")

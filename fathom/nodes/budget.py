@@ -19,11 +19,14 @@ SYSTEM_ESTIMATE = 1500  # the system prompt before the server has counted it onc
 
 def tokens_since_last_turn(messages: list[AnyMessage], protocol: SearchProtocol) -> int:
     """Estimated tokens appended after the latest model turn (tool results, notes)."""
+    # A protocol that lays results out itself (a summary instead of the page) counts them its way.
+    estimate = getattr(protocol, "estimate_message", None)
     total = 0
     for message in reversed(messages):
         if isinstance(message, AIMessage):
             break
-        total += protocol.estimate_tokens(str(message.content)) + 16  # + turn and tag overhead
+        tokens = estimate(message) if estimate else protocol.estimate_tokens(str(message.content))
+        total += tokens + 16  # + turn and tag overhead
     return total
 
 

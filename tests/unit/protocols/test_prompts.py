@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 import fathom
-from fathom.protocols.prompts import evidence, judge, search, synthesizer
+from fathom.protocols.prompts import baselines, evidence, judge, search, synthesizer
 
 PACKAGE = Path(fathom.__file__).parent
 EXEMPT = ("protocols/prompts/", "cli/")
@@ -139,6 +139,11 @@ DIGESTS = {
     "JUDGE_SYSTEM_PROMPT": (judge, "c1848d268efac1102e3d9d5c554ae10fe1e1bbb334b594ff29d2719268fd99ed"),
     "EVIDENCE_SYSTEM_PROMPT": (evidence, "584d3a10feee5f286ab6f10656dded3f5dc84395fafb112f9ce8f74fd47db8b0"),
     "EVIDENCE_USER_PROMPT": (evidence, "7f3789a7b824173a78e972a10b598ba8a9d9ce19bcbcfd1fbf17071a8141213c"),
+    "R1_SYSTEM_PROMPT": (baselines, "5db535a1a5c15e05e38349eb6504225c82e06b0126bdb01423baf129d5a3340b"),
+    "R1_SUMMARY_PROMPT": (baselines, "330279e06fd66ae8e0f71695585882ae7535e316056b864795c494240811a71b"),
+    "ZEROSEARCH_INSTRUCTIONS": (baselines, "8ef1865b1628cabcd54d280b064a63ff644e8ac4813f81ce54688dec0e490461"),
+    "SEARCH_O1_SYSTEM_PROMPT": (baselines, "e76cea2c46410a7cbe8392520830dbae0009d248c66b205b36af818a66b80120"),
+    "SEARCH_O1_DOCUMENTS_PROMPT": (baselines, "5dcba84b24b1d41396c6f535e717a82121c9794c823b73033114853b964a4971"),
 }
 
 
