@@ -11,16 +11,23 @@ The saver's hot operations are *plans* (:mod:`fathom.store.plans`), run by
 connection and driver adapter: the async path keeps two aiosqlite connections of its own pool
 checked out (one for reads, one for writes) and runs each plan in one round trip to its thread;
 the sync path runs the statements on a pooled pysqlite connection.
+
+On PostgreSQL and MySQL a connection the server dropped (restarted, or the backend terminated by
+an administrator) fails the statement that finds it dead; SQLAlchemy then empties the pool. The
+operation is run once more on a fresh connection when that cannot repeat a write: any read, and
+a write transaction that failed before its COMMIT was sent (so it was rolled back). A COMMIT
+whose answer was lost is not repeated: it may have landed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -28,13 +35,14 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from fathom.store.errors import StoreError, translated
+from fathom.store.errors import StoreError, driver_message, translated
 from fathom.store.migrations import migrate
 from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite
 from fathom.store.urls import Backend, DatabaseURL, URLLike, default_db_url, resolve_url
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
@@ -153,30 +161,50 @@ class Database:
             # thread costs one per transaction. Same lock as the checkpoint writer.
             async with self._async_writer:
                 return await _to_the_end(self.write_sync, fn, *args, **kwargs)
+        async def attempt(sent: _Commit) -> T:
+            async with self.engine.begin() as conn:
+                result = await conn.run_sync(fn, *args, **kwargs)
+                sent.commit = True  # leaving the block commits
+            return result
+
         with translated(str(self.url)):
-            async with self._one_writer(), self.engine.begin() as conn:
-                return await conn.run_sync(fn, *args, **kwargs)
+            return await self._reconnecting(attempt)
 
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, ...)`` in one read transaction (a consistent snapshot)."""
         await self.setup()
         if self.backend == "sqlite":  # one thread round trip per transaction, as in write()
             return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)
-        with translated(str(self.url)):
+        async def attempt(_sent: _Commit) -> T:
             async with self._read_engine.connect() as conn:
                 return await conn.run_sync(fn, *args, **kwargs)
+
+        with translated(str(self.url)):
+            return await self._reconnecting(attempt)
 
     def write_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`write` on the sync engine."""
         self.setup_sync()
-        with translated(str(self.url)), self._one_sync_writer(), self.sync_engine.begin() as conn:
-            return fn(conn, *args, **kwargs)
+
+        def attempt(sent: _Commit) -> T:
+            with self._one_sync_writer(), self.sync_engine.begin() as conn:
+                result = fn(conn, *args, **kwargs)
+                sent.commit = True
+            return result
+
+        with translated(str(self.url)):
+            return self._reconnecting_sync(attempt)
 
     def read_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`read` on the sync engine."""
         self.setup_sync()
-        with translated(str(self.url)), self._sync_engines()[1].connect() as conn:
-            return fn(conn, *args, **kwargs)
+
+        def attempt(_sent: _Commit) -> T:
+            with self._sync_engines()[1].connect() as conn:
+                return fn(conn, *args, **kwargs)
+
+        with translated(str(self.url)):
+            return self._reconnecting_sync(attempt)
 
     # ---- running plans (the saver's hot path) -------------------------------------------------
 
@@ -192,8 +220,12 @@ class Database:
             if self.backend == "sqlite":
                 # Plain reads need no exclusive use of the connection: concurrent ones share it.
                 return await run_plan_aiosqlite(await self._pinned_sqlite("reader"), plan)
-            async with self._fetch_engine.connect() as conn:
-                return await conn.run_sync(run_plan, plan)
+
+            async def attempt(_sent: _Commit) -> T:
+                async with self._fetch_engine.connect() as conn:
+                    return await conn.run_sync(run_plan, plan)
+
+            return await self._reconnecting(attempt)
 
     async def write_plan(self, plan: Plan[T]) -> T:
         """Run a plan in one write transaction (``BEGIN IMMEDIATE`` on SQLite).
@@ -223,8 +255,12 @@ class Database:
                     return run_plan_sqlite(pooled.driver_connection, plan)
                 finally:
                     pooled.close()
-            with self._sync_engines()[2].connect() as conn:
-                return run_plan(conn, plan)
+
+            def attempt(_sent: _Commit) -> T:
+                with self._sync_engines()[2].connect() as conn:
+                    return run_plan(conn, plan)
+
+            return self._reconnecting_sync(attempt)
 
     def write_plan_sync(self, plan: Plan[T]) -> T:
         """:meth:`write_plan` on the sync engine."""
@@ -237,6 +273,29 @@ class Database:
                 return run_plan_sqlite(pooled.driver_connection, plan, begin="BEGIN IMMEDIATE")
             finally:
                 pooled.close()  # the pool rolls back anything still open, too
+
+    async def _reconnecting(self, attempt: Callable[[_Commit], Any]) -> Any:
+        """``attempt``, and once more if the server had dropped its connection before a COMMIT
+        was sent (see the module docstring); SQLite is never asked twice."""
+        sent = _Commit()
+        try:
+            return await attempt(sent)
+        except sa_exc.DBAPIError as exc:
+            if not _again(self.backend, exc, sent):
+                raise
+            log.warning("%s: connection lost (%s); trying once more on a new one", self.url, driver_message(exc))
+        return await attempt(_Commit())
+
+    def _reconnecting_sync(self, attempt: Callable[[_Commit], T]) -> T:
+        """:meth:`_reconnecting` for the sync path."""
+        sent = _Commit()
+        try:
+            return attempt(sent)
+        except sa_exc.DBAPIError as exc:
+            if not _again(self.backend, exc, sent):
+                raise
+            log.warning("%s: connection lost (%s); trying once more on a new one", self.url, driver_message(exc))
+        return attempt(_Commit())
 
     async def _pinned_sqlite(self, role: str) -> Any:
         """The aiosqlite connection kept for ``role``, checked out of the pool on first use.
@@ -271,14 +330,6 @@ class Database:
                 with suppress(Exception):
                     await pinned[0].invalidate()  # closed, not handed back to the pool
                     await pinned[0].close()
-
-    @asynccontextmanager
-    async def _one_writer(self) -> AsyncIterator[None]:
-        if self.backend != "sqlite":
-            yield
-            return
-        async with self._async_writer:
-            yield
 
     @contextmanager
     def _one_sync_writer(self) -> Iterator[None]:
@@ -328,6 +379,20 @@ class Database:
         parent = Path(database).parent
         if not parent.is_dir():
             raise StoreError(f"cannot open {self.url}: directory {parent} does not exist")
+
+
+class _Commit:
+    """Whether an attempt got as far as sending its COMMIT (then it must not be repeated)."""
+
+    __slots__ = ("commit",)
+
+    def __init__(self) -> None:
+        self.commit = False
+
+
+def _again(backend: Backend, exc: sa_exc.DBAPIError, sent: _Commit) -> bool:
+    """Whether an operation that failed with ``exc`` may run once more on a fresh connection."""
+    return backend != "sqlite" and bool(exc.connection_invalidated) and not sent.commit
 
 
 def _configure_sqlite(engine: Engine) -> None:
