@@ -1,7 +1,8 @@
 """Fake search APIs on 127.0.0.1 speaking each real protocol: SearXNG, Serper and Tavily.
 
 Each fake serves configurable results (``set_results([{"title", "url", "snippet"}, ...])``),
-records every request (``requests``: method, path, headers, query params, JSON body; ``max_in_flight``:
+records every request (``requests``: method, path, headers, query params, JSON body, and on
+SearXNG the ``status`` of an injected failure; ``max_in_flight``:
 the most served at once) and fails on
 demand: ``fail_next(kind, times=1, retry_after=None, after=0)`` with kind one of ``"unauthorized"`` (401),
 ``"forbidden"`` (403), ``"rate_limit"`` (429, optional ``Retry-After``), ``"server_error"``
@@ -162,8 +163,9 @@ class FakeSearxng(_FakeSearchApi):
         return [Route("/search", self._search, methods=["GET", "POST"])]
 
     async def _search(self, request: Request) -> Response:
-        await self._record(request)
+        entry = await self._record(request)
         if (injected := await self._injected(request)) is not None:
+            entry["status"] = injected.status_code  # a failed attempt: its retry is no repeated search
             return injected
         params = request.query_params
         if params.get("format") != "json":

@@ -6,9 +6,12 @@ Traffic stays on loopback by construction: the server binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -18,6 +21,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class DroppedConnection(Exception):
+    """Raised mid-body on purpose: the server closes the connection without finishing the response."""
+
+
+async def dropped_body(body: bytes, after: int) -> AsyncIterator[bytes]:
+    """A streamed body cut after ``after`` bytes (a server that dies or a proxy that gives up
+    mid-response): the client sees the connection close before the body's end."""
+    yield body[:after]
+    await asyncio.sleep(0.01)
+    raise DroppedConnection("the fake cuts the connection here")
+
+
+class _QuietDrops(logging.Filter):
+    """Keep uvicorn from logging a traceback for each connection a fake cuts on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 class LoopbackServer:

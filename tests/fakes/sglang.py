@@ -15,7 +15,12 @@ nothing fits, ``fallback(prompt)`` answers if given, else HTTP 500 "fake script 
 The prompt is ``text`` on ``/generate`` (``input_ids`` become their numbers joined by spaces),
 the messages rendered by :func:`render_chatml` on ``/v1/chat/completions``.
 
-Failure injection: ``fail_next(n, status)`` fails the next n model requests; ``down()`` answers
+Failure injection: ``fail_next(n, status)`` fails the next n model requests (``status`` an HTTP
+status, ``"hang"``: taken and never answered until the client gives up, or ``"drop"``: the
+connection is cut half way through the answer); ``inject(Faults(seed, error=, hang=, drop=))``
+fails model requests at random in those shares, decided by a hash of the seed, the request body
+and how often that body was sent before (the same faults whatever the order of concurrent
+requests; a retried request draws again); ``injected`` counts what was done. ``down()`` answers
 503 everywhere (``/health`` too) until ``up()``; ``stop()`` then ``start()`` restarts on the
 same port. ``hang()`` makes every route, ``/health`` included, take the request and never
 answer (a wedged server) until ``unhang()``: such requests then get 503, neither recorded nor
@@ -42,14 +47,16 @@ prefills only what its prefix cache lacks and decodes at a fixed rate.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -61,7 +68,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from tests.fakes.server import LoopbackServer, free_port
+from tests.fakes.server import LoopbackServer, dropped_body, free_port
 
 EOS_TOKEN_ID = 151645  # <|im_end|> for Qwen3 / Fathom models
 CHARS_PER_TOKEN = 4
@@ -95,6 +102,28 @@ class Reply:
 
 
 ScriptItem = str | Reply | Callable[[str], str | Reply]
+Fault = int | Literal["hang", "drop"]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Random model-request faults: shares (0 to 1) answered ``status``, hanging, or dropped."""
+
+    seed: int
+    error: float = 0.0
+    hang: float = 0.0
+    drop: float = 0.0
+    status: int = 503
+
+    def pick(self, body: bytes, attempt: int) -> Fault | None:
+        """The fault for the ``attempt``-th (0-based) request with this body, or None."""
+        digest = hashlib.sha256(b"%d|%d|" % (self.seed, attempt) + body).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        for share, fault in ((self.error, self.status), (self.hang, "hang"), (self.drop, "drop")):
+            if draw < share:
+                return fault
+            draw -= share
+        return None
 
 
 class _HTTPError(Exception):
@@ -150,7 +179,10 @@ class FakeSGLang:
         self._script: list[ScriptItem] = list(script or [])
         self._seen: list[str] = []
         self._lock = threading.Lock()
-        self._fail: list[int] = []
+        self._fail: list[Fault] = []
+        self._faults: Faults | None = None
+        self._bodies: Counter[bytes] = Counter()  # model request bodies seen (for Faults.pick)
+        self.injected: Counter[str] = Counter()  # faults done: "503", "hang", "drop"
         self._down = False
         self._hanging = False
         self.hung = 0  # requests taken while hanging (never answered)
@@ -174,10 +206,16 @@ class FakeSGLang:
         with self._lock:
             return len(self._script)
 
-    def fail_next(self, n: int, status: int = 503) -> None:
-        """Make the next ``n`` model requests fail with ``status`` (script untouched)."""
+    def fail_next(self, n: int, status: Fault = 503) -> None:
+        """Make the next ``n`` model requests fail with ``status`` (an HTTP status, ``"hang"`` or
+        ``"drop"``; the script is untouched)."""
         with self._lock:
             self._fail.extend([status] * n)
+
+    def inject(self, faults: Faults | None) -> None:
+        """Fail model requests at random from now on (``None``: stop); see :class:`Faults`."""
+        with self._lock:
+            self._faults = faults
 
     def down(self) -> None:
         """Answer every route, /health included, with 503 (a server starting or shutting down)."""
@@ -335,6 +373,19 @@ class FakeSGLang:
                                       "json": body, "headers": headers})
                 self.authorizations.append(request.headers.get("authorization"))
                 fail = self._fail.pop(0) if model and self._fail else None
+                if model and fail is None and self._faults is not None:
+                    digest = hashlib.sha256(raw).digest()
+                    fail = self._faults.pick(raw, self._bodies[digest])
+                    self._bodies[digest] += 1
+                if fail is not None:
+                    self.injected[str(fail)] += 1
+            if fail == "hang":  # until the client gives up (or the fake stops)
+                while not self._stopping and not await request.is_disconnected():
+                    await asyncio.sleep(0.05)
+                return _error(503, "released after hanging", openai)
+            if fail == "drop":
+                partial = json.dumps({"text": "a half-sent answer " * 20}).encode()
+                return StreamingResponse(dropped_body(partial, len(partial) // 2), media_type="application/json")
             try:
                 if self._down:
                     raise _HTTPError(503, "server is not ready (fake is down)")

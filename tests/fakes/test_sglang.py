@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import httpx
 import openai
@@ -11,6 +12,7 @@ import pytest
 from tests.fakes.sglang import (
     EOS_TOKEN_ID,
     FakeSGLang,
+    Faults,
     Reply,
     count_tokens,
     render_chatml,
@@ -252,3 +254,14 @@ async def test_text_completions(sglang, sdk):
     resp = await sdk.completions.create(model="m", prompt="Once", max_tokens=3)
     assert (resp.choices[0].text, resp.choices[0].finish_reason) == ("completed te", "length")
     assert resp.usage.prompt_tokens == 1
+
+
+def test_seeded_faults_are_the_same_for_the_same_request_and_come_in_their_shares():
+    faults = Faults(seed=7, error=0.10, hang=0.05, drop=0.05)
+    bodies = [f'{{"text": "prompt {i}"}}'.encode() for i in range(4000)]
+    first = [faults.pick(b, 0) for b in bodies]
+    assert first == [faults.pick(b, 0) for b in bodies]  # whatever order requests come in
+    assert [faults.pick(b, 1) for b in bodies] != first  # a retry draws again
+    counts = Counter(first)
+    assert 340 < counts[503] < 460 and 150 < counts["hang"] < 250 and 150 < counts["drop"] < 250
+    assert Faults(seed=8, error=0.10).pick(bodies[0], 0) in (None, 503)

@@ -1,5 +1,10 @@
 """A fake web on 127.0.0.1: realistic pages, redirects, slow, huge, binary and badly encoded responses.
 
+Faults served by default: ``/slow`` (answers late), ``/huge``, ``/image.png`` and ``/download``
+(binary), ``/loop/1`` (seven redirects), ``/error500``, ``/bad-charset`` (a charset no codec
+knows, on bytes that are not UTF-8), ``/dropped`` (the connection is cut half way through the
+body) and ``/endless`` (a body that never ends, 1 KB every 50 ms).
+
 ``FakeWeb`` counts requests per path (``fake.hits["/article"]``) so tests can assert that a page
 was fetched once, or never. Pages are added with :meth:`FakeWeb.add_page` and redirects with
 :meth:`FakeWeb.add_redirect`; unknown paths answer 404.
@@ -22,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.server import LoopbackServer
+from tests.fakes.server import LoopbackServer, dropped_body
 
 # A 1x1 transparent PNG.
 PNG_BYTES = bytes.fromhex(
@@ -144,6 +149,8 @@ class FakePage:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # before the response starts; ends early if the client goes away
     drip_s: float = 0.0  # if set, the body is sent a byte at a time, this long apart
+    drop_after: int | None = None  # if set, the connection is cut after this many body bytes
+    endless: bool = False  # the body repeats forever (1 KB every 50 ms) until the client hangs up
 
 
 class FakeWeb:
@@ -175,10 +182,13 @@ class FakeWeb:
         delay_s: float = 0.0,
         drip_s: float = 0.0,
         encoding: str = "utf-8",
+        drop_after: int | None = None,
+        endless: bool = False,
     ) -> str:
         """Serve ``body`` at ``path``; returns the page's full URL."""
         data = body.encode(encoding) if isinstance(body, str) else body
-        self.pages[path] = FakePage(data, content_type, status, dict(headers or {}), delay_s, drip_s)
+        self.pages[path] = FakePage(data, content_type, status, dict(headers or {}), delay_s, drip_s,
+                                    drop_after, endless)
         return self.url(path)
 
     def add_redirect(self, path: str, location: str, status: int = 302) -> str:
@@ -210,6 +220,11 @@ class FakeWeb:
         self.add_page("/meta-charset", META_CHARSET_HTML, "text/html", encoding="cp1252")
         self.add_page("/empty", EMPTY_HTML)
         self.add_page("/no-type", "<!doctype html><html><body><p>Untyped page.</p></body></html>", None)
+        self.add_page("/error500", "<html><body><h1>Internal Server Error</h1></body></html>", status=500)
+        self.add_page("/bad-charset", "<html><body><p>Caf\u00e9 \u00e0 la cr\u00e8me.</p></body></html>",
+                      "text/html; charset=x-no-such-charset", encoding="latin-1")
+        self.add_page("/dropped", "<html><body><p>" + "Half a page. " * 400 + "</p></body></html>", drop_after=2048)
+        self.add_page("/endless", "<p>" + "More and more. " * 68 + "</p>\n", endless=True)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -265,6 +280,10 @@ class FakeWeb:
                 headers["content-type"] = page.content_type
             if page.drip_s:
                 return StreamingResponse(_drip(page.body, page.drip_s), page.status, headers=headers)
+            if page.endless:
+                return StreamingResponse(_endless(page.body), page.status, headers=headers)
+            if page.drop_after is not None:
+                return StreamingResponse(dropped_body(page.body, page.drop_after), page.status, headers=headers)
             # Without media_type Starlette adds no Content-Type, so content_type=None sends none.
             return Response(page.body, page.status, headers=headers)
         finally:
@@ -286,6 +305,12 @@ async def _drip(body: bytes, every_s: float):  # type: ignore[no-untyped-def]
     for i in range(len(body)):
         yield body[i : i + 1]
         await asyncio.sleep(every_s)
+
+
+async def _endless(chunk: bytes):  # type: ignore[no-untyped-def]
+    while True:  # Starlette stops iterating when the client disconnects (or the server stops)
+        yield chunk
+        await asyncio.sleep(0.05)
 
 
 class FakeChatLLM:
