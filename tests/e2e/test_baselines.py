@@ -5,6 +5,8 @@ a crash after a summary resumes without asking the model for it again."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -12,7 +14,7 @@ from fathom.app.runs import run_question
 from fathom.app.services import build_services
 from fathom.errors import ModelError
 from fathom.protocols.prompts import baselines as say
-from tests.conftest import call, fake_settings
+from tests.conftest import call, fake_env, fake_settings
 from tests.fakes.search_apis import FakeSearxng
 from tests.fakes.sglang import Reply
 from tests.fakes.sites import FakeSites
@@ -165,3 +167,24 @@ async def test_a_run_resumed_after_a_crash_renders_the_stored_summary_without_as
     resumed = [p for p in sglang.prompts if "<|im_start|>system" in p][-1]
     assert resumed == failed
     assert sum("**Current search query**" in p for p in sglang.prompts) == 3
+
+
+def test_fathom_eval_runs_a_baseline_with_a_prompt_file_and_scores_its_answer_tags(cli, sglang, searxng, web, tmp_path):
+    rows = [{"id": "q1", "question": Q, "answer": "1897"}, {"id": "q2", "question": "Kestrel Bridge year?", "answer": "1897"}]
+    data = tmp_path / "bridge.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    system = tmp_path / "o1.txt"
+    system.write_bytes(b"\nMy own Search-o1 text: search with <|begin_search_query|>, answer in <answer>.\n    ")
+    for _ in rows:
+        sglang.add(
+            Reply("<information>It opened in 1897.</information>", when=r"\*\*Current search query\*\*"),
+            "<|begin_search_query|>Kestrel Bridge opening<|end_search_query|>",
+            "</think><answer>1897</answer>",
+        )
+    env = {**fake_env(sglang, searxng, web), "FATHOM_SEARCH_PROTOCOL": "search-o1"}
+    result = cli("eval", "run", str(data), "--judge", "exact", "--concurrency", "1", "--prompt", str(system),
+                 "--json", "-q", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["verdicts"]["correct"] == 2 and summary["metrics"]["accuracy"] == 1.0
+    assert sglang.prompts[0].startswith("<|im_start|>system\n" + system.read_text() + "<|im_end|>\n<|im_start|>user\n")
