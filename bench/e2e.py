@@ -16,11 +16,16 @@ one turn, answer once the fact is in front of it (else read one more page). A qu
 questions are answered in other words than the page's (a date reordered), so the verifier's
 judge has work; the rest appear on the page as written, or with its digit grouping.
 
-Questions alternate which loop goes first. Every request the fakes serve is timed there, so per
+Fathom reads the top ``--prefetch`` results of each search ahead while the model writes its next
+turn (``fathom research --prefetch``); ``--without-prefetch`` adds a third loop, Fathom with
+``--prefetch 0``, so the effect of reading ahead is measured side by side.
+
+Questions rotate which loop goes first. Every request the fakes serve is timed there, so per
 question: model time (the union of model requests in flight), tool time (pages and searches),
 and the rest: wall minus the union of both, i.e. what neither the model nor a tool accounts for.
 
-    .venv/bin/python bench/e2e.py [--questions 8] [--page-latency 0.25,2] [--decode 50] [--prefill 5000]
+    .venv/bin/python bench/e2e.py [--questions 8] [--page-latency 0.25,2] [--decode 50] [--prefill 5000] \
+        [--prefetch 3] [--without-prefetch]
 """
 
 from __future__ import annotations
@@ -341,6 +346,7 @@ class Tally:
     model: list[float] = field(default_factory=list)
     judge: list[float] = field(default_factory=list)
     tools: list[float] = field(default_factory=list)
+    tools_alone: list[float] = field(default_factory=list)  # tool time while no model request ran
     rest: list[float] = field(default_factory=list)
     correct: int = 0
     judge_calls: int = 0
@@ -354,6 +360,8 @@ class Tally:
         self.model.append(union(pick("model", "judge"), lo, hi))
         self.judge.append(union(pick("judge"), lo, hi))
         self.tools.append(union(pick("page", "search"), lo, hi))
+        everything = union(pick("model", "judge", "page", "search"), lo, hi)
+        self.tools_alone.append(everything - self.model[-1])
         self.rest.append(hi - lo - union(pick("model", "judge", "page", "search"), lo, hi))
         self.judge_calls += sum(1 for k, a, b in spans if k == "judge" and lo <= a < hi)
 
@@ -374,26 +382,29 @@ async def run_latency(args: argparse.Namespace, page_latency: float) -> dict[str
     fakes = ctx.Process(target=serve_fakes, args=(child, args.questions + 1, page_latency, args.search_latency,
                                                   args.decode, args.prefill), daemon=True)
     fakes.start()
-    tallies = {"seed": Tally(), "fathom": Tally()}
-    windows: dict[str, list[tuple[float, float]]] = {"seed": [], "fathom": []}
+    prefetch = {"fathom": args.prefetch} | ({"no-ahead": 0} if args.without_prefetch else {})
+    names = ["seed", *prefetch]
+    tallies = {name: Tally() for name in names}
+    windows: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     warmup: dict[str, float] = {}
     try:
         urls = parent.recv()
         with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings.load({
+            settings = {loop: Settings.load({
                 "search_model_url": urls["sglang"], "search_backend": "searxng", "searxng_url": urls["searxng"],
-                "allow_hosts": [urls["web"]], "verify": args.verify, "db_url": f"sqlite:///{tmp}/runs.db",
-            }, environ={})
+                "allow_hosts": [urls["web"]], "verify": args.verify, "db_url": f"sqlite:///{tmp}/{loop}.db",
+                "prefetch_pages": pages,
+            }, environ={}) for loop, pages in prefetch.items()}
             seed = SeedLoop(urls["sglang"], urls["searxng"], DEFAULT_SEARCH_PROMPT.render(python_repr_schemas()))
             try:
                 for q in qs:
-                    order = ("seed", "fathom") if q.number % 2 == 0 else ("fathom", "seed")
-                    for loop in order:
+                    at = q.number % len(names)
+                    for loop in names[at:] + names[:at]:
                         start = time.monotonic()
                         if loop == "seed":
                             answer = await seed.answer(q.text)
                         else:
-                            summary = await research(q.text, settings, run_id=f"q{q.number}")
+                            summary = await research(q.text, settings[loop], run_id=f"q{q.number}")
                             answer = summary["answer"] or ""
                             by = (summary.get("verification") or {}).get("decided_by")
                             tallies[loop].verbatim += q.number > 0 and by == "verbatim in evidence"
@@ -454,6 +465,11 @@ def report(page_latency: float, tallies: dict[str, Tally], n: int) -> None:
     for name, t in tallies.items():
         print(f"{name:<8}{total(t.walls):>9.1f}{total(t.model):>9.1f}{total(t.tools):>9.1f}"
               f"{statistics.fmean(t.rest):>10.3f}{total(t.judge):>9.1f}{t.judge_calls:>13}{t.correct:>6}/{n}")
+    if "no-ahead" in tallies:
+        off = tallies["no-ahead"]
+        print(f"reading ahead: wall fathom/no-ahead {total(fathom.walls) / total(off.walls):.2f}, tool time not "
+              f"overlapped with the model {total(fathom.tools_alone):.1f} s vs {total(off.tools_alone):.1f} s; "
+              f"no-ahead/seed wall {total(off.walls) / total(seed.walls):.2f}")
     print(f"wall ratio fathom/seed {total(fathom.walls) / total(seed.walls):.2f} (target <= 0.75); "
           f"model time ratio {total(fathom.model) / total(seed.model):.2f}; "
           f"fathom non-model non-tool {statistics.fmean(fathom.rest):.3f} s/question (p50 "
@@ -473,6 +489,8 @@ def main() -> None:
     parser.add_argument("--decode", type=float, default=50.0, help="model decode, tokens/s")
     parser.add_argument("--prefill", type=float, default=5000.0, help="model prefill of uncached tokens, tokens/s")
     parser.add_argument("--verify", default="on", help="fathom's --verify: off, on or strict")
+    parser.add_argument("--prefetch", type=int, default=3, help="fathom's --prefetch: top results read ahead")
+    parser.add_argument("--without-prefetch", action="store_true", help="also run fathom with --prefetch 0")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     args = parser.parse_args()
     print(f"{args.questions} questions, one at a time; model {args.decode:g} tok/s decode, {args.prefill:g} tok/s "

@@ -8,7 +8,7 @@ every node. Tests and embedders may hand their own implementations of these inte
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,12 +85,24 @@ class Judge(Protocol):
     ) -> ChatResult: ...
 
 
+class Prefetch(Protocol):
+    """Pages read ahead while the model writes its turn (:mod:`fathom.tools.prefetch`); ``scope``
+    is the run (its thread id)."""
+
+    def start(self, scope: str, urls: Sequence[str]) -> Any: ...
+
+    def settle(self, scope: str, keep: Collection[str] = ()) -> None: ...
+
+    async def finish(self, scope: str) -> None: ...
+
+
 Clock = Callable[[], float]  # epoch seconds
 
 
 @dataclass
 class Services(AsyncClosing):
-    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it)."""
+    """Everything the nodes act through. ``closers`` run on :meth:`aclose` (what was built for it).
+    ``prefetch`` (optional) reads the top results of a search ahead for ``tools.query_url``."""
 
     config: ResearchConfig
     protocol: SearchProtocol
@@ -99,6 +111,7 @@ class Services(AsyncClosing):
     judge: Judge | None = None
     clock: Clock = time.time
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    prefetch: Prefetch | None = None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):

@@ -66,6 +66,8 @@ ENV_VARS: dict[str, str] = {
     "archive_url": "FATHOM_ARCHIVE_URL",
     "jina_url": "FATHOM_JINA_URL",
     "browser_path": "FATHOM_BROWSER",
+    "prefetch_pages": "FATHOM_PREFETCH_PAGES",
+    "prefetch_max_bytes": "FATHOM_PREFETCH_MAX_BYTES",
 }
 SECRET_ENV_VARS: dict[str, str] = {
     "tavily_api_key": "TAVILY_API_KEY",
@@ -143,6 +145,10 @@ class Settings(BaseModel):
     # backend's own default, see fathom.tools.search.limits)
     search_concurrency: int | None = Field(None, ge=1, le=256)
     search_rate_per_s: float | None = Field(None, gt=0)
+    # pages of a search's top results read ahead while the model writes its next turn (0: none),
+    # and the most page text (UTF-8 bytes) held read ahead at once (fathom.tools.prefetch)
+    prefetch_pages: int = Field(3, ge=0, le=10)
+    prefetch_max_bytes: int = Field(8_000_000, ge=0)
     # how query_url reads a page (fathom.tools.readers): auto (site readers, the page itself, a
     # headless browser when it needs JavaScript and the 'browser' extra is installed), static (no
     # browser) or jina (Jina's reader first). Each site's base URL can point elsewhere (a mirror,

@@ -81,6 +81,8 @@ async def run_question(
             if on_event is not None:
                 on_event(event)
     finally:
+        if services.prefetch is not None:  # the run is over: nothing of it reads on
+            await services.prefetch.finish(run_id)
         if owned:
             await services.aclose()
     # The full state (the output schema leaves the transcript out) from the run's last checkpoint.

@@ -143,6 +143,7 @@ def build_services(
         judge=query_llm or (None if is_local_url(settings.search_model_url)
                             else _NoThinkingJudge(keep(_search_model_chat(settings, "judge (search model)")))),
         closers=closers,
+        prefetch=tools.prefetcher,
     )
 
 
@@ -200,6 +201,8 @@ def toolbox(
         cache=cache,
         corpus=getattr(search_backend, "corpus", None),  # the local backend's index
         reader=reader,
+        prefetch_pages=settings.prefetch_pages,
+        prefetch_max_bytes=settings.prefetch_max_bytes,
         owned=tuple(owned),
     )
 

@@ -194,6 +194,7 @@ class RunOptions:
     language: Annotated[Optional[str], typer.Option("--language", help="Language of the report [env FATHOM_LANGUAGE; default English]")] = None
     verify: Annotated[Optional[str], typer.Option("--verify", metavar="off|on|strict", help="Check the answer: on (supported at no cost when it appears in a page read, else a judge model decides), strict (the judge always decides) or off [env FATHOM_VERIFY; default on]")] = None
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Accept the model's answer without checking it (--verify off) [env FATHOM_VERIFY=false; default: answers are checked]")] = False
+    prefetch_pages: Annotated[Optional[int], typer.Option("--prefetch", metavar="N", help="Pages of each search's top results read ahead while the model writes its next turn, so the pages it then asks for are read already (0: none) [env FATHOM_PREFETCH_PAGES; default 3; FATHOM_PREFETCH_MAX_BYTES caps the text held, default 8000000]")] = None
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither reuse nor store cached searches, pages and evidence [env FATHOM_NO_CACHE; default: the cache is used]")] = False
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of settings (a [fathom] table or top-level keys); env vars and flags override it [default none]")] = None
     db: DbUrl = None
@@ -228,6 +229,7 @@ class RunOptions:
             "language": self.language,
             "verify": "off" if self.no_verify else self.verify,
             "no_cache": True if self.no_cache else None,
+            "prefetch_pages": self.prefetch_pages,
             "db_url": self.db,
         }
 

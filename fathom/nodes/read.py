@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 
 from fathom.graph.state import ReadTask
+from fathom.nodes.ahead import read_ahead
 from fathom.nodes.progress import emit
 from fathom.ports import Services
 from fathom.tools.base import ToolOutcome
@@ -25,6 +26,8 @@ async def read(task: ReadTask, services: Services) -> dict[str, Any]:
     call = task["call"]
     emit("tool_start", name=call["name"], args=call["args"], index=task["index"])
     outcome = await _run(services, call["name"], call["args"])
+    if call["name"] == "search_urls" and outcome.ok:  # the model's next turn likely reads some of these
+        read_ahead(services, [s["url"] for s in outcome.sources])
     urls = [s["url"] for s in outcome.sources]
     error = None if outcome.ok else outcome.text  # the progress line says why a call failed
     emit("tool_end", name=call["name"], args=call["args"], ok=outcome.ok, urls=urls, index=task["index"], error=error)

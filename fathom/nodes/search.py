@@ -20,6 +20,7 @@ from langgraph.types import Send
 
 from fathom.graph.state import ResearchState
 from fathom.models.base import ContextLengthError
+from fathom.nodes.ahead import settle_reads
 from fathom.nodes.budget import (
     SYSTEM_ESTIMATE,
     compact_answer_budget,
@@ -90,6 +91,7 @@ async def search(state: ResearchState, services: Services) -> dict[str, Any]:
         budget = compact_answer_budget(settings)
         turn = await protocol.turn(folded_view(messages + new, digests), budget)
     turn = _cap_calls(turn, settings.max_calls_per_turn)
+    settle_reads(services, turn.message)  # pages read ahead that this turn does not read are dropped
     new.append(turn.message)
     new.extend(refused_call_responses(turn.message))
     if turn.notes and not turn.has_calls and turn.answer is None:

@@ -8,8 +8,11 @@ duplicated ``result:``/``error:`` text of upstream, bug T15). Each call runs und
 per host and overall, so one turn's parallel calls cannot hammer a site.
 
 With a :class:`~fathom.store.cache.ToolCache`, searches, pages and evidence already paid for are
-reused. With a local corpus (``--search-backend local``), ``query_url`` also reads ``file://``
-URLs, but only of files the corpus has indexed.
+reused. With ``prefetch_pages``, the research loop reads the top results of a search ahead while
+the model writes its next turn (:attr:`Toolbox.prefetcher`, see :mod:`fathom.tools.prefetch`), and
+``query_url`` takes a page read ahead instead of fetching it again. With a local corpus
+(``--search-backend local``), ``query_url`` also reads ``file://`` URLs, but only of files the
+corpus has indexed.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from fathom.tools.base import (
 from fathom.tools.evidence import EvidenceExtractor
 from fathom.tools.extract import Document
 from fathom.tools.fetch import Fetcher
-from fathom.tools.readers import ReaderChain, ReadFailure
+from fathom.tools.prefetch import Prefetcher
+from fathom.tools.readers import ReaderChain, ReadFailure, Reading
 from fathom.tools.search import dedupe_hits, format_search_results
 from fathom.tools.specs import MAX_TOP_K
 from fathom.tools.ssrf import BlockedURLError, split_url
@@ -72,6 +76,8 @@ class Toolbox(AsyncClosing):
         cache: ToolCache | None = None,
         corpus: FileIndex | None = None,
         reader: ReaderChain | None = None,
+        prefetch_pages: int = 0,
+        prefetch_max_bytes: int = 8_000_000,
         owned: tuple[Any, ...] = (),
     ) -> None:
         self.search_backend = search_backend
@@ -86,6 +92,11 @@ class Toolbox(AsyncClosing):
         self.cache = cache
         self.corpus = corpus  # set: file:// URLs of its indexed files can be read
         self._owned = owned
+        # At most half the fetch slots go to reads ahead: the reads a turn asked for come first.
+        self.prefetcher = Prefetcher(
+            self._read_ahead, pages=prefetch_pages, max_bytes=prefetch_max_bytes,
+            max_in_flight=max(1, max_fetches // 2), timeout_s=tool_timeout_s,
+        ) if prefetch_pages > 0 else None
 
     # ---- tools ------------------------------------------------------------------------------
 
@@ -265,12 +276,18 @@ class Toolbox(AsyncClosing):
         return hits
 
     async def _document(self, url: str, host: str) -> Document:
-        """The page's text: from the cache, else read by the reader chain (and then cached)."""
+        """The page's text: read ahead, or from the cache, else read by the reader chain (and then cached)."""
+        if self.prefetcher is not None and (ahead := await self.prefetcher.take(url)) is not None:
+            return ahead.document  # cached already, by the read ahead
         cached = await self.cache.get_page(url) if self.cache else None
         if cached is not None:
             if cached.document is None:
                 raise _StageFailure(cached.stage or "fetch", cached.error or "failed")
             return cached.document
+        return (await self._read(url, host)).document
+
+    async def _read(self, url: str, host: str) -> Reading:
+        """Read the page with the reader chain and cache what came of it (a lasting failure too)."""
         try:
             async with self._fetch_slot(host):
                 reading = await self.reader.read(url)
@@ -282,7 +299,29 @@ class Toolbox(AsyncClosing):
             raise _StageFailure("fetch", str(exc)) from None
         if self.cache:
             await self.cache.put_page(url, reading.document, reading.reader)
-        return reading.document
+        return reading
+
+    async def _read_ahead(self, url: str) -> Reading | None:
+        """What ``query_url`` would read for ``url``, read before it is asked for, and cached as
+        ``query_url`` caches it (so it also outlives a crash); None when the URL is not to be read
+        ahead (refused by the SSRF guard or allow-list, read through a site's API or Jina, cached
+        already) or the read failed (``query_url`` then tries itself, or finds a lasting failure
+        in the cache)."""
+        if not url.lower().startswith(WEB_SCHEMES):
+            return None
+        try:
+            _, host, _ = split_url(url)
+            if not self.reader.reads_itself(url):
+                return None
+            await self.reader.vet(url)  # the guard decides before anything connects
+        except ToolError:
+            return None
+        if self.cache and await self.cache.get_page(url) is not None:
+            return None  # query_url finds it there
+        try:
+            return await self._read(url, host)
+        except _StageFailure:
+            return None
 
     async def _query_file(self, corpus: FileIndex, url: str, goal: str) -> ToolOutcome:
         """``query_url`` for a ``file://`` URL: only files of the local corpus, read from its index."""
@@ -310,7 +349,9 @@ class Toolbox(AsyncClosing):
             yield
 
     async def aclose(self) -> None:
-        """Close what this toolbox owns (clients, connection pools)."""
+        """Stop reading ahead, then close what this toolbox owns (clients, connection pools)."""
+        if self.prefetcher is not None:
+            await self.prefetcher.aclose()
         for resource in reversed(self._owned):
             close = getattr(resource, "aclose", None)
             if close is not None:

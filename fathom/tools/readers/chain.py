@@ -139,6 +139,12 @@ class ReaderChain:
         if not any(reader.handles(host.lower()) for reader in self.sites):
             await self.fetcher.guard.check_url(url)
 
+    def reads_itself(self, url: str) -> bool:
+        """Whether ``url`` is read from the page itself, not through a site's API or Jina's reader
+        (whose quotas and fees a speculative read must not spend)."""
+        _, host, _ = split_url(url)
+        return self.jina is None and not any(reader.handles(host.lower()) for reader in self.sites)
+
     async def _try(self, reader: Reader, url: str, failures: list[str]) -> Document | None:
         try:
             async with asyncio.timeout(reader.timeout_s):
