@@ -156,8 +156,13 @@ def _baseline_protocol(settings: Settings, config: ResearchConfig, client: Any, 
                               reserve_tokens=config.answer_reserve_tokens, temperature=settings.temperature,
                               repetition_penalty=settings.repetition_penalty, top_k=settings.search_top_k)
     chosen = settings.model_fields_set
+    texts = upstream.BASELINE_PROMPT_TEXTS[settings.search_protocol]
+    side = None  # the summarising step's prompt: the trained one along with the trained main prompt
+    if search_prompt_choice(settings) == "trained" and len(texts) > 1:
+        side = upstream.as_replace_template(_trained("--prompt", texts[1])[0],
+                                            ("search_query", "document", "prev_reasoning"), f"the trained {texts[1]}")
     return PROTOCOLS[settings.search_protocol](
-        client, prompt.text,
+        client, prompt.text, side_prompt=side,
         temperature=settings.temperature if "temperature" in chosen else None,
         repetition_penalty=settings.repetition_penalty if "repetition_penalty" in chosen else None,
     )
@@ -307,12 +312,14 @@ def _secret(value: Any) -> str | None:
 
 
 def search_prompt_choice(settings: Settings) -> str:
-    """``trained``, ``builtin`` or the prompt file: unset means trained once fetched (for the raw
-    Fathom protocol), else builtin."""
+    """``trained``, ``builtin`` or the prompt file: unset means trained once the protocol's texts
+    are fetched (the raw Fathom protocol and the baselines), else builtin."""
     if settings.prompt is not None:
         return settings.prompt
-    fetched = upstream.trained_installed(upstream.SEARCH_PROMPT_TEXTS)
-    return "trained" if fetched and settings.search_protocol == "fathom" else "builtin"
+    if settings.search_protocol == "chat":
+        return "builtin"
+    texts = upstream.BASELINE_PROMPT_TEXTS.get(settings.search_protocol, upstream.SEARCH_PROMPT_TEXTS)
+    return "trained" if upstream.trained_installed(texts) else "builtin"
 
 
 def synth_prompt_choice(settings: Settings) -> str:
@@ -333,9 +340,14 @@ def search_prompt_of(settings: Settings) -> Prompt:
         main = MAIN_PROMPTS.get(settings.search_protocol)
         return builtin(main) if main else DEFAULT_SEARCH_PROMPT
     if choice == "trained":
-        if settings.search_protocol != "fathom":
-            raise ConfigError("--prompt trained is the Fathom-Search-4B prompt: it needs --search-protocol fathom")
-        system, schemas = _trained("--prompt", *upstream.SEARCH_PROMPT_TEXTS)
+        protocol = settings.search_protocol
+        if protocol == "chat":
+            raise ConfigError("--prompt trained is the text a model was trained or evaluated with: it needs "
+                              "--search-protocol fathom or a baseline (legacy, r1-searcher, zerosearch, search-o1)")
+        if protocol in MAIN_PROMPTS:  # a tag protocol's main prompt, used as it is
+            return from_text(_trained("--prompt", upstream.BASELINE_PROMPT_TEXTS[protocol][0])[0], _trained_source())
+        texts = upstream.BASELINE_PROMPT_TEXTS["legacy"] if protocol == "legacy" else upstream.SEARCH_PROMPT_TEXTS
+        system, schemas = _trained("--prompt", *texts)
         text = upstream.fill_format_template(system, {"func_schemas": schemas}, "the trained search prompt")
         return from_text(text, _trained_source())
     return _prompt_file("--prompt", choice)

@@ -41,10 +41,12 @@ MAX_REDIRECTS = 5
 class TextSpec:
     """Where one upstream text lives and the sha256 of its UTF-8 bytes as extracted.
 
-    ``constant`` names an assignment: ``NAME``, ``Class.NAME``, optionally followed by literal
-    subscripts (``NAME['key'][1]``), or ``function()`` for the literal head of the f-string the
-    function returns (cut before ``cut``). ``render`` says how the value becomes text: ``str``
-    (a string constant), ``repr`` (a literal shown as Python shows it in ``str.format``), ``head``.
+    ``constant`` names an assignment: ``NAME``, ``Class.NAME`` (or ``Class.method.NAME``, a
+    local variable), optionally followed by literal subscripts (``NAME['key'][1]``), or
+    ``function()`` for the literal head of the f-string the function returns (cut before ``cut``).
+    ``render`` says how the value becomes text: ``str`` (a string constant, also one with
+    ``.strip()`` applied or an f-string without fields), ``repr`` (a literal shown as Python
+    shows it in ``str.format``), ``head`` (of a returned or assigned f-string).
     """
 
     path: str
@@ -93,6 +95,24 @@ PROMPTS: dict[str, TextSpec] = {
     "evidence_user": TextSpec(
         "serving/web_agents/compressor.py", "EXTRACTOR_PROMPT_TEMPLATE",
         "6c737cace146f59cbc3e8d4d7664b5f99e0c944876e3967658a04b74653c43ed"),
+    # the baseline agents (--search-protocol r1-searcher | zerosearch | search-o1): their main
+    # prompts and the prompts of their summarising steps ({search_query}, {document} and
+    # {prev_reasoning} templates)
+    "r1_system": TextSpec(
+        "agents/inference/r1_searcher.py", "R1Searcher.SYSTEM_PROMPT",
+        "e5f5e1db42b00d257a8d8c544adf299bfea6a9ed1ec93037f9bdd2fa2b31f188"),
+    "r1_summary": TextSpec(
+        "agents/inference/r1_searcher.py", "R1Searcher.SUMMARY_PROMPT",
+        "74bf638e7befebc83a8a5118d17c9a10a43bc5e008d71cab42fa769c6eb630c8"),
+    "zerosearch_instructions": TextSpec(
+        "agents/inference/zerosearch.py", "ZeroSearchInference._build_initial_prompt.user_msg",
+        "63211abec1c7abe904d35c8439189ecde5349d959ad5214f73cde8ca6040f354", "head", " Question: "),
+    "search_o1_system": TextSpec(
+        "agents/inference/search_o1.py", "O1Searcher.sys_prompt_multiqa",
+        "576cf41d0798e539159f941877490b7e5c20d8e7f51926af13009171ac555724"),
+    "search_o1_documents": TextSpec(
+        "agents/inference/search_o1.py", "O1Searcher.get_webpage_to_reasonchain_instruction",
+        "d2f5eabd99958592acf9ac82bb07fe25fb38a452ffd25d2194c636b9d01b157d"),
 }
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -126,6 +146,13 @@ DATASETS: dict[str, DatasetSpec] = {
 SEARCH_PROMPT_TEXTS = ("search_system", "search_schemas")
 EVIDENCE_PROMPT_TEXTS = ("evidence_system", "evidence_user")
 SYNTH_PROMPT_TEXTS = ("synth_system",)
+# A baseline protocol's trained texts: its main prompt first, then its summarising step's (if any).
+BASELINE_PROMPT_TEXTS: dict[str, tuple[str, ...]] = {
+    "legacy": ("search_system", "search_schemas_legacy"),
+    "r1-searcher": ("r1_system", "r1_summary"),
+    "zerosearch": ("zerosearch_instructions",),
+    "search-o1": ("search_o1_system", "search_o1_documents"),
+}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -216,7 +243,7 @@ def extract_text(source: bytes, spec: TextSpec) -> str:
     name, _, subscripts = spec.constant.partition("[")
     node = _assigned(tree.body, name.split("."), where)
     try:
-        value = ast.literal_eval(node)
+        value = _literal(node)
         for key in _subscripts("[" + subscripts if subscripts else ""):
             value = value[key]
     except (ValueError, TypeError, KeyError, IndexError, SyntaxError, MemoryError, RecursionError):
@@ -226,6 +253,18 @@ def extract_text(source: bytes, spec: TextSpec) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{where} is not a string")
     return value
+
+
+def _literal(node: ast.expr) -> Any:
+    """``ast.literal_eval``, plus the two forms prompts take upstream: a string literal with
+    ``.strip()`` applied, and an f-string without fields (adjacent literals joined to one)."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "strip"
+            and not node.args and not node.keywords and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str)):
+        return node.func.value.value.strip()
+    if isinstance(node, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in node.values):
+        return "".join(str(v.value) for v in node.values)  # type: ignore[attr-defined]
+    return ast.literal_eval(node)
 
 
 def _assigned(body: list[ast.stmt], names: list[str], where: str) -> ast.expr:
@@ -259,11 +298,16 @@ def _subscripts(text: str) -> list[Any]:
 
 
 def _fstring_head(tree: ast.Module, spec: TextSpec, where: str) -> str:
-    """The literal text at the start of the f-string a function returns, before ``spec.cut``."""
-    name = spec.constant.removesuffix("()")
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
-    returns = [n for n in ast.walk(functions[-1]) if isinstance(n, ast.Return)] if functions else []
-    value = returns[-1].value if returns else None
+    """The literal text at the start of the f-string a function returns (``function()``) or a
+    name is assigned (``Class.method.name``), before ``spec.cut``."""
+    value: ast.expr | None
+    if spec.constant.endswith("()"):
+        name = spec.constant.removesuffix("()")
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+        returns = [n for n in ast.walk(functions[-1]) if isinstance(n, ast.Return)] if functions else []
+        value = returns[-1].value if returns else None
+    else:
+        value = _assigned(tree.body, spec.constant.split("."), where)
     if not isinstance(value, ast.JoinedStr) or not value.values or not isinstance(value.values[0], ast.Constant):
         raise ConfigError(f"{where}: no f-string with a literal head is returned")
     head = value.values[0].value

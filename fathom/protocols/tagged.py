@@ -159,17 +159,20 @@ class TaggedProtocol:
     """The turn loop every tag protocol shares; subclasses give the layout and the search."""
 
     format: TagFormat
+    side_prompt_default = ""  # the prompt of the summarising step, if the protocol has one
 
     def __init__(
         self,
         client: SGLangClient,
         main_prompt: str,
         *,
+        side_prompt: str | None = None,
         temperature: float | None = None,
         repetition_penalty: float | None = None,
     ) -> None:
         self.client = client
         self.main_prompt = main_prompt
+        self.side_prompt = side_prompt or self.side_prompt_default
         self.temperature = self.format.temperature if temperature is None else temperature
         self.repetition_penalty = self.format.repetition_penalty if repetition_penalty is None else repetition_penalty
 
@@ -399,6 +402,7 @@ class R1SearcherProtocol(TaggedProtocol):
     """R1-Searcher (``XXsongLALA/Qwen-2.5-7B-base-RAG-RL``)."""
 
     format = R1_SEARCHER
+    side_prompt_default = say.R1_SUMMARY_PROMPT
 
     def header(self, question: str) -> str:
         return f"{IM_START}system\n{self.main_prompt}{IM_END}\n{IM_START}user\n{question}{IM_END}\n{IM_START}assistant\n{THINK_OPEN}"
@@ -419,7 +423,7 @@ class R1SearcherProtocol(TaggedProtocol):
             return str(tool.content), {}
         used: dict[str, int] = {}
         for _, text in _page_texts(tool)[:R1_PAGES]:
-            prompt = _chat_user(fill(say.R1_SUMMARY_PROMPT, search_query=_query_of(tool), document=text[:R1_PAGE_CHARS]))
+            prompt = _chat_user(fill(self.side_prompt, search_query=_query_of(tool), document=text[:R1_PAGE_CHARS]))
             generation = await self._generate_aside(prompt, max_new_tokens=R1_SUMMARY_TOKENS, temperature=0.0)
             if generation is None:
                 continue
@@ -475,6 +479,7 @@ class SearchO1Protocol(TaggedProtocol):
     """Search-o1 (Qwen3-4B), with its reason-in-documents step by the same model."""
 
     format = SEARCH_O1
+    side_prompt_default = say.SEARCH_O1_DOCUMENTS_PROMPT
 
     def header(self, question: str) -> str:
         system = self.main_prompt.replace("{max_searches}", str(self.format.max_searches))
@@ -498,7 +503,7 @@ class SearchO1Protocol(TaggedProtocol):
         last = next(m for m in reversed(messages) if isinstance(m, AIMessage))
         reasoning = str(last.content).split(THINK_CLOSE)[0].split(self.format.query_open)[0].strip()
         prompt = _chat_user(fill(
-            say.SEARCH_O1_DOCUMENTS_PROMPT, prev_reasoning=reasoning, search_query=_query_of(tool),
+            self.side_prompt, prev_reasoning=reasoning, search_query=_query_of(tool),
             document=snippet_window(text, str(page.get("snippet") or "")),
         ))
         generation = await self._generate_aside(prompt, max_new_tokens=O1_DOCUMENTS_TOKENS, temperature=self.temperature)

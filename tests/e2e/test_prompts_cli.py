@@ -76,7 +76,7 @@ def test_fetch_list_show(fathom, marker, private_data_dir):
     fetched = fathom("prompts", "fetch")
     assert fetched.returncode == 0, fetched.stderr
     folder = private_data_dir / "fathom" / "prompts" / COMMIT
-    assert f"8 prompts of upstream commit {COMMIT} in {folder}" in fetched.stdout
+    assert f"13 prompts of upstream commit {COMMIT} in {folder}" in fetched.stdout
     assert not marker.exists(), "a fetched file was executed"
 
     listed = fathom("prompts", "list")

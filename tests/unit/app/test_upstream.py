@@ -57,6 +57,13 @@ EXPECTED: dict[str, str] = {
     "synth_lead_in": "Synthetic lead-in sentence.",
     "evidence_system": "Synthetic extractor system prompt.",
     "evidence_user": "Page:\n{webpage_content}\nGoal:\n{goal}\nRational:\nEvidence:\nSummary:\n",
+    # the baselines: a stripped class attribute, implicitly joined literals, the literal head of a
+    # local f-string, an f-string without fields, an indented format template
+    "r1_system": "Synthetic R1 prompt.\n    <|begin_of_query|> q <|end_of_query|>",
+    "r1_summary": "Synthetic summary of {document} for {search_query}.\n[Exacted Content]:",
+    "zerosearch_instructions": "Synthetic ZeroSearch instructions: <search> q </search>.",
+    "search_o1_system": "Synthetic o1 prompt, limited to 16 searches.\n<answer></answer>",
+    "search_o1_documents": "\n    Synthetic reasoning over {document} for {search_query} after {prev_reasoning}.\n    ",
 }
 # The search prompt as the model saw it: str.format with the schema list (its Python repr).
 RENDERED_SEARCH = EXPECTED["search_system"].format(func_schemas=SCHEMAS)
@@ -97,6 +104,38 @@ RECALL_PRESETS = {{
 }}
 ''',
     "prompts.py": EXECUTES + 'DEEPRESEARCH_SYS_PROMPT = """Synthetic synthesizer prompt.\nPlan, then report. {not a slot}\n"""\n',
+    "agents/inference/r1_searcher.py": EXECUTES + '''
+class R1Searcher:
+    SYSTEM_PROMPT = """
+    Synthetic R1 prompt.
+    <|begin_of_query|> q <|end_of_query|>
+    """.strip()
+    SUMMARY_PROMPT = (
+        "Synthetic summary of {document} "
+        "for {search_query}.\\n[Exacted Content]:"
+    )
+''',
+    "agents/inference/zerosearch.py": EXECUTES + '''
+class ZeroSearchInference:
+    def _build_initial_prompt(self, question):
+        user_msg = (
+            "Synthetic ZeroSearch instructions: "
+            "<search> q </search>. "
+            f"Question: {question}\\n"
+        )
+        return user_msg
+''',
+    "agents/inference/search_o1.py": EXECUTES + '''
+class O1Searcher:
+    get_webpage_to_reasonchain_instruction = """
+    Synthetic reasoning over {document} for {search_query} after {prev_reasoning}.
+    """
+    sys_prompt_multiqa = (
+        "Synthetic o1 prompt, "
+        f"limited to 16 searches.\\n"
+        "<answer></answer>"
+    )
+''',
     "serving/web_agents/compressor.py": EXECUTES + '''
 EXTRACTOR_SYS_PROMPT = (
     "Synthetic extractor "
@@ -114,6 +153,13 @@ CONSTANTS: dict[str, tuple[str, str, str, str]] = {  # name -> (path, constant, 
     "synth_lead_in": ("inference.py", "build_summary_prompt()", "head", "\n\nQuestion:\n"),
     "evidence_system": ("serving/web_agents/compressor.py", "EXTRACTOR_SYS_PROMPT", "str", ""),
     "evidence_user": ("serving/web_agents/compressor.py", "EXTRACTOR_PROMPT_TEMPLATE", "str", ""),
+    "r1_system": ("agents/inference/r1_searcher.py", "R1Searcher.SYSTEM_PROMPT", "str", ""),
+    "r1_summary": ("agents/inference/r1_searcher.py", "R1Searcher.SUMMARY_PROMPT", "str", ""),
+    "zerosearch_instructions": ("agents/inference/zerosearch.py", "ZeroSearchInference._build_initial_prompt.user_msg",
+                                "head", " Question: "),
+    "search_o1_system": ("agents/inference/search_o1.py", "O1Searcher.sys_prompt_multiqa", "str", ""),
+    "search_o1_documents": ("agents/inference/search_o1.py", "O1Searcher.get_webpage_to_reasonchain_instruction",
+                            "str", ""),
 }
 DATASET_ROWS = [
     {"question": "Synthetic question one?", "answer": "one", "id": "tiny-0"},
@@ -284,6 +330,34 @@ def test_extraction_refuses_what_is_not_a_literal(marker):
         upstream.extract_text(source, TextSpec("m.py", "C.W", ""))
     with pytest.raises(ConfigError, match="not Python source"):
         upstream.extract_text(b"def (:\n", TextSpec("m.py", "X", ""))
+
+
+async def test_trained_baseline_prompts_are_the_upstream_texts_and_their_summary_steps(fake_upstream):
+    from fathom.protocols.tagged import R1SearcherProtocol, SearchO1Protocol
+
+    for protocol in ("legacy", "r1-searcher", "zerosearch", "search-o1"):
+        assert services.search_prompt_choice(Settings(search_protocol=protocol)) == "builtin"
+    upstream.fetch_prompts(fake_upstream.url)
+    legacy = services.search_prompt_of(Settings(search_protocol="legacy"))
+    assert legacy.text == EXPECTED["search_system"].format(func_schemas=LEGACY_SCHEMAS)
+    for protocol, name in (("r1-searcher", "r1_system"), ("zerosearch", "zerosearch_instructions"),
+                           ("search-o1", "search_o1_system")):
+        prompt = services.search_prompt_of(Settings(search_protocol=protocol))
+        assert prompt.text == EXPECTED[name] and prompt.source.startswith("trained")
+    async with services.build_services(Settings(search_protocol="r1-searcher", no_cache=True)) as built:
+        r1 = built.protocol
+    assert isinstance(r1, R1SearcherProtocol) and r1.side_prompt == EXPECTED["r1_summary"]
+    assert r1.header("Q?").startswith("<|im_start|>system\nSynthetic R1 prompt.\n    <|begin_of_query|>")
+    async with services.build_services(Settings(search_protocol="search-o1", prompt="trained", no_cache=True)) as built:
+        o1 = built.protocol
+    assert isinstance(o1, SearchO1Protocol) and o1.side_prompt == EXPECTED["search_o1_documents"]
+    async with services.build_services(Settings(search_protocol="zerosearch", no_cache=True)) as built:
+        zero = built.protocol
+    # upstream's user turn, byte for byte: its instructions, then " Question: {question}\n"
+    assert zero.header("Q?") == ("<|im_start|>user\nSynthetic ZeroSearch instructions: <search> q </search>. "
+                                 "Question: Q?\n<|im_end|>\n<|im_start|>assistant\n<think>")
+    # builtin stays available
+    assert services.search_prompt_of(Settings(search_protocol="zerosearch", prompt="builtin")).source == "builtin"
 
 
 def test_format_templates_fill_only_their_slots():
