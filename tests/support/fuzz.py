@@ -8,6 +8,7 @@ brackets, JSON fragments, URLs) mixed with arbitrary Unicode, and repeats some p
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from typing import Any
@@ -22,7 +23,7 @@ ODD_CHARS = st.sampled_from(["\n", "\r\n", "\t", " ", "\u200b", "\u202e", "\ufef
 
 def _repeated(piece: st.SearchStrategy[str], big: bool) -> st.SearchStrategy[str]:
     """``piece`` once, or many times over (a model stuck in a loop; a megabyte with ``big``)."""
-    times = st.sampled_from([1, 1, 1, 2, 50, 2_000] + ([20_000, 80_000] if big else []))
+    times = st.sampled_from([1, 1, 1, 2, 50, 2_000, 20_000, 80_000] if big else [1, 1, 1, 2, 20, 300])
     return st.tuples(piece, times).map(lambda pair: pair[0] * pair[1])
 
 
@@ -130,17 +131,20 @@ def _attr(name: str, size: int) -> str:
 
 def html_documents(big: bool = False) -> st.SearchStrategy[str]:
     """Malformed and adversarial HTML: deep nesting, huge attributes, unclosed tags, odd entities."""
-    depth = st.sampled_from([1, 3, 100, 3_000] + ([50_000] if big else []))
-    attr_size = st.sampled_from([1, 1_000, 100_000] + ([2_000_000] if big else []))
-    piece = st.one_of(
-        st.builds(_nest, _TAGS, depth, TEXT, st.booleans()),
-        st.builds(_attr, st.sampled_from(["class", "role", "hidden", "style", "aria-hidden", "data-x"]), attr_size),
+    depth = st.sampled_from([1, 3, 100, 2_100] + ([50_000] if big else []))  # 2,048: the words-only path
+    attr_size = st.sampled_from([1, 1_000, 30_000] + ([2_000_000] if big else []))
+    small = st.one_of(
         st.sampled_from(["<", ">", "</", "<!--", "-->", "<![CDATA[", "]]>", "&#0;", "&#xD800;", "&#99999999;", "&nbsp;",
                          "<title>", "</title>", "<meta charset='utf-16'>", "<br>", "<table><td>", "<li>", "<dt>",
                          "<?xml version='1.0'?>", "<!DOCTYPE html>", "\x00", "<p hidden>", "<a href='javascript:x'>"]),
+        st.builds(_nest, _TAGS, st.sampled_from([1, 2, 5]), TEXT, st.booleans()),
         TEXT,
     )
-    return st.lists(st.one_of(piece, _repeated(piece, big)), max_size=12).map("".join)
+    large = st.one_of(
+        st.builds(_nest, _TAGS, depth, TEXT, st.booleans()),
+        st.builds(_attr, st.sampled_from(["class", "role", "hidden", "style", "aria-hidden", "data-x"]), attr_size),
+    )
+    return st.lists(st.one_of(small, _repeated(small, big), large), max_size=12).map("".join)
 
 
 def _pdf(objects: list[bytes], trailer_extra: str = "", broken_xref: bool = False) -> bytes:
@@ -182,7 +186,7 @@ def _bomb(size: int) -> bytes:
 
 def pdf_documents(big: bool = False) -> st.SearchStrategy[bytes]:
     """Malformed and adversarial PDFs: inflating streams, many pages, cycles, broken tables, garbage."""
-    bomb = st.sampled_from([1_000, 1_000_000] + ([20_000_000] if big else [])).map(_bomb)
+    bomb = st.sampled_from([1_000, 1_000_000, 20_000_000] if big else [1_000, 100_000]).map(_bomb)
     text = st.builds(lambda t: b"BT /F1 11 Tf 72 720 Td (" + t.encode("latin-1", "replace") + b") Tj ET", TEXT)
     operators = st.binary(max_size=200).map(lambda raw: b"BT " + raw + b" ET")
     content = st.one_of(bomb, text, operators)
@@ -192,3 +196,47 @@ def pdf_documents(big: bool = False) -> st.SearchStrategy[bytes]:
     garbage = st.builds(lambda head, raw: head + raw, st.sampled_from([b"%PDF-1.4\n", b"%PDF-", b""]), st.binary(max_size=300))
     cut = st.builds(lambda doc, at: doc[: max(1, len(doc) * at // 100)], valid, st.integers(1, 99))
     return st.one_of(valid, cyclic, garbage, cut)
+
+
+_OFFICE_PARTS = st.sampled_from([
+    "word/document.xml", "xl/workbook.xml", "ppt/presentation.xml", "META-INF/container.xml", "[Content_Types].xml",
+    "_rels/.rels", "word/_rels/document.xml.rels", "xl/worksheets/sheet1.xml", "OEBPS/content.opf", "mimetype",
+])
+_XML = st.one_of(
+    st.sampled_from([
+        b"", b"<?xml version='1.0'?><root/>", b"<w:document xmlns:w='http://schemas.openxmlformats.org/wordprocessingml/2006/main'>"
+        b"<w:body><w:p><w:r><w:t>text</w:t></w:r></w:p></w:body></w:document>",
+        b"<!DOCTYPE x [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>"
+        b"<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;'>]><x>&c;&c;&c;&c;</x>",  # entity expansion
+        b"<" * 10_000, b"<a>" * 5_000,
+    ]),
+    st.binary(max_size=200),
+)
+
+
+def _zip(members: list[tuple[str, bytes]], inflate_to: int) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+        if inflate_to:
+            archive.writestr("word/media/bomb.bin", b"\0" * inflate_to)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _zip_bomb() -> bytes:
+    """A .docx-looking archive with a member that inflates to 250 MB (built once: it takes a second)."""
+    return _zip([("word/document.xml", b"<x/>")], 250_000_000)
+
+
+def office_documents(big: bool = False) -> st.SearchStrategy[bytes]:
+    """Zip archives that claim to be office files: random parts, hostile XML, an inflating member."""
+    parts = st.dictionaries(_OFFICE_PARTS, _XML, max_size=5).map(lambda d: list(d.items()))
+    doc = st.builds(_zip, parts, st.sampled_from([0, 0, 1_000_000]))
+    cut = st.builds(lambda data, at: data[: max(1, len(data) * at // 100)], doc, st.integers(1, 99))
+    bombs = [st.builds(_zip_bomb)] if big else []
+    return st.one_of(doc, cut, st.binary(max_size=300), *bombs)
