@@ -4,7 +4,8 @@ layouts' fixed texts and the notes on a turn that went wrong, all in our own wor
 
 Each follows what the protocol reference (§7) says the original asks for: the tags, what they
 enclose and where the answer goes. ``--prompt FILE`` replaces the main prompt of each (the system
-prompt, or ZeroSearch's instructions) with a user's text, byte for byte.
+prompt, or ZeroSearch's instructions) with a user's text, byte for byte; ``--prompt trained`` uses
+the upstream texts ``fathom prompts fetch`` installed, the summarising steps' included.
 """
 
 from __future__ import annotations
