@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fathom.errors import StoreError
 from fathom.settings import SECRET_ENV_VARS, Settings
 from fathom.store import Database, RunRecord, RunStatus, Store, UnknownRunError, open_store
 
@@ -135,9 +136,16 @@ async def execute(
     except Exception as exc:
         from fathom.models.base import ModelUnavailableError
 
-        # an unreachable model server stops the run, it does not fail it: resume once it is up
-        stopped: RunStatus = "interrupted" if isinstance(exc, ModelUnavailableError) else "failed"
-        await store.runs.update(record.run_id, status=stopped, error=" ".join(str(exc).split()) or type(exc).__name__)
+        # An unreachable model server or a database that failed a write stops the run, it does
+        # not fail it: its checkpoints hold every step that finished, so it resumes once they work.
+        stopped: RunStatus = "interrupted" if isinstance(exc, (ModelUnavailableError, StoreError)) else "failed"
+        try:
+            await store.runs.update(record.run_id, status=stopped, error=" ".join(str(exc).split()) or type(exc).__name__)
+        except StoreError:
+            if not isinstance(exc, StoreError):
+                raise
+            # the database is still failing: the record says "running" until this process
+            # ends, then listings show it interrupted (see honest_status)
         raise
     status = final_status(summary)
     await store.runs.update(

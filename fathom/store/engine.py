@@ -16,7 +16,8 @@ On PostgreSQL and MySQL a connection the server dropped (restarted, or the backe
 an administrator) fails the statement that finds it dead; SQLAlchemy then empties the pool. The
 operation is run once more on a fresh connection when that cannot repeat a write: any read, and
 a write transaction that failed before its COMMIT was sent (so it was rolled back). A COMMIT
-whose answer was lost is not repeated: it may have landed.
+whose answer was lost is not repeated: it may have landed. A plan (the saver's operations) is
+run again only when its first statement found the connection dead, from that statement on.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import GeneratorType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -135,9 +137,14 @@ class Database:
         if self._ready:
             return
         self._check_sqlite_directory()
-        with translated(f"cannot open {self.url}"):
+
+        async def attempt(tries: _Tries) -> None:
             async with self.engine.begin() as conn:
                 await conn.run_sync(migrate)
+                tries.commit = True
+
+        with translated(f"cannot open {self.url}"):
+            await self._reconnecting(attempt, ())
         self._ready = True
 
     def setup_sync(self) -> None:
@@ -145,8 +152,14 @@ class Database:
         if self._ready:
             return
         self._check_sqlite_directory()
-        with translated(f"cannot open {self.url}"), self.sync_engine.begin() as conn:
-            migrate(conn)
+
+        def attempt(tries: _Tries) -> None:
+            with self.sync_engine.begin() as conn:
+                migrate(conn)
+                tries.commit = True
+
+        with translated(f"cannot open {self.url}"):
+            self._reconnecting_sync(attempt, ())
         self._ready = True
 
     # ---- running operations ------------------------------------------------------------------
@@ -161,50 +174,52 @@ class Database:
             # thread costs one per transaction. Same lock as the checkpoint writer.
             async with self._async_writer:
                 return await _to_the_end(self.write_sync, fn, *args, **kwargs)
-        async def attempt(sent: _Commit) -> T:
+
+        async def attempt(tries: _Tries) -> T:
             async with self.engine.begin() as conn:
-                result = await conn.run_sync(fn, *args, **kwargs)
-                sent.commit = True  # leaving the block commits
+                result = await conn.run_sync(fn, *tries.args(), **kwargs)
+                tries.commit = True  # leaving the block commits
             return result
 
         with translated(str(self.url)):
-            return await self._reconnecting(attempt)
+            return await self._reconnecting(attempt, args)
 
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, ...)`` in one read transaction (a consistent snapshot)."""
         await self.setup()
         if self.backend == "sqlite":  # one thread round trip per transaction, as in write()
             return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)
-        async def attempt(_sent: _Commit) -> T:
+
+        async def attempt(tries: _Tries) -> T:
             async with self._read_engine.connect() as conn:
-                return await conn.run_sync(fn, *args, **kwargs)
+                return await conn.run_sync(fn, *tries.args(), **kwargs)
 
         with translated(str(self.url)):
-            return await self._reconnecting(attempt)
+            return await self._reconnecting(attempt, args)
 
     def write_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`write` on the sync engine."""
         self.setup_sync()
 
-        def attempt(sent: _Commit) -> T:
+        def attempt(tries: _Tries) -> T:
             with self._one_sync_writer(), self.sync_engine.begin() as conn:
-                result = fn(conn, *args, **kwargs)
-                sent.commit = True
+                result = fn(conn, *tries.args(), **kwargs)
+                tries.commit = True
             return result
 
         with translated(str(self.url)):
-            return self._reconnecting_sync(attempt)
+            return self._reconnecting_sync(attempt, args)
 
     def read_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`read` on the sync engine."""
         self.setup_sync()
 
-        def attempt(_sent: _Commit) -> T:
+        def attempt(tries: _Tries) -> T:
             with self._sync_engines()[1].connect() as conn:
-                return fn(conn, *args, **kwargs)
+                return fn(conn, *tries.args(), **kwargs)
 
         with translated(str(self.url)):
-            return self._reconnecting_sync(attempt)
+            return self._reconnecting_sync(attempt, args)
 
     # ---- running plans (the saver's hot path) -------------------------------------------------
 
@@ -221,11 +236,11 @@ class Database:
                 # Plain reads need no exclusive use of the connection: concurrent ones share it.
                 return await run_plan_aiosqlite(await self._pinned_sqlite("reader"), plan)
 
-            async def attempt(_sent: _Commit) -> T:
+            async def attempt(tries: _Tries) -> T:
                 async with self._fetch_engine.connect() as conn:
-                    return await conn.run_sync(run_plan, plan)
+                    return await conn.run_sync(run_plan, *tries.args())
 
-            return await self._reconnecting(attempt)
+            return await self._reconnecting(attempt, (plan,))
 
     async def write_plan(self, plan: Plan[T]) -> T:
         """Run a plan in one write transaction (``BEGIN IMMEDIATE`` on SQLite).
@@ -256,11 +271,11 @@ class Database:
                 finally:
                     pooled.close()
 
-            def attempt(_sent: _Commit) -> T:
+            def attempt(tries: _Tries) -> T:
                 with self._sync_engines()[2].connect() as conn:
-                    return run_plan(conn, plan)
+                    return run_plan(conn, *tries.args())
 
-            return self._reconnecting_sync(attempt)
+            return self._reconnecting_sync(attempt, (plan,))
 
     def write_plan_sync(self, plan: Plan[T]) -> T:
         """:meth:`write_plan` on the sync engine."""
@@ -274,28 +289,28 @@ class Database:
             finally:
                 pooled.close()  # the pool rolls back anything still open, too
 
-    async def _reconnecting(self, attempt: Callable[[_Commit], Any]) -> Any:
-        """``attempt``, and once more if the server had dropped its connection before a COMMIT
-        was sent (see the module docstring); SQLite is never asked twice."""
-        sent = _Commit()
+    async def _reconnecting(self, attempt: Callable[[_Tries], Awaitable[T]], args: tuple[Any, ...]) -> T:
+        """``attempt`` (an operation on ``args``), and once more if the server had dropped the
+        connection before it could matter (see the module docstring and :class:`_Tries`)."""
+        tries = _Tries(args)
         try:
-            return await attempt(sent)
+            return await attempt(tries)
         except sa_exc.DBAPIError as exc:
-            if not _again(self.backend, exc, sent):
+            if not tries.may_repeat(self.backend, exc):
                 raise
             log.warning("%s: connection lost (%s); trying once more on a new one", self.url, driver_message(exc))
-        return await attempt(_Commit())
+        return await attempt(tries)
 
-    def _reconnecting_sync(self, attempt: Callable[[_Commit], T]) -> T:
+    def _reconnecting_sync(self, attempt: Callable[[_Tries], T], args: tuple[Any, ...]) -> T:
         """:meth:`_reconnecting` for the sync path."""
-        sent = _Commit()
+        tries = _Tries(args)
         try:
-            return attempt(sent)
+            return attempt(tries)
         except sa_exc.DBAPIError as exc:
-            if not _again(self.backend, exc, sent):
+            if not tries.may_repeat(self.backend, exc):
                 raise
             log.warning("%s: connection lost (%s); trying once more on a new one", self.url, driver_message(exc))
-        return attempt(_Commit())
+        return attempt(tries)
 
     async def _pinned_sqlite(self, role: str) -> Any:
         """The aiosqlite connection kept for ``role``, checked out of the pool on first use.
@@ -381,18 +396,59 @@ class Database:
             raise StoreError(f"cannot open {self.url}: directory {parent} does not exist")
 
 
-class _Commit:
-    """Whether an attempt got as far as sending its COMMIT (then it must not be repeated)."""
+class _Tries:
+    """The attempts of one operation on a server database: whether the latest got as far as its
+    COMMIT, and the plans among its arguments (generators, see plans.py), which cannot start
+    over. A plan whose first statement found the connection dead was never answered, though:
+    the next attempt goes on from that statement, on a new connection."""
 
-    __slots__ = ("commit",)
-
-    def __init__(self) -> None:
+    def __init__(self, args: tuple[Any, ...]) -> None:
         self.commit = False
+        self._args = args
+        self._plans = {i: _Resumable(a) for i, a in enumerate(args) if isinstance(a, GeneratorType)}
+
+    def args(self) -> tuple[Any, ...]:
+        """The arguments for this attempt."""
+        self.commit = False
+        return tuple(self._plans[i].attempt() if i in self._plans else a for i, a in enumerate(self._args))
+
+    def may_repeat(self, backend: Backend, exc: sa_exc.DBAPIError) -> bool:
+        """Whether the operation that failed with ``exc`` may run once more on a new connection:
+        the server dropped the connection, nothing was committed, and no plan got an answer."""
+        return (backend != "sqlite" and bool(exc.connection_invalidated) and not self.commit
+                and not any(p.answered for p in self._plans.values()))
 
 
-def _again(backend: Backend, exc: sa_exc.DBAPIError, sent: _Commit) -> bool:
-    """Whether an operation that failed with ``exc`` may run once more on a fresh connection."""
-    return backend != "sqlite" and bool(exc.connection_invalidated) and not sent.commit
+class _Resumable:
+    """A plan driven through :meth:`attempt`; see :class:`_Tries`."""
+
+    def __init__(self, plan: Plan[Any]) -> None:
+        self.plan = plan
+        self.pending: Any = None  # the first statement, yielded and not yet answered
+        self.answered = False
+
+    def attempt(self) -> Plan[Any]:
+        """The plan from its first unanswered statement (closing this leaves it open till answered)."""
+        assert not self.answered, "a plan that got answers is never run again"
+        return self._run()
+
+    def _run(self) -> Plan[Any]:
+        if self.pending is None:
+            try:
+                self.pending = next(self.plan)
+            except StopIteration as stop:
+                return stop.value
+        value = yield self.pending  # closed here (connection dead): the plan stays as it is
+        self.answered = True
+        try:
+            while True:
+                try:
+                    step = self.plan.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = yield step
+        finally:
+            self.plan.close()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -40,7 +40,7 @@ def translated(where: str) -> Iterator[None]:
 
 # What SQLite says when it cannot write, and what the person running Fathom can do about it.
 _HINTS = {
-    "disk i/o error": "the disk may be full (or the file too large for its limits): free space, or point "
+    "disk i/o error": "the disk may be full, or the file at its size limit: free space, or point "
                       "FATHOM_DB_URL elsewhere",
     "database or disk is full": "the disk is full: free space, or point FATHOM_DB_URL elsewhere",
     "attempt to write a readonly database": "the file or its directory is read-only: make it writable, or point "

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 
 from fathom.store import Database, engine
+from fathom.store.plans import Plan, execute, fetch_all
 from tests.support.checkpoints import backend_url
 
 __all__ = ["backend_url"]  # fixture
@@ -42,6 +43,16 @@ def count(conn: Connection) -> int:
     return len(conn.execute(text("SELECT value FROM notes")).all())
 
 
+def add_plan(value: str) -> Plan[int]:
+    """The saver's kind of operation: a generator of statements, which cannot start over."""
+    yield from execute(text("INSERT INTO notes (value) VALUES (:v)"), {"v": value})
+    return len((yield from fetch_all(text("SELECT value FROM notes"), {})))
+
+
+def count_plan() -> Plan[int]:
+    return len((yield from fetch_all(text("SELECT value FROM notes"), {})))
+
+
 async def test_operations_after_the_server_dropped_the_connections_run_on_new_ones(
     backend_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -64,6 +75,15 @@ async def test_operations_after_the_server_dropped_the_connections_run_on_new_on
         kill_other_connections(db.url.sync_url.render_as_string(hide_password=False), db.backend)
         assert db.write_sync(add, "after, sync") == 4
         assert db.read_sync(count) == 4
+
+        # plans go on from the statement that found the connection dead
+        kill_other_connections(db.url.sync_url.render_as_string(hide_password=False), db.backend)
+        assert await db.write_plan(add_plan("plan")) == 5
+        kill_other_connections(db.url.sync_url.render_as_string(hide_password=False), db.backend)
+        assert await db.fetch(count_plan()) == 5
+        kill_other_connections(db.url.sync_url.render_as_string(hide_password=False), db.backend)
+        assert db.write_plan_sync(add_plan("plan, sync")) == 6
+        assert db.fetch_sync(count_plan()) == 6
     finally:
         await db.aclose()
 
