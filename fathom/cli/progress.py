@@ -93,7 +93,7 @@ class ProgressPrinter:
         elif kind == "tool_end":
             urls = event.get("urls") or []
             if event.get("ok"):
-                detail = f"{len(urls)} results" if event["name"] == "search_urls" else ", ".join(urls[:1])
+                detail = f"{len(urls)} results" if event["name"] in ("search_urls", "search_pages") else ", ".join(urls[:1])
                 self.print(f"  [green]✓[/] {event['name']} {escape(detail)}")
             else:
                 reason = _reason(str(event.get("error") or "")) or "failed"
