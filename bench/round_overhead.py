@@ -15,7 +15,8 @@ clients (no package code changes). The overhead is split into checkpoint writes 
 ``aput_writes``), render (``FathomProtocol.render``) + parse (``parse_turn``), and the rest (graph
 step machinery, state reducers, folding plans, budget estimates, progress events); ``encode``
 is the part of the checkpoint writes spent serializing the list channels element by element
-(``encode_list``, every message of the transcript at every checkpoint), not an extra share.
+(``ListEncoder.encode``: the messages new since the previous checkpoint, plus a comparison of
+the others against what was encoded), not an extra share.
 
 Printed per ``--context-strategy`` (fold, answer): the median over ``--runs`` runs at rounds 1, 16
 and 64, the spread (min-max), and the ratio to the 10 ms target at round 64.
@@ -160,10 +161,10 @@ def round_breakdown(spans: Spans) -> list[dict[str, float]]:
 
 async def one_run(strategy: str, args: argparse.Namespace, urls: dict[str, str], db_path: Path) -> list[dict[str, float]]:
     import fathom.protocols.fathom as fathom_protocol
-    import fathom.store.checkpoints.rows as checkpoint_rows
     from fathom.app.runs import run_question
     from fathom.app.services import build_services
     from fathom.store import open_store
+    from fathom.store.checkpoints.codec import ListEncoder
 
     settings = fake_settings(
         SimpleNamespace(url=urls["sglang"]), SimpleNamespace(url=urls["searxng"]), SimpleNamespace(hostport=urls["web"]),
@@ -174,7 +175,7 @@ async def one_run(strategy: str, args: argparse.Namespace, urls: dict[str, str],
     spans = Spans()
     restore = [
         spans.wrap_sync(fathom_protocol, "parse_turn", "parse"),
-        spans.wrap_sync(checkpoint_rows, "encode_list", "encode"),
+        spans.wrap_sync(ListEncoder, "encode", "encode"),
     ]
     try:
         async with open_store(settings.db_url) as store:

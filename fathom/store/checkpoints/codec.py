@@ -22,8 +22,13 @@ the segment's tails into *prefix rows*: no blob, their base the new version, the
 first ``length`` elements. A load then reads a row per segment, not one per round.
 
 A serializer that does not encode equal values to equal bytes (an ``EncryptedSerializer`` with
-random nonces) never finds a matching prefix: every version is then a snapshot, which is still
-correct, just not incremental.
+random nonces) never finds a matching prefix across processes: every version is then a snapshot,
+which is still correct, just not incremental.
+
+Encoding is incremental too (:class:`ListEncoder`): a reducer such as ``add_messages`` builds
+each new list from the previous one's element objects, so the saver keeps each element's bytes
+and encodes only the elements it has not seen (or that changed since), not the whole transcript
+at every checkpoint.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import ormsgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from pydantic import BaseModel
 
 LIST_TYPE = "fathom.list"
 """Blob type of a list version: ``blob`` holds framed ``(type, bytes)`` elements."""
@@ -145,6 +151,141 @@ def encode_list(serde: SerializerProtocol, value: list[Any]) -> EncodedList:
     return EncodedList([serde.dumps_typed(item) for item in value])
 
 
+class _Unsupported(Exception):
+    """A value holds something :func:`_copy_plain` cannot copy (so its changes cannot be seen)."""
+
+
+_LEAVES = frozenset({str, bytes, int, float, bool, type(None)})  # immutable: kept, not copied
+
+
+def _copy_plain(value: Any) -> Any:
+    """A copy of a plain value's containers (dicts, lists, tuples), sharing its immutable leaves.
+
+    Raises:
+        _Unsupported: the value holds anything else (a model, a set, a subclass of a leaf type),
+            whose in-place changes an equality test against this copy could miss.
+    """
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is dict:
+        return {key: _copy_plain(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_plain(item) for item in value]
+    if kind is tuple:
+        return tuple(_copy_plain(item) for item in value)
+    raise _Unsupported
+
+
+def _state_of(element: Any) -> Any:
+    """What must still compare equal for ``element``'s earlier encoding to be reused.
+
+    A pydantic model's fields (and extra fields), a plain value itself, copied so that later
+    in-place changes show; None when neither (such an element is encoded every time).
+    """
+    try:
+        if isinstance(element, BaseModel):
+            return (_copy_plain(element.__dict__), _copy_plain(element.__pydantic_extra__))
+        return _copy_plain(element)
+    except _Unsupported:
+        return None
+
+
+def _unchanged(element: Any, state: Any) -> bool:
+    if isinstance(element, BaseModel):
+        fields, extra = state
+        return bool(element.__dict__ == fields and element.__pydantic_extra__ == extra)
+    return bool(element == state)
+
+
+@dataclass(slots=True)
+class _Encoded:
+    """One element as last encoded: the object (kept alive, so its ``id`` is not reused), a copy
+    of its state then (None: not comparable), and its bytes."""
+
+    element: Any
+    state: Any
+    item: tuple[str, bytes]
+
+
+@dataclass(slots=True)
+class _Encodings:
+    serde: SerializerProtocol
+    by_id: dict[int, _Encoded]
+
+
+V = TypeVar("V")
+
+
+class ThreadLRU(Generic[V]):
+    """A small thread-safe LRU of per ``(thread, ns, channel)`` entries, least recent dropped."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str, str], V] = OrderedDict()
+        self._lock = threading.Lock()  # the sync path runs in LangGraph's worker threads
+
+    def get(self, key: tuple[str, str, str]) -> V | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[str, str, str], entry: V) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def forget_threads(self, thread_ids: Iterable[str]) -> None:
+        doomed = set(thread_ids)
+        with self._lock:
+            for key in [k for k in self._entries if k[0] in doomed]:
+                del self._entries[key]
+
+
+class ListEncoder:
+    """:func:`encode_list` that reuses the bytes of elements encoded for the channel's last value.
+
+    LangGraph hands the saver the whole list at every checkpoint, but ``add_messages`` builds it
+    from the previous list's message objects, so re-encoding them all (a pydantic dump and a
+    msgpack pass each) made a put cost ``O(transcript)``. An element's earlier bytes are reused
+    only if it is the same object and its state still compares equal to a copy taken when it was
+    encoded, so a message changed in place since is encoded again; a change that leaves it equal
+    (``1`` to ``1.0``) keeps bytes that decode to an equal value. Only pydantic models and dicts,
+    lists and tuples of strings, bytes, numbers and None are compared that way; any other element
+    is encoded every time, as are all elements for a different serde (``with_allowlist``).
+
+    Per ``(thread, ns, channel)`` it keeps the last value's elements (the state holds them
+    anyway), their copies (which share the strings) and bytes (shared with :class:`HeadCache`).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._last: ThreadLRU[_Encodings] = ThreadLRU(size)
+
+    def encode(self, serde: SerializerProtocol, key: tuple[str, str, str], value: list[Any]) -> EncodedList:
+        """``encode_list(serde, value)``, encoding only the elements not seen unchanged before."""
+        last = self._last.get(key)
+        seen = last.by_id if last is not None and last.serde is serde else {}
+        by_id: dict[int, _Encoded] = {}
+        items = []
+        for element in value:
+            known = seen.get(id(element))
+            if known is None or known.element is not element or known.state is None or not _unchanged(
+                element, known.state
+            ):
+                known = _Encoded(element, _state_of(element), serde.dumps_typed(element))
+            by_id[id(element)] = known
+            items.append(known.item)
+        self._last.put(key, _Encodings(serde, by_id))
+        return EncodedList(items)
+
+    def forget_threads(self, thread_ids: Iterable[str]) -> None:
+        self._last.forget_threads(thread_ids)
+
+
 def choose_base(
     encoded: EncodedList, candidates: Iterable[ListHead], max_depth: int
 ) -> tuple[ListHead | None, bool]:
@@ -215,7 +356,7 @@ class CachedList:
     since_root: tuple[ListHead, ...] = ()
 
 
-class HeadCache:
+class HeadCache(ThreadLRU[CachedList]):
     """The last list version this process stored per ``(thread, ns, channel)``, with its elements.
 
     It spares a query and a full re-hash per checkpoint: the next version of a growing list
@@ -224,28 +365,3 @@ class HeadCache:
     same digest, so a deletion by another process cannot leave a tail without its base. The
     elements make entries heavy, hence the small default size (one entry per running thread).
     """
-
-    def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._entries: OrderedDict[tuple[str, str, str], CachedList] = OrderedDict()
-        self._lock = threading.Lock()  # the sync path runs in LangGraph's worker threads
-
-    def get(self, key: tuple[str, str, str]) -> CachedList | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: tuple[str, str, str], entry: CachedList) -> None:
-        with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-
-    def forget_threads(self, thread_ids: Iterable[str]) -> None:
-        doomed = set(thread_ids)
-        with self._lock:
-            for key in [k for k in self._entries if k[0] in doomed]:
-                del self._entries[key]

@@ -32,6 +32,7 @@ from fathom.store.checkpoints.codec import (
     EMPTY_TYPE,
     LIST_TYPE,
     EncodedList,
+    ListEncoder,
     ListRow,
     decode_chain,
     encode_list,
@@ -91,8 +92,14 @@ def prepare_put(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    *,
+    encoder: ListEncoder | None = None,
 ) -> PreparedPut:
-    """Serialize a checkpoint and the values of the channels in ``new_versions``."""
+    """Serialize a checkpoint and the values of the channels in ``new_versions``.
+
+    List values are encoded by ``encoder`` (which reuses the bytes of elements it encoded for
+    the channel's previous value), or from scratch without one.
+    """
     configurable = config["configurable"]
     thread_id = str(configurable["thread_id"])
     checkpoint_ns = configurable.get("checkpoint_ns") or ""
@@ -111,8 +118,13 @@ def prepare_put(
         row = {**key, "channel": channel, "version": str(version)}
         if channel not in values:
             blob_rows.append(row | {"type": EMPTY_TYPE, "blob": None} | _NO_CHAIN)
-        elif is_incremental(values[channel]):
-            lists.append((channel, str(version), encode_list(serde, values[channel])))
+        elif is_incremental(value := values[channel]):
+            encoded = (
+                encoder.encode(serde, (thread_id, checkpoint_ns, channel), value)
+                if encoder is not None
+                else encode_list(serde, value)
+            )
+            lists.append((channel, str(version), encoded))
         else:
             value_type, blob = serde.dumps_typed(values[channel])
             blob_rows.append(row | {"type": value_type, "blob": blob} | _NO_CHAIN)

@@ -19,7 +19,15 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from fathom.aio import AsyncClosing
 from fathom.store import migrations as schema
 from fathom.store.checkpoints import maintenance, queries, rows
-from fathom.store.checkpoints.codec import CachedList, EncodedList, HeadCache, ListHead, choose_base, usable_base
+from fathom.store.checkpoints.codec import (
+    CachedList,
+    EncodedList,
+    HeadCache,
+    ListEncoder,
+    ListHead,
+    choose_base,
+    usable_base,
+)
 from fathom.store.checkpoints.queries import BlobRef, CheckpointKey, CheckpointRecord, ListQuery, WriteRecord
 from fathom.store.checkpoints.rows import BrokenChainError, Loaded, PreparedPut
 from fathom.store.engine import Database
@@ -87,6 +95,7 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
         self.max_chain_depth = max_chain_depth
         self.segment = segment
         self._heads = HeadCache()
+        self._encoder = ListEncoder()
 
     @classmethod
     def from_url(cls, url: URLLike | None = None, **kwargs: Any) -> SQLSaver:
@@ -300,7 +309,7 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
     ) -> Op[RunnableConfig]:
         # Serialization runs on the caller's thread, before the transaction, to keep the
         # transaction (and SQLite's write lock) short.
-        prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions)
+        prepared = rows.prepare_put(self.serde, config, checkpoint, metadata, new_versions, encoder=self._encoder)
         self._remember((yield from _db("write_plan", self._put_rows(prepared))))
         return prepared.next_config
 
@@ -313,12 +322,12 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
 
     def _delete_threads(self, ids: Sequence[str]) -> Op[None]:
         yield from _db("write", maintenance.delete_threads, ids)
-        self._heads.forget_threads(ids)
+        self._forget(ids)
 
     def _delete_for_runs(self, run_ids: Sequence[str]) -> Op[None]:
         if run_ids:
             touched = yield from _db("write", maintenance.delete_runs, [str(r) for r in run_ids], self._refs_of)
-            self._heads.forget_threads(touched)
+            self._forget(touched)
 
     def _prune(self, thread_ids: Sequence[str], strategy: str) -> Op[None]:
         ids = _prune_args(thread_ids, strategy)
@@ -327,7 +336,7 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
         else:
             for thread_id in ids:
                 yield from _db("write", maintenance.prune_keep_latest, thread_id, self._refs_of)
-        self._heads.forget_threads(ids)
+        self._forget(ids)
 
     # ---- the operations, as plans (see plans.py; run by Database.write_plan / fetch / read) ----
 
@@ -439,6 +448,11 @@ class SQLSaver(BaseCheckpointSaver[str], AsyncClosing):
             return rows.to_tuple(self.serde, loaded)
         except BrokenChainError as exc:
             raise StoreError(f"{self.db.url}: {exc}") from None
+
+    def _forget(self, thread_ids: Sequence[str]) -> None:
+        """Drop what this process remembers of deleted threads (their rows are gone)."""
+        self._heads.forget_threads(thread_ids)
+        self._encoder.forget_threads(thread_ids)
 
     def _remember(self, stored: Cached) -> None:
         for key, entry in stored:

@@ -7,13 +7,13 @@ import itertools
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import func, select
 
 from fathom.store import SQLSaver
-from fathom.store.checkpoints.codec import decode_chain, encode_list, pack
+from fathom.store.checkpoints.codec import ListEncoder, decode_chain, encode_list, pack
 from fathom.store.migrations import blobs, checkpoints
 from tests.support.checkpoints import (
     backend_url,
@@ -337,3 +337,83 @@ def test_a_prefix_row_cuts_its_base() -> None:
     extra = encode_list(serde, ["fork"]).items
     rows = [(pack(items[:2]), 2), (pack(items[2:]), 10), (None, 4), (pack(extra), 5)]
     assert decode_chain(serde, rows) == [0, 1, 2, 3, "fork"]
+
+
+class _CountingSerde(JsonPlusSerializer):
+    """LangGraph's serializer, counting the values it encodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded = 0
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        self.encoded += 1
+        return super().dumps_typed(obj)
+
+
+def test_a_put_encodes_only_new_or_changed_elements() -> None:
+    """Each put encodes the elements appended since the last one, plus any changed in place
+    since, and its bytes are always those of encoding the whole list afresh."""
+    serde, encoder, key = _CountingSerde(), ListEncoder(), ("t", "", "messages")
+    question = HumanMessage("q", id="q")
+    turn = AIMessage(
+        "calls", id="a", tool_calls=[{"name": "query_url", "args": {"url": "u1"}, "id": "c1"}],
+        additional_kwargs={"call_order": ["c1"]},
+    )
+    source = {"url": "u1", "title": ""}
+    value = [question, turn, source]
+
+    def encode(expected_new: int) -> None:
+        before = serde.encoded
+        items = encoder.encode(serde, key, value).items
+        assert serde.encoded - before == expected_new
+        assert items == encode_list(JsonPlusSerializer(), value).items
+
+    encode(3)
+    value = [*value, ToolMessage("page", tool_call_id="c1", id="t")]  # as add_messages hands it on
+    encode(1)
+    encode(0)
+    turn.content = "rewritten"  # a field reassigned
+    source["title"] = "Page"  # a dict changed in place
+    encode(2)
+    turn.tool_calls[0]["args"]["url"] = "u2"  # deep inside a field
+    turn.additional_kwargs["call_order"].append("c2")
+    encode(1)
+    value = [*value[:2], AIMessage("calls", id="a"), *value[3:]]  # an equal message, another object
+    encode(1)
+    value.append({"tags": {"a", "b"}})  # a set is not compared (not a plain value): encoded every time
+    encode(1)
+    encode(1)
+    assert len(encoder.encode(_CountingSerde(), key, value).items) == len(value)  # another serde: anew
+
+
+async def test_a_message_changed_in_place_is_stored_changed(saver: SQLSaver) -> None:
+    """A message mutated after a checkpoint (not LangGraph style, but possible) is stored as it
+    is at the next one; the earlier checkpoint keeps what it had."""
+    turn = AIMessage("draft", id="a", additional_kwargs={"notes": ["x"]})
+    first = [HumanMessage("q", id="q"), turn]
+    config = await _put_items(saver, {"configurable": {"thread_id": "mut", "checkpoint_ns": ""}}, first, 1)
+    turn.content = "final"
+    turn.additional_kwargs["notes"].append("y")
+    second = [*first, HumanMessage("more", id="m")]
+    latest = await _put_items(saver, config, second, 2)
+
+    old, new = await saver.aget_tuple(config), await saver.aget_tuple(latest)
+    assert old is not None and new is not None
+    assert old.checkpoint["channel_values"]["items"][1] == AIMessage("draft", id="a", additional_kwargs={"notes": ["x"]})
+    assert new.checkpoint["channel_values"]["items"] == second
+    assert new.checkpoint["channel_values"]["items"][1].content == "final"
+
+
+async def _put_items(saver: SQLSaver, config: dict[str, Any], items: list[Any], n: int) -> Any:
+    version = saver.get_next_version(None if n == 1 else n - 1, None)
+    checkpoint = {
+        "v": 4,
+        "id": f"1f0a0000-0000-6000-8000-00000000000{n}",
+        "ts": "2026-01-01T00:00:00+00:00",
+        "channel_values": {"items": items},
+        "channel_versions": {"items": version},
+        "versions_seen": {},
+        "updated_channels": ["items"],
+    }
+    return await saver.aput(config, checkpoint, {"source": "loop", "step": n}, {"items": version})
