@@ -150,6 +150,46 @@ async def test_postgres_connections_killed_mid_run_lose_nothing(web, searxng):
     assert repeated_tool_calls(web, searxng, [0, 1]) == {}
 
 
+@pytest.mark.postgres
+async def test_a_run_whose_database_fails_a_write_stops_interrupted_and_resumes_with_nothing_lost(web, searxng):
+    """The database refuses checkpoint writes mid-run (a trigger raising, as a full or read-only
+    disk would): the run stops interrupted, not failed, and once writes work again resume ends it."""
+    import psycopg
+
+    from fathom.app.runs import research, resume
+    from fathom.errors import StoreError
+
+    add_pages(web, 1)
+    answer_slowly = search_model(web)
+
+    def model(prompt: str) -> Reply:  # the answer turn waits, so the trigger lands before its checkpoint
+        return Reply(answer_slowly(prompt), delay_s=1.0 if prompt.count("<tool_response>") == 3 else 0.0)
+
+    refuse = ("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no space left on device'; "
+              "END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON fathom_checkpoints "
+              "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    with scratch_database(server("postgresql")) as url, FakeSGLang(fallback=model) as sglang:
+        settings = fake_settings(sglang, searxng, web, db_url=url, no_cache=True)
+        running = asyncio.ensure_future(research(question(0), settings, run_id="refused"))
+        while len(sglang.prompts) < 3:  # the answer turn has started: the reads are checkpointed
+            await asyncio.sleep(0.02)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(refuse)
+        with pytest.raises(StoreError, match="no space left on device"):
+            await running
+        async with open_store(url) as store:
+            record = await store.runs.get("refused")
+        assert record is not None and record.status == "interrupted"
+
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("DROP TRIGGER refuse ON fathom_checkpoints")
+        summary = await resume("refused", {}, db_url=url)
+
+    assert (summary["status"], summary["answer"]) == ("answered", year(0))
+    assert [c["name"] for c in summary["tool_calls"]] == ["search_urls", "query_url", "query_url"]
+    assert repeated_tool_calls(web, searxng, [0]) == {}
+
+
 def _research_in_a_subprocess(db_url: str, env: dict[str, str], *, file_size_limit: int | None = None,
                               ) -> subprocess.CompletedProcess:
     def limit() -> None:  # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG
