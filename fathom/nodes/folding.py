@@ -51,14 +51,44 @@ class Fold:
         return self.record["tokens_before"] - self.record["tokens_after"]
 
 
+_SHOWN_MAX = 4096  # folded results whose view is kept (a few long runs' worth); then start over
+_shown: dict[tuple[str, str], ToolMessage] = {}  # (message id, digest) -> the message as shown
+
+
 def folded_view(messages: list[AnyMessage], digests: dict[str, str]) -> list[AnyMessage]:
     """The transcript as the model reads it: each folded tool result replaced by its digest."""
     if not digests:
         return messages
     return [
-        m.model_copy(update={"content": digests[m.id]}) if isinstance(m, ToolMessage) and m.id in digests else m
+        _shown_folded(m, m.id, digest)
+        if isinstance(m, ToolMessage) and m.id is not None and (digest := digests.get(m.id)) is not None
+        else m
         for m in messages
     ]
+
+
+def _shown_folded(message: ToolMessage, message_id: str, digest: str) -> ToolMessage:
+    """``message`` with its digest for content.
+
+    A search step asks for the view several times (fold planning, budget, prompt) and every
+    later step again, each time over every folded result; the copy made the first time is
+    handed out again while ``message`` still has the fields it was made from (the copy is a
+    shallow one, so anything changed since, even in place, shows or makes a new one).
+    """
+    key = (message_id, digest)
+    shown = _shown.get(key)
+    if (
+        shown is not None
+        and type(shown) is type(message)
+        and shown.__dict__ == {**message.__dict__, "content": digest}
+        and shown.__pydantic_extra__ == message.__pydantic_extra__
+    ):
+        return shown
+    shown = message.model_copy(update={"content": digest})
+    if len(_shown) >= _SHOWN_MAX:
+        _shown.clear()
+    _shown[key] = shown
+    return shown
 
 
 def plan_fold(

@@ -180,3 +180,19 @@ def test_after_a_fold_the_budget_counts_the_saved_tokens():
                                settings=settings, protocol=Estimator(), elapsed_s=0)
     assert reason is None and not budget.force_answer
     assert fold_of(messages, fold.digests, prompt_tokens=fold.record["tokens_after"]) is None
+
+
+def test_the_view_is_made_once_and_follows_changes():
+    """Asking for the view again (three times a step, and every later step) hands out the
+    folded results made the first time, while the transcript still says the same."""
+    messages = research(3)
+    fold = fold_of(messages)
+    first = folded_view(messages, fold.digests)
+    again = folded_view([*messages, HumanMessage("note", id="n")], dict(fold.digests))
+    assert all(a is b for a, b in zip(first, again))
+    folded = next(m for m in messages if m.id in fold.digests)
+    folded.artifact = {**folded.artifact, "ok": False}  # a field replaced: a new copy shows it
+    folded.additional_kwargs["seen"] = True  # changed in place: the copy shares it
+    shown = next(m for m in folded_view(messages, fold.digests) if m.id == folded.id)
+    assert shown.model_dump() == folded.model_copy(update={"content": fold.digests[folded.id]}).model_dump()
+    assert shown.artifact["ok"] is False and shown.additional_kwargs == {"seen": True}
