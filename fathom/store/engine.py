@@ -394,6 +394,8 @@ class Database:
         parent = Path(database).parent
         if not parent.is_dir():
             raise StoreError(f"cannot open {self.url}: directory {parent} does not exist")
+        if Path(database).is_dir():  # refused here: a failed aiosqlite open leaks a thread that dies noisily
+            raise StoreError(f"cannot open {self.url}: {database} is a directory, not a database file")
 
 
 class _Tries:
