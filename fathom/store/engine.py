@@ -41,6 +41,7 @@ from fathom.store.errors import StoreError, driver_message, translated
 from fathom.store.migrations import migrate
 from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite
 from fathom.store.urls import Backend, DatabaseURL, URLLike, default_db_url, resolve_url
+from fathom.store.wal import WalCheckpointer
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,8 +69,10 @@ class Database:
         self.url = url if isinstance(url, DatabaseURL) else resolve_url(url if url is not None else default_db_url())
         self._echo = echo
         self.engine: AsyncEngine = create_async_engine(self.url.async_url, **self._engine_options())
+        # A database file's WAL is checkpointed in a thread, not by the commit that fills it.
+        self._wal = WalCheckpointer(self._sqlite_file) if self._sqlite_file else None
         if self.backend == "sqlite":
-            _configure_sqlite(self.engine.sync_engine)
+            _configure_sqlite(self.engine.sync_engine, checkpoints=self._wal is None)
         else:
             _ping_when_idle(self.engine.sync_engine)
             if self.url.async_url.get_driver_name() == "aiomysql":
@@ -113,7 +116,7 @@ class Database:
                 if self._sync_engine is None:
                     engine = create_engine(self.url.sync_url, **self._engine_options(sync=True))
                     if self.backend == "sqlite":
-                        _configure_sqlite(engine)
+                        _configure_sqlite(engine, checkpoints=self._wal is None)
                     else:
                         _ping_when_idle(engine)
                     self._sync_read_engine = engine.execution_options(**{_BEGIN_OPTION: "BEGIN"})
@@ -208,7 +211,9 @@ class Database:
             return result
 
         with translated(str(self.url)):
-            return self._reconnecting_sync(attempt, args)
+            result = self._reconnecting_sync(attempt, args)
+        self._committed()
+        return result
 
     def read_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`read` on the sync engine."""
@@ -255,10 +260,12 @@ class Database:
             async with self._async_writer:  # the writer connection is used under this lock only
                 conn = await self._pinned_sqlite("writer")
                 try:
-                    return await run_plan_aiosqlite(conn, plan, begin="BEGIN IMMEDIATE")
+                    result = await run_plan_aiosqlite(conn, plan, begin="BEGIN IMMEDIATE")
                 except BaseException:
                     await self._rollback_pinned(conn)  # no-op unless the plan's own rollback failed
                     raise
+        self._committed()
+        return result
 
     def fetch_sync(self, plan: Plan[T]) -> T:
         """:meth:`fetch` on the sync engine."""
@@ -285,9 +292,11 @@ class Database:
         with translated(str(self.url)), self._sync_writer:
             pooled = self.sync_engine.raw_connection()
             try:
-                return run_plan_sqlite(pooled.driver_connection, plan, begin="BEGIN IMMEDIATE")
+                result = run_plan_sqlite(pooled.driver_connection, plan, begin="BEGIN IMMEDIATE")
             finally:
                 pooled.close()  # the pool rolls back anything still open, too
+        self._committed()
+        return result
 
     async def _reconnecting(self, attempt: Callable[[_Tries], Awaitable[T]], args: tuple[Any, ...]) -> T:
         """``attempt`` (an operation on ``args``), and once more if the server had dropped the
@@ -368,6 +377,20 @@ class Database:
         """Close the sync engine's connections (async connections need :meth:`aclose`)."""
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+        if self._wal is not None:
+            self._wal.close()
+
+    @property
+    def _sqlite_file(self) -> str | None:
+        """The path of a SQLite database file; None for other backends and in-memory or URI names."""
+        database = self.url.sync_url.database or ""
+        if self.backend != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return database
+
+    def _committed(self) -> None:
+        if self._wal is not None:
+            self._wal.committed()
 
     def __repr__(self) -> str:
         return f"Database({str(self.url)!r})"
@@ -453,8 +476,10 @@ class _Resumable:
             self.plan.close()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, checkpoints: bool = True) -> None:
     """WAL, a busy timeout, and an explicit ``BEGIN IMMEDIATE`` for every write transaction.
+
+    With ``checkpoints`` False, commits leave WAL checkpoints to a :class:`WalCheckpointer`.
 
     pysqlite/aiosqlite defer ``BEGIN`` until the first write, so a read-then-write transaction
     is not atomic and concurrent writers silently lose updates. Turning the driver's own
@@ -471,6 +496,8 @@ def _configure_sqlite(engine: Engine) -> None:
             _enable_wal(cursor)
             # WAL + NORMAL survives a killed process; only a power loss can drop the last commits
             cursor.execute("PRAGMA synchronous = NORMAL")
+            if not checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 

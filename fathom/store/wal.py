@@ -1,0 +1,84 @@
+"""SQLite WAL checkpoints in a thread of their own, not in whichever commit crosses SQLite's limit.
+
+By default SQLite copies the write-ahead log back into the database file (a *checkpoint*, with
+an fsync of each file) inside the commit that takes the log past 1,000 pages. A research run
+commits a durable checkpoint or two per round, so about one round in thirteen paid 10–20 ms more
+for it (bench/round_overhead.py). Fathom's connections to a database file turn that off
+(``PRAGMA wal_autocheckpoint = 0``) and :class:`WalCheckpointer` runs the checkpoints instead:
+after a commit, at most once per ``interval_s``, on a connection of its own, in ``PASSIVE``
+mode, which never waits for readers or writers and never holds them up. The log is still
+reused from its start once everything in it is copied, and the last connection to close
+checkpoints and removes it, as before. Another process with the default setting checkpoints the
+shared log as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from contextlib import suppress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 0.5
+
+
+class WalCheckpointer:
+    """Checkpoints the WAL of the SQLite file at ``path`` after commits, in a daemon thread.
+
+    Call :meth:`committed` after each write transaction (it only sets a flag), and :meth:`close`
+    when the database is closed. The thread starts on the first commit.
+    """
+
+    def __init__(self, path: str, *, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        """Note a commit: a checkpoint follows within ``interval_s``."""
+        self._wanted.set()
+        thread = self._thread
+        if thread is None or not thread.is_alive():  # not started yet, closed, or in a forked child
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._stopping.clear()
+                    self._thread = threading.Thread(target=self._run, name="fathom-wal-checkpoint", daemon=True)
+                    self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread (a checkpoint under way finishes first)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stopping.set()
+            self._wanted.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stopping.is_set():
+                self._wanted.wait()
+                if self._stopping.is_set():
+                    return
+                self._wanted.clear()
+                try:
+                    if conn is None:
+                        # timeout 0: a passive checkpoint takes no lock it would wait for
+                        conn = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:  # the file went away, or is not in WAL mode (yet)
+                    log.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                self._stopping.wait(self.interval_s)  # at most one checkpoint per interval
+        finally:
+            if conn is not None:
+                with suppress(sqlite3.Error):
+                    conn.close()
