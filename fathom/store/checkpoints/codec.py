@@ -177,35 +177,38 @@ def _copy_plain(value: Any) -> Any:
     raise _Unsupported
 
 
-def _state_of(element: Any) -> Any:
-    """What must still compare equal for ``element``'s earlier encoding to be reused.
-
-    A pydantic model's fields (and extra fields), a plain value itself, copied so that later
-    in-place changes show; None when neither (such an element is encoded every time).
-    """
-    try:
-        if isinstance(element, BaseModel):
-            return (_copy_plain(element.__dict__), _copy_plain(element.__pydantic_extra__))
-        return _copy_plain(element)
-    except _Unsupported:
-        return None
-
-
-def _unchanged(element: Any, state: Any) -> bool:
-    if isinstance(element, BaseModel):
-        fields, extra = state
-        return bool(element.__dict__ == fields and element.__pydantic_extra__ == extra)
-    return bool(element == state)
+_MODEL, _PLAIN, _OPAQUE = "model", "plain", "opaque"  # how an element's state is compared
 
 
 @dataclass(slots=True)
 class _Encoded:
-    """One element as last encoded: the object (kept alive, so its ``id`` is not reused), a copy
-    of its state then (None: not comparable), and its bytes."""
+    """One element as last encoded: the object (kept alive, so its ``id`` is not reused), its
+    bytes, and a copy of its state then: a pydantic model's fields and extra fields, a plain
+    value itself; an opaque element has none and is encoded every time."""
 
     element: Any
-    state: Any
     item: tuple[str, bytes]
+    kind: str
+    state: Any = None
+    extra: Any = None
+
+    def holds(self, element: Any) -> bool:
+        """Whether ``element`` is this one, as it was when encoded."""
+        if self.element is not element:
+            return False
+        if self.kind is _MODEL:
+            return bool(element.__dict__ == self.state and element.__pydantic_extra__ == self.extra)
+        return self.kind is _PLAIN and bool(element == self.state)
+
+
+def _encoded(serde: SerializerProtocol, element: Any) -> _Encoded:
+    item = serde.dumps_typed(element)
+    try:
+        if isinstance(element, BaseModel):
+            return _Encoded(element, item, _MODEL, _copy_plain(element.__dict__), _copy_plain(element.__pydantic_extra__))
+        return _Encoded(element, item, _PLAIN, _copy_plain(element))
+    except _Unsupported:
+        return _Encoded(element, item, _OPAQUE)
 
 
 @dataclass(slots=True)
@@ -272,12 +275,10 @@ class ListEncoder:
         by_id: dict[int, _Encoded] = {}
         items = []
         for element in value:
-            known = seen.get(id(element))
-            if known is None or known.element is not element or known.state is None or not _unchanged(
-                element, known.state
-            ):
-                known = _Encoded(element, _state_of(element), serde.dumps_typed(element))
-            by_id[id(element)] = known
+            known = seen.get(ident := id(element))
+            if known is None or not known.holds(element):
+                known = _encoded(serde, element)
+            by_id[ident] = known
             items.append(known.item)
         self._last.put(key, _Encodings(serde, by_id))
         return EncodedList(items)
