@@ -73,10 +73,10 @@ class SilenceWatch:
                 now = loop.time()
                 silent = now - max(started, self._last_sign)
                 if silent >= self.answer_timeout_s - 1e-3:
+                    asked = what if what == self.probe_what else f"{what} nor to {self.probe_what}"
                     raise ModelNotAnsweringError(
-                        f"{self.where} is not answering: no answer to {what} nor to {self.probe_what} in "
-                        f"{self.answer_timeout_s:g} s (FATHOM_MODEL_ANSWER_TIMEOUT); restart it or point "
-                        "the run at a server that answers"
+                        f"{self.where} is not answering: no answer to {asked} in {self.answer_timeout_s:g} s "
+                        "(FATHOM_MODEL_ANSWER_TIMEOUT); restart it or point the run at a server that answers"
                     )
                 if silent >= self.answer_timeout_s / 2 - 1e-3 and (self._probe is None or self._probe.done()):
                     self._probe = asyncio.ensure_future(self._check_alive(self.answer_timeout_s / 2))
