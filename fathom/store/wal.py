@@ -22,18 +22,21 @@ from contextlib import suppress
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 0.5
+IDLE_S = 5.0
 
 
 class WalCheckpointer:
     """Checkpoints the WAL of the SQLite file at ``path`` after commits, in a daemon thread.
 
     Call :meth:`committed` after each write transaction (it only sets a flag), and :meth:`close`
-    when the database is closed. The thread starts on the first commit.
+    when the database is closed. The thread starts on a commit and ends after ``idle_s`` without
+    one (so a database nobody closes leaves no thread behind for long).
     """
 
-    def __init__(self, path: str, *, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(self, path: str, *, interval_s: float = DEFAULT_INTERVAL_S, idle_s: float = IDLE_S) -> None:
         self.path = path
         self.interval_s = interval_s
+        self.idle_s = idle_s
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -41,14 +44,12 @@ class WalCheckpointer:
 
     def committed(self) -> None:
         """Note a commit: a checkpoint follows within ``interval_s``."""
-        self._wanted.set()
-        thread = self._thread
-        if thread is None or not thread.is_alive():  # not started yet, closed, or in a forked child
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._stopping.clear()
-                    self._thread = threading.Thread(target=self._run, name="fathom-wal-checkpoint", daemon=True)
-                    self._thread.start()
+        self._wanted.set()  # before looking at the thread: one about to end for idleness sees it
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # none yet, ended, or a forked child
+                self._stopping.clear()
+                self._thread = threading.Thread(target=self._run, name="fathom-wal-checkpoint", daemon=True)
+                self._thread.start()
 
     def close(self) -> None:
         """Stop the thread (a checkpoint under way finishes first)."""
@@ -62,11 +63,7 @@ class WalCheckpointer:
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         try:
-            while not self._stopping.is_set():
-                self._wanted.wait()
-                if self._stopping.is_set():
-                    return
-                self._wanted.clear()
+            while self._next():
                 try:
                     if conn is None:
                         # timeout 0: a passive checkpoint takes no lock it would wait for
@@ -82,3 +79,14 @@ class WalCheckpointer:
             if conn is not None:
                 with suppress(sqlite3.Error):
                     conn.close()
+
+    def _next(self) -> bool:
+        """Wait for a commit; False to end the thread (closing, or idle for ``idle_s``)."""
+        while not self._wanted.wait(self.idle_s):
+            with self._lock:
+                if not self._wanted.is_set():  # still nothing: end, and let the next commit start one
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    return False
+        self._wanted.clear()
+        return not self._stopping.is_set()

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy import Connection, text
 
 from fathom.store import Database
 from fathom.store.plans import Plan, execute
+from fathom.store.wal import WalCheckpointer
 
 ROW = b"x" * 32_000  # ~8 pages a row
 ROWS = 160  # ~1,300 pages in all: past SQLite's 1,000-page auto-checkpoint
@@ -58,3 +62,21 @@ async def test_commits_leave_the_wal_checkpoints_to_a_thread(tmp_path: Path) -> 
     finally:
         await db.aclose()
     assert not (tmp_path / "wal.db-wal").exists()  # the last connection closed removes the log
+
+
+def test_the_thread_ends_when_idle_and_a_commit_starts_it_again(tmp_path: Path) -> None:
+    """A Database nobody closes leaves no checkpoint thread behind for long."""
+    path = str(tmp_path / "idle.db")
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    checkpointer = WalCheckpointer(path, interval_s=0.01, idle_s=0.05)
+    try:
+        for _ in range(2):
+            checkpointer.committed()
+            threads = [t for t in threading.enumerate() if t.name == "fathom-wal-checkpoint"]
+            assert threads
+            for thread in threads:
+                thread.join(timeout=10)
+                assert not thread.is_alive()
+    finally:
+        checkpointer.close()
