@@ -169,7 +169,7 @@ async def web_section(args: argparse.Namespace, tmp: Path) -> None:
         add_pages(web, 1)
         sglang.fallback = search_model(web, extra_urls=lambda i: [web.url(p) for p in WEB_FAULTS])
         db = f"sqlite:///{tmp / 'web.db'}"
-        settings = settings_for(sglang, searxng, web, db_url=db, fetch_timeout_s=5.0, fetch_max_bytes=100_000,
+        settings = settings_for(sglang, searxng, web, db_url=db, fetch_timeout_s=5.0, fetch_max_bytes=50_000,
                                 max_calls_per_turn=10)
         started = time.monotonic()
         [outcome] = await run_questions(settings, [0])
@@ -180,10 +180,14 @@ async def web_section(args: argparse.Namespace, tmp: Path) -> None:
     figures: dict[str, Any] = {"run": f"{outcome.status}, answer {outcome.answer} (wall {wall:.1f} s)"}
     for path in WEB_FAULTS:
         m = read[web.url(path)]
-        first = m.content.replace(web.url(path), "URL").splitlines()[0]
-        note = next((line for line in m.content.splitlines() if "truncated" in line or "[note" in line), "")
-        figures[path] = f"{m.status}: {first[:110]}{' … ' + note[:80] if note else ''}"
-    show("web faults: one run reads them all (fetch_timeout_s 5, fetch_max_bytes 100000)", figures)
+        lines = [line for line in m.content.replace(web.url(path), "URL").splitlines() if line.strip()]
+        if m.status == "error":
+            figures[path] = f"error: {lines[0][:130]}"
+            continue
+        evidence = next((line for line in lines[1:] if not line.startswith(("Evidence", "["))), "")
+        notes = " ".join(line for line in lines if line.startswith("[")) or "no note"
+        figures[path] = f"read: {evidence[:40]!r}… {notes[:230]}"
+    show("web faults: one run reads them all (fetch_timeout_s 5, fetch_max_bytes 50000)", figures)
 
 
 async def search_section(args: argparse.Namespace, tmp: Path) -> None:
