@@ -35,19 +35,12 @@ def translated(where: str) -> Iterator[None]:
     # sqlite3.Error: the saver's hot path runs raw sqlite3/aiosqlite statements (see plans.py)
     except (sa_exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
         message = driver_message(exc)
-        raise StoreError(f"{where}: {message}{_hint(message)}") from exc
-
-
-# What SQLite says when it cannot write, and what the person running Fathom can do about it.
-_HINTS = {
-    "disk i/o error": "the disk may be full, or the file at its size limit: free space, or point "
-                      "FATHOM_DB_URL elsewhere",
-    "database or disk is full": "the disk is full: free space, or point FATHOM_DB_URL elsewhere",
-    "attempt to write a readonly database": "the file or its directory is read-only: make it writable, or point "
-                                            "FATHOM_DB_URL at a writable place",
-}
-
-
-def _hint(message: str) -> str:
-    lowered = message.lower()
-    return next((f" ({hint})" for text, hint in _HINTS.items() if text in lowered), "")
+        lowered = message.lower()
+        # What SQLite says when it cannot write, with what the person running Fathom can do.
+        if "disk i/o error" in lowered or "database or disk is full" in lowered:
+            raise StoreError(f"{where}: {message} (the disk may be full, or the file at its size limit: "
+                             "free space, or point FATHOM_DB_URL elsewhere)") from exc
+        if "attempt to write a readonly database" in lowered:
+            raise StoreError(f"{where}: {message} (the file or its directory is read-only: make it "
+                             "writable, or point FATHOM_DB_URL at a writable place)") from exc
+        raise StoreError(f"{where}: {message}") from exc
