@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -191,13 +192,14 @@ async def test_a_run_whose_database_fails_a_write_stops_interrupted_and_resumes_
 
 
 def _research_in_a_subprocess(db_url: str, env: dict[str, str], *, file_size_limit: int | None = None,
-                              ) -> subprocess.CompletedProcess:
+                              ) -> subprocess.Popen:
     def limit() -> None:  # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG
         if file_size_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
-    return subprocess.run([sys.executable, "-m", "fathom", "research", "--quiet", question(0)],
-                          env=cli_env(db_url, env), capture_output=True, text=True, timeout=60, preexec_fn=limit)
+    return subprocess.Popen([sys.executable, "-m", "fathom", "research", "--quiet", question(0)],
+                            env=cli_env(db_url, env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=limit)
 
 
 @pytest.mark.slow
@@ -209,17 +211,18 @@ async def test_sqlite_on_a_read_only_file_or_a_full_disk_is_one_clear_error_exit
         pass  # the database exists, schema and all
     path = db_url.removeprefix("sqlite:///")
 
+    read_only_path = path + "-read-only"
+    shutil.copyfile(path, read_only_path)
+    os.chmod(read_only_path, 0o444)  # root ignores the mode bits: then open it read-only as SQLite would
+    ro_url = f"sqlite:///file:{read_only_path}?mode=ro&uri=true" if os.geteuid() == 0 else f"sqlite:///{read_only_path}"
+    # both at once: a full disk (a file-size limit, no root needed) and a read-only file
     full = _research_in_a_subprocess(db_url, env, file_size_limit=8192)
-    assert full.returncode == 4, full.stderr
-    last = full.stderr.strip().splitlines()[-1]
-    assert last.startswith("fathom: error:") and path in last and "the disk may be full" in last
-
-    os.chmod(path, 0o444)  # as root the mode bits are not enforced: open it read-only as SQLite would
-    ro_url = f"sqlite:///file:{path}?mode=ro&uri=true" if os.geteuid() == 0 else db_url
     read_only = _research_in_a_subprocess(ro_url, env)
-    assert read_only.returncode == 4, read_only.stderr
-    last = read_only.stderr.strip().splitlines()[-1]
-    assert last.startswith("fathom: error:") and path in last and "read-only" in last
+    for proc, path_shown, why in ((full, path, "the disk may be full"), (read_only, read_only_path, "read-only")):
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 4, stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("fathom: error:") and path_shown in last and why in last, last
     assert sglang.prompts == []  # neither got as far as asking the model
 
 
