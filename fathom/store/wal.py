@@ -5,11 +5,11 @@ an fsync of each file) inside the commit that takes the log past 1,000 pages. A 
 commits a durable checkpoint or two per round, so about one round in thirteen paid 10–20 ms more
 for it (bench/round_overhead.py). Fathom's connections to a database file turn that off
 (``PRAGMA wal_autocheckpoint = 0``) and :class:`WalCheckpointer` runs the checkpoints instead:
-after a commit, at most once per ``interval_s``, on a connection of its own, in ``PASSIVE``
-mode, which never waits for readers or writers and never holds them up. The log is still
-reused from its start once everything in it is copied, and the last connection to close
-checkpoints and removes it, as before. Another process with the default setting checkpoints the
-shared log as usual.
+``interval_s`` after a commit (one for all the commits meanwhile), on a connection of its own,
+in ``PASSIVE`` mode, which never waits for readers or writers and never holds them up. The log
+is still reused from its start once everything in it is copied, and the last connection to
+close checkpoints and removes it, as before. Another process with the default setting
+checkpoints the shared log as usual.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class WalCheckpointer:
         self._thread: threading.Thread | None = None
 
     def committed(self) -> None:
-        """Note a commit: a checkpoint follows within ``interval_s``."""
+        """Note a commit: a checkpoint follows ``interval_s`` later (one for all commits meanwhile)."""
         self._wanted.set()  # before looking at the thread: one about to end for idleness sees it
         with self._lock:
             if self._thread is None or not self._thread.is_alive():  # none yet, ended, or a forked child
@@ -64,6 +64,10 @@ class WalCheckpointer:
         conn: sqlite3.Connection | None = None
         try:
             while self._next():
+                # Wait first: the commits of a burst (a run's start, a round) share one
+                # checkpoint, which then does not compete with them for the CPU either.
+                if self._stopping.wait(self.interval_s):
+                    return
                 try:
                     if conn is None:
                         # timeout 0: a passive checkpoint takes no lock it would wait for
@@ -74,7 +78,6 @@ class WalCheckpointer:
                     if conn is not None:
                         conn.close()
                         conn = None
-                self._stopping.wait(self.interval_s)  # at most one checkpoint per interval
         finally:
             if conn is not None:
                 with suppress(sqlite3.Error):
