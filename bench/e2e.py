@@ -20,7 +20,9 @@ Fathom reads the top ``--prefetch`` results of each search ahead while the model
 turn (``fathom research --prefetch``); ``--without-prefetch`` adds a third loop, Fathom with
 ``--prefetch 0``, so the effect of reading ahead is measured side by side.
 
-Questions rotate which loop goes first. Every request the fakes serve is timed there, so per
+Questions rotate which loop goes first, and each loop starts each question with the model's
+prefix cache flushed (``POST /flush_cache``), as the loops' prompts for one question share their
+beginning. Every request the fakes serve is timed there, so per
 question: model time (the union of model requests in flight), tool time (pages and searches),
 and the rest: wall minus the union of both, i.e. what neither the model nor a tool accounts for.
 
@@ -377,6 +379,10 @@ async def run_latency(args: argparse.Namespace, page_latency: float) -> dict[str
     from fathom.settings import Settings
 
     qs = questions(args.questions + 1)  # the first warms both loops up (imports, connections) and is not counted
+    # The judge's chat client imports the OpenAI SDK when first used (~0.5-1.5 s, once a process);
+    # the warm-up question never reaches the judge, so without this the first reworded question
+    # of whichever Fathom loop gets there first would pay it (always the same loop: the order rotates).
+    import openai  # noqa: F401
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     fakes = ctx.Process(target=serve_fakes, args=(child, args.questions + 1, page_latency, args.search_latency,
@@ -387,6 +393,7 @@ async def run_latency(args: argparse.Namespace, page_latency: float) -> dict[str
     tallies = {name: Tally() for name in names}
     windows: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     warmup: dict[str, float] = {}
+    traces: dict[str, list[list[tuple[float, str]]]] = {name: [] for name in names}  # progress events a run
     try:
         urls = parent.recv()
         with tempfile.TemporaryDirectory() as tmp:
@@ -400,11 +407,17 @@ async def run_latency(args: argparse.Namespace, page_latency: float) -> dict[str
                 for q in qs:
                     at = q.number % len(names)
                     for loop in names[at:] + names[:at]:
+                        # Every loop starts each question cold: the loops ask the same questions, so
+                        # the fake's prefix cache would otherwise favour whichever goes second.
+                        await seed.http.post(f"{urls['sglang']}/flush_cache")
                         start = time.monotonic()
                         if loop == "seed":
                             answer = await seed.answer(q.text)
                         else:
-                            summary = await research(q.text, settings[loop], run_id=f"q{q.number}")
+                            events: list[tuple[float, str]] = []
+                            traces[loop].append(events)
+                            summary = await research(q.text, settings[loop], run_id=f"q{q.number}", on_event=lambda e, ev=events: ev.append(
+                                (time.monotonic(), f"{e.get('event')} {e.get('name') or ''}".strip())))
                             answer = summary["answer"] or ""
                             by = (summary.get("verification") or {}).get("decided_by")
                             tallies[loop].verbatim += q.number > 0 and by == "verbatim in evidence"
@@ -426,7 +439,22 @@ async def run_latency(args: argparse.Namespace, page_latency: float) -> dict[str
         tally.warmup = warmup[loop]
         for window in windows[loop]:
             tally.add(window, spans)
+    if args.trace is not None:
+        for loop in prefetch:
+            for (lo, hi), rest, events in zip(windows[loop], tallies[loop].rest, traces[loop][1:], strict=True):
+                if rest > args.trace:
+                    print_trace(loop, lo, hi, rest, events, spans)
     return tallies
+
+
+def print_trace(loop: str, lo: float, hi: float, rest: float, events: list[tuple[float, str]],
+                spans: list[Interval]) -> None:
+    """One question's timeline: the run's progress events and the fakes' requests, seconds from its start."""
+    lines = [(t, f"event {name}") for t, name in events]
+    lines += [(a, f"{kind} {b - a:.3f} s") for kind, a, b in spans if lo <= a < hi]
+    print(f"-- {loop}: {hi - lo:.2f} s, non-model non-tool {rest:.2f} s")
+    for t, what in sorted(lines):
+        print(f"   {t - lo:7.3f}  {what}")
 
 
 def startup(repeats: int = 7) -> dict[str, tuple[float, float]]:
@@ -475,6 +503,9 @@ def report(page_latency: float, tallies: dict[str, Tally], n: int) -> None:
           f"fathom non-model non-tool {statistics.fmean(fathom.rest):.3f} s/question (p50 "
           f"{statistics.median(fathom.rest):.3f}, max {max(fathom.rest):.3f}; target <= 0.3), seed "
           f"{statistics.fmean(seed.rest):.3f}")
+    for name in tallies:
+        if name != "seed":
+            print(f"{name} non-model non-tool s per question: {' '.join(f'{r:.2f}' for r in tallies[name].rest)}")
     print(f"first (uncounted) question: seed {seed.warmup:.2f} s, fathom {fathom.warmup:.2f} s (lazy imports, "
           "graph compile, database creation)")
     print(f"judge share of fathom's wall {total(fathom.judge) / total(fathom.walls):.1%} "
@@ -491,6 +522,8 @@ def main() -> None:
     parser.add_argument("--verify", default="on", help="fathom's --verify: off, on or strict")
     parser.add_argument("--prefetch", type=int, default=3, help="fathom's --prefetch: top results read ahead")
     parser.add_argument("--without-prefetch", action="store_true", help="also run fathom with --prefetch 0")
+    parser.add_argument("--trace", type=float, default=None, metavar="S",
+                        help="print the timeline of each fathom question with more than S s outside model and tools")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     args = parser.parse_args()
     print(f"{args.questions} questions, one at a time; model {args.decode:g} tok/s decode, {args.prefill:g} tok/s "
