@@ -35,31 +35,44 @@ _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _URLISH_LINE = re.compile(r"^\s*$|https?://", re.IGNORECASE)
 
 # Fenced code blocks and inline code spans: citations inside them are literal text, not citations.
-_CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[ \t]*$|``[^\n]+?``|`[^`\n]+`")
+# A code span closes with a run of as many backticks as opened it, and may run over a line break
+# (not a blank line): CommonMark's pairing, or "[`](url)```" hides a link from the check.
+_CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[ \t]*$"
+                   r"|(?<!`)(`+)(?!`)(?:[^\n]|\n(?![ \t]*\n))+?(?<!`)\2(?!`)")
 
 # Link text with one level of nested brackets. Lengths are bounded so that a degenerate line (a
 # small model repeating "[https://…" thousands of times) cannot make the scan quadratic.
 # The inside of a bracketed citation group, matched loosely (bounded, nothing to backtrack
 # through) and then split into URLs by split_citation_group.
-CITATION_GROUP = r"https?://[^\]\n]{0,2000}?"
+# No "[" inside but an IPv6 host's: "[url[…]" is no citation of "url[…" (found by fuzzing).
+CITATION_GROUP = r"https?://(?:\[[0-9A-Fa-f:.]{2,45}\])?[^\[\]\n]{0,2000}?"
 # Link text may run over a line break (not a blank line), as CommonMark allows.
 _LABEL = r"(?:[^\[\]\n]|\n(?![ \t]*\n)|\[[^\[\]\n]{0,500}\]){0,500}"
-_HREF = r"<[^<>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*"  # balanced parens, as in wiki URLs
+# A destination: <…>, or balanced parentheses (as in wiki URLs) nested up to three deep.
+_PARENS = r"[^\s()]*"
+for _ in range(3):
+    _PARENS = rf"[^\s()]*(?:\({_PARENS}\)[^\s()]*)*"
+_HREF = rf"<[^<>\n]*>|{_PARENS}"
 _GAP = r"[ \t]*(?:\n[ \t]*)?"  # spaces and at most one line break: where CommonMark lets a link breathe
 _LINK_TITLE = r"(?:\"[^\"]{0,500}\"|'[^']{0,500}'|\([^()]{0,500}\))"
 _CITATION = re.compile(
     # A reference definition ("[r]: https://…" on its own line) makes "[text][r]" a link.
-    rf"(?m:^[ ]{{0,3}}\[(?P<ref>[^\[\]\n]{{1,500}})\]:{_GAP}(?P<refhref>{_HREF})(?:{_GAP}(?<=\s){_LINK_TITLE})?[ \t]*$)"
+    rf"(?m:^[ ]{{0,3}}\[(?P<ref>[^\[\]\n]{{1,500}})\]:{_GAP}(?P<refhref><[^<>\n]*>|[^\s<][^\s]*)(?:{_GAP}(?<=\s){_LINK_TITLE})?[ \t]*$)"
     rf"|(?P<bang>!?)\[(?P<label>{_LABEL})\]\({_GAP}(?P<href>{_HREF}){_GAP}(?:(?<=\s){_LINK_TITLE}{_GAP})?\)"
     # An autolink of any scheme, or an e-mail address: CommonMark links them all.
     r"|<(?P<auto>[a-z][a-z0-9+.-]{1,31}:[^\s<>]*|[^\s<>@\\]+@[^\s<>@\\]+)>"
-    rf"|\[[ \t]*(?P<group>{CITATION_GROUP})[ \t]*\]",
+    # Not before "(": "[url[](x)" would become "[url](x)", a link to x (found by fuzzing).
+    rf"|\[[ \t]*(?P<group>{CITATION_GROUP})[ \t]*\](?!\()"
+    # The destination of a link whose text is too long (or odd) for the pattern above: any
+    # "(…)" right after a "]" is checked on its own.
+    rf"|(?<=\])\({_GAP}(?P<tail>{_HREF}){_GAP}(?:(?<=\s){_LINK_TITLE}{_GAP})?\)",
     re.IGNORECASE,
 )
 # What may stand between the citations of one claim: "[url1] [url2]", "[url1], [url2]".
 _RUN_GAP = re.compile(r"[ \t]*[,;]?[ \t]*")
 _GROUP_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORECASE)
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
+_ABSOLUTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)  # a URL, not "#x" or "page.html"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
 
 
@@ -181,7 +194,58 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
         s["url"]: s.get("title", "") for s in retrieved if not isinstance(s, str)
     }
     resolver = _Resolver(list(titles))
-    body = strip_sources_section(report)
+    # Lines end in "\n" only, as Markdown renderers normalise them: a "\r" must not hide a line's end.
+    report = report.replace("\r\n", "\n").replace("\r", "\n")
+    body, unsourced = _check_prose(strip_sources_section(report), resolver)
+    for _ in range(3):
+        # What a removal leaves can form a citation of its own ("[url[](x)" -> "[url](x)"): check
+        # the result again until it stands (found by fuzzing; one extra pass that changes nothing
+        # is the rule).
+        again, marked = _check_prose(body, resolver)
+        if again == body:
+            break
+        body, unsourced = again, unsourced + marked
+    if _stray_links(body, resolver):
+        body = _defused(body)
+    return CitationResult(
+        body=body.rstrip(),
+        sources=[Source(url=url, title=titles.get(url, "")) for url in resolver.kept],
+        removed=list(resolver.removed),
+        normalized=resolver.normalized,
+        unused=[url for url in titles if url not in resolver.kept],
+        unsourced=unsourced,
+    )
+
+
+def _stray_links(body: str, resolver: _Resolver) -> bool:
+    """Whether a CommonMark renderer still makes a link of ``body`` to a URL the run did not
+    retrieve: where the pattern's idea of code spans, fences or link syntax differs from the
+    renderer's (a list item opening a fence, say), the renderer has the last word."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False})
+    known = set(resolver.kept) | {md.normalizeLink(url) for url in resolver.kept}
+    stack = list(md.parse(body))
+    while stack:
+        token = stack.pop()
+        stack.extend(token.children or [])
+        href = str(token.attrGet("href") or "") if token.type == "link_open" else ""
+        if _ABSOLUTE.match(href) and href not in known and resolver._lookup(href) is None:
+            return True
+    return False
+
+
+def _defused(body: str) -> str:
+    """``body`` with no link syntax left: every "](", "<scheme:" and "[label]:" escaped. The last
+    resort for a report the check could not read as the renderer does; its citations stay text."""
+    body = re.sub(r"\]\(", r"]\\(", body)
+    body = re.sub(r"<(?=[a-z][a-z0-9+.-]{1,31}:|[^\s<>@]+@)", r"\\<", body, flags=re.IGNORECASE)
+    return re.sub(r"(?m)^([ ]{0,3})\[", r"\1\\[", body)
+
+
+def _check_prose(body: str, resolver: _Resolver) -> tuple[str, int]:
+    """One pass of the check over the prose of ``body`` (code is left alone); the text and the
+    number of claims it marked unsourced."""
     parts: list[str] = []
     unsourced = 0
     for segment, is_prose in _code_split(body):
@@ -191,14 +255,7 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
                                        mark_unsourced=True)
             unsourced += marked
         parts.append(segment)
-    return CitationResult(
-        body="".join(parts).rstrip(),
-        sources=[Source(url=url, title=titles.get(url, "")) for url in resolver.kept],
-        removed=list(resolver.removed),
-        normalized=resolver.normalized,
-        unused=[url for url in titles if url not in resolver.kept],
-        unsourced=unsourced,
-    )
+    return "".join(parts), unsourced
 
 
 @dataclass(frozen=True)
@@ -219,6 +276,13 @@ def _rewrite(match: re.Match[str], resolver: _Resolver) -> _Rewritten:
             return _Rewritten(match.group(0))
         kept = dict.fromkeys(u for u in map(resolver.resolve, pieces) if u)
         return _Rewritten(" ".join(f"[{url}]" for url in kept), cited=True, lost=not kept)
+    if match.group("tail") is not None:
+        href = match.group("tail").strip().removeprefix("<").removesuffix(">").strip()
+        if not href:
+            return _Rewritten(match.group(0))
+        url = resolver.resolve(href)
+        cited = bool(_HTTP.match(href))
+        return _Rewritten(f"({url})" if url else "", cited=cited, lost=cited and url is None)
     if match.group("refhref") is not None:  # kept with the retrieved spelling, or the whole line goes
         href = match.group("refhref").strip().removeprefix("<").removesuffix(">").strip()
         url = resolver.resolve(href)
@@ -384,16 +448,27 @@ def strip_sources_section(text: str) -> str:
     line such as ``**Sources:**`` counts as well when only URL lines follow it.
     """
     lines = text.split("\n")
+    # Whether every line from i on is blank or holds a URL (one pass: a degenerate report repeats
+    # such lines thousands of times, and rescanning the rest for each was quadratic).
+    urlish_from = [True] * (len(lines) + 1)
+    for i in range(len(lines) - 1, -1, -1):
+        urlish_from[i] = urlish_from[i + 1] and bool(_URLISH_LINE.search(lines[i]))
     headings: list[tuple[int, int, bool]] = []  # (line, level, is a source list)
     for number, line in lines_outside_code(lines):
         heading = _HEADING.match(line)
         if heading:
             title = (heading.group(2) or "").rstrip(" \t#")  # closing "##" of an ATX heading
             headings.append((number, len(heading.group(1)), _title_key(title) in _SOURCES_TITLES))
-        elif _is_pseudo_heading(line) and all(_URLISH_LINE.search(rest) for rest in lines[number + 1 :]):
+        elif _is_pseudo_heading(line) and urlish_from[number + 1]:
             headings.append((number, 7, True))
+    # The cut is at the first source-list heading after which every heading is deeper or another
+    # source list: the shallowest other heading after each one, found in one backward pass.
+    shallowest_after = [8] * (len(headings) + 1)
+    for k in range(len(headings) - 1, -1, -1):
+        _, level, is_sources = headings[k]
+        shallowest_after[k] = shallowest_after[k + 1] if is_sources else min(level, shallowest_after[k + 1])
     for k, (number, level, is_sources) in enumerate(headings):
-        if is_sources and all(lvl > level or src for _, lvl, src in headings[k + 1 :]):
+        if is_sources and shallowest_after[k + 1] > level:
             return "\n".join(lines[:number]).rstrip()
     return text
 

@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from markdown_it import MarkdownIt
 
 from fathom.app.report import report_html, report_markdown
-from fathom.nodes.citations import check_citations
+from fathom.nodes.citations import check_citations, strip_sources_section
 from tests.support.fuzz import RETRIEVED, TEXT, reports
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None, derandomize=True)
 COMMONMARK = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 _HREF_ATTR = re.compile(r'\shref="([^"]*)"')
+_ABSOLUTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)  # a URL, not "", "#x" or "page.html"
 
 
 def markdown_links(text: str) -> list[str]:
@@ -52,7 +53,7 @@ def check_report(report: str, question: str = "Q") -> None:
     again = check_citations(result.text, RETRIEVED)
     assert again.removed == [], f"a second check still finds unretrieved citations: {again.removed}"
     for text in (result.text, report_markdown(question, result.text, result.sources)):
-        stray = [url for url in markdown_links(text) if url not in retrieved]
+        stray = [url for url in markdown_links(text) if _ABSOLUTE.match(url) and url not in retrieved]
         assert not stray, f"unretrieved links survive in the Markdown: {stray}"
     page = report_html(question, result.text, result.sources, plan=report)
     stray = [url for url in map(html.unescape, _HREF_ATTR.findall(page)) if url not in retrieved]
@@ -78,13 +79,32 @@ def test_no_unretrieved_url_survives_the_check_or_the_renderers(report: str, que
     '[x](https://evil.com/e\n"title")',
     "Mirror: <ftp://evil.com/a>.",
     "Write to <someone@evil.com>.",
+    "[https://a.com/x][https://a.com/x[](https://evil.com/a)",  # a kept citation glued to "(…)"
+    "[https://a.com/x[](https://a.com/x)",
+    "See [0].\r\r[0]:https://evil.com/a\r",  # old Mac line ends
+    "[see [" + "long " * 400 + "]](https://evil.com/a)",  # link text past the pattern's bounds
+    "[x][r]\n\n[r]: https://a.com/x(javascript:alert(1))",
+    "[x](https://evil.com/a_(b_(c_(d))))",
+    "[`\n`](https://evil.com/a)`x`",  # a code span over a line break pairs its backticks first
+    "[`](https://evil.com/a)```",  # one backtick is not closed by three
+    "- ```\n[x](https://evil.com/a)```\n",  # a fence opened in a list item, closed by the next line
 ])
 def test_reference_links_and_spaced_destinations_are_checked_too(report: str) -> None:
     check_report(report)
-    assert "evil.com" not in check_citations(report, RETRIEVED).body
+    result = check_citations(report, RETRIEVED)
+    assert "evil.com" not in result.body or "\\(" in result.body  # removed, or left as text no renderer links
 
 
 def test_a_reference_definition_of_a_retrieved_page_stays() -> None:
     result = check_citations("See [the page][r].\n\n[r]: https://a.com/x/", RETRIEVED)
     assert result.kept == ["https://a.com/x"]
     assert markdown_links(result.text)[0] == "https://a.com/x"
+
+
+def test_a_report_repeating_its_source_heading_is_read_in_one_pass() -> None:
+    """Found by the long fuzz run: each source-list heading rescanned every heading after it, so a
+    model repeating one 20,000 times cost 6 s (80,000: minutes)."""
+    looped = "## Sources used\n" * 200_000 + "# Executive Summary\nThe bridge opened in 1897."
+    assert strip_sources_section(looped) == looped  # a heading above the lists follows them: nothing is cut
+    listed = "Fact.\n\n**Sources:**\n" + "https://a.com/x\n\n" * 200_000
+    assert strip_sources_section(listed) == "Fact."

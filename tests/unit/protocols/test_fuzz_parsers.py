@@ -23,7 +23,7 @@ from fathom.protocols.fathom import FathomPromptRenderer, parse_turn
 from fathom.protocols.prompts import DEFAULT_SEARCH_PROMPT
 from tests.support.fuzz import CALL_BODIES, TEXT, completions
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None, derandomize=True)
 RENDERER = FathomPromptRenderer(DEFAULT_SEARCH_PROMPT)
 FINISH = st.sampled_from(["stop", "length", "abort"])
 

@@ -18,7 +18,7 @@ from fathom.tools.media import MediaKind
 from tests.support.fuzz import _page_pdf, _pdf, _stream, html_documents, office_documents, pdf_documents
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-                database=None)
+                database=None, derandomize=True)
 NOTE_ROOM = 400  # the "[note: …]" a capped text ends with
 
 
