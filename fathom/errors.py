@@ -37,6 +37,15 @@ class StoreError(FathomError, RuntimeError):
     statement failed. The message names the database (password hidden) and says why."""
 
 
+class RunStoppedByStoreError(StoreError):
+    """A recorded run stopped because its database failed; its checkpoints hold every step that
+    finished, so ``fathom resume RUN_ID`` continues it once the database works again."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class RunExistsError(StoreError):
     """A run is already recorded under the id given to create one."""
 

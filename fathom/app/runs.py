@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fathom.errors import StoreError
+from fathom.errors import RunStoppedByStoreError, StoreError
 from fathom.settings import SECRET_ENV_VARS, Settings
 from fathom.store import Database, RunRecord, RunStatus, Store, UnknownRunError, open_store
 
@@ -146,6 +146,8 @@ async def execute(
                 raise
             # the database is still failing: the record says "running" until this process
             # ends, then listings show it interrupted (see honest_status)
+        if isinstance(exc, StoreError) and not isinstance(exc, RunStoppedByStoreError):
+            raise RunStoppedByStoreError(str(exc), record.run_id) from exc
         raise
     status = final_status(summary)
     await store.runs.update(

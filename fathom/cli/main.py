@@ -24,6 +24,7 @@ from fathom.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_MODEL,
     EXIT_REVIEW,
+    EXIT_STORE,
     EXIT_USAGE,
     RunOptions,
     exit_code_of,
@@ -36,7 +37,7 @@ from fathom.cli.options import (
 from fathom.cli.prompts import datasets_app, prompts_app
 from fathom.cli.runs import cache_app, corpus_app, runs_app
 from fathom.cli.serve import serve_app
-from fathom.errors import FathomError, ModelError
+from fathom.errors import FathomError, ModelError, RunStoppedByStoreError
 
 if TYPE_CHECKING:
     from fathom.cli.progress import ProgressPrinter
@@ -224,6 +225,8 @@ def run_and_report(make: Callable[[], Awaitable[dict[str, Any]]], run_id: str) -
         fail(f"interrupted: run {run_id} can be continued with 'fathom resume {run_id}'", EXIT_INTERRUPTED)
     except ModelError as exc:
         fail(f"{exc} (run {run_id} can be continued with 'fathom resume {run_id}')", EXIT_MODEL)
+    except RunStoppedByStoreError as exc:
+        fail(f"{exc} (once the database works again, 'fathom resume {exc.run_id}' continues the run)", EXIT_STORE)
 
 
 # ---- the entry point -----------------------------------------------------------------------------

@@ -158,7 +158,7 @@ async def test_a_run_whose_database_fails_a_write_stops_interrupted_and_resumes_
     import psycopg
 
     from fathom.app.runs import research, resume
-    from fathom.errors import StoreError
+    from fathom.errors import RunStoppedByStoreError
 
     add_pages(web, 1)
     answer_slowly = search_model(web)
@@ -176,8 +176,9 @@ async def test_a_run_whose_database_fails_a_write_stops_interrupted_and_resumes_
             await asyncio.sleep(0.02)
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(refuse)
-        with pytest.raises(StoreError, match="no space left on device"):
+        with pytest.raises(RunStoppedByStoreError, match="no space left on device") as stopped:
             await running
+        assert stopped.value.run_id == "refused"  # the CLI names it in its 'fathom resume' hint
         async with open_store(url) as store:
             record = await store.runs.get("refused")
         assert record is not None and record.status == "interrupted"

@@ -26,7 +26,15 @@ from fathom.cli.options import (
 )
 from fathom.cli.progress import ProgressPrinter
 from fathom.cli.runs import STATUS_HELP
-from fathom.errors import ConfigError, ModelError, RunError, StoreError, ToolError, UnknownRunError
+from fathom.errors import (
+    ConfigError,
+    ModelError,
+    RunError,
+    RunStoppedByStoreError,
+    StoreError,
+    ToolError,
+    UnknownRunError,
+)
 from fathom.settings import ENV_VARS, SECRET_ENV_VARS, Settings
 from fathom.store import RUN_STATUSES
 
@@ -152,3 +160,23 @@ def test_a_fold_and_unsourced_claims_show_in_the_progress() -> None:
     assert clean == "  ✓ report written: 12 citations kept, 1 removed"
     [marked] = progress_lines({"event": "write", "ok": True, "kept": 12, "removed": 3, "unsourced": 2})
     assert marked.endswith("3 removed, 2 claims left unsourced")
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "hint"),
+    [
+        (ModelError("the search model at http://127.0.0.1:9 is down"), EXIT_MODEL, "'fathom resume r1'"),
+        (RunStoppedByStoreError("cannot write sqlite:///x.db: disk is full", "r1"), EXIT_STORE,
+         "once the database works again, 'fathom resume r1' continues the run"),
+    ],
+)
+def test_a_stopped_run_names_its_resume_command(raised, code, hint, capsys):
+    from fathom.cli.main import run_and_report
+
+    async def stops() -> dict:
+        raise raised
+
+    with pytest.raises(typer.Exit) as exited:
+        run_and_report(stops, "r1")
+    err = capsys.readouterr().err
+    assert exited.value.exit_code == code and err.count("\n") == 1 and str(raised) in err and hint in err
