@@ -97,7 +97,12 @@ def decode_body(body: bytes, charset: str | None = None, *, html: bool = False) 
         codec = _codec(name)
         if codec:
             return body.decode(codec, errors="replace")
-    return body.decode("utf-8", errors="replace")
+    # No usable label: UTF-8, unless no byte of it forms a UTF-8 character (then it is the web's
+    # legacy default, windows-1252, as browsers assume: "caf\xe9" is "café", not "caf\ufffd").
+    text = body.decode("utf-8", errors="replace")
+    if "\ufffd" in text and not any(ord(c) > 127 and c != "\ufffd" for c in text):
+        return body.decode("cp1252", errors="replace")
+    return text
 
 
 def _codec(name: str | None) -> str | None:

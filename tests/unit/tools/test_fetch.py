@@ -133,7 +133,9 @@ async def test_charset_from_meta_tag(fetcher: Fetcher, web: FakeWeb) -> None:
 
 def test_decode_body_fallbacks() -> None:
     assert decode_body("caf\u00e9".encode("utf-8")) == "caf\u00e9"
-    assert decode_body(b"caf\xe9") == "caf\ufffd"  # utf-8 with replacement, never an error
+    assert decode_body(b"caf\xe9") == "caf\u00e9"  # no UTF-8 at all: windows-1252, as browsers read it
+    assert decode_body("caf\u00e9 ".encode() + b"\xff") == "caf\u00e9 \ufffd"  # UTF-8 with one bad byte stays UTF-8
+    assert decode_body(b"caf\xe9", "no-such-codec") == "caf\u00e9"
     assert decode_body("\ufeffhi".encode("utf-8"), "latin-1") == "hi"  # a BOM wins over the header
     assert decode_body(b"\x93x\x94", "iso-8859-1") == "\u201cx\u201d"  # read as windows-1252
     assert decode_body(b"abc", "no-such-codec") == "abc"
