@@ -103,7 +103,7 @@ def _read(reader_class: Any, data: bytes, *, max_pages: int, max_chars: int, cut
     if budget.spent and size < max_chars:
         notes.append(f"reading stopped at page {number + 1}: the document takes too much work to read")
     if skipped:
-        notes.append(f"page(s) {', '.join(map(str, skipped))} were skipped: their drawing is too large to read")
+        notes.append(f"page(s) {', '.join(map(str, skipped))} skipped, their drawing too large to read")
     if total > max_pages:
         notes.append(f"only the first {max_pages} of {total} pages were read")
     if notes:

@@ -112,4 +112,4 @@ def test_a_page_whose_drawing_inflates_past_the_cap_is_skipped(monkeypatch) -> N
         _stream(b"BT /F1 11 Tf 72 720 Td (The span is 62 metres.) Tj ET", False),
     ])
     title, text = pdf.pdf_to_text(two)
-    assert text == "## Page 2\n\nThe span is 62 metres.\n\n[note: page(s) 1 were skipped: their drawing is too large to read]"
+    assert text == "## Page 2\n\nThe span is 62 metres.\n\n[note: page(s) 1 skipped, their drawing too large to read]"
