@@ -168,7 +168,7 @@ def sandboxed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-FUZZ = settings(max_examples=100, deadline=None, database=None, derandomize=True,
+FUZZ = settings(max_examples=70, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 

@@ -57,7 +57,7 @@ def small_pdf_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pdf, "MAX_PAGE_CONTENT", 200_000)
 
 
-@settings(FUZZ, suppress_health_check=[*FUZZ.suppress_health_check, HealthCheck.function_scoped_fixture])
+@settings(FUZZ, max_examples=80, suppress_health_check=[*FUZZ.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(data=pdf_documents())
 def test_any_pdf_is_text_or_a_clear_refusal(small_pdf_budget: None, data: bytes) -> None:
     check_extract(MediaKind.PDF, data)
