@@ -87,6 +87,36 @@ def run_plan_sqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
         raise
 
 
+def run_plans_sqlite(conn: Any, plans: Sequence[Plan[Any]], *, begin: str) -> list[tuple[bool, Any]]:
+    """Run ``plans`` in ONE transaction on a raw ``sqlite3.Connection`` (a group commit), each in
+    a savepoint of its own: a plan that fails is undone alone and the others still commit.
+
+    Returns ``(True, result)`` or ``(False, exception)`` per plan, in order. If the transaction
+    itself fails (BEGIN, a savepoint that cannot be undone, COMMIT) nothing lands and that error
+    is raised for all of them.
+    """
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute(begin)
+    try:
+        for plan in plans:
+            conn.execute("SAVEPOINT fathom_plan")
+            try:
+                result = drive(plan, lambda step: _raw(conn, step))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO fathom_plan")
+                conn.execute("RELEASE fathom_plan")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE fathom_plan")
+                outcomes.append((True, result))
+        conn.commit()
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return outcomes
+
+
 async def run_plan_aiosqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
     """:func:`run_plan_sqlite` on an ``aiosqlite.Connection``, in one round trip to its thread.
 

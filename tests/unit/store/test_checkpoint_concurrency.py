@@ -159,3 +159,49 @@ def _checkpoint(saver: SQLSaver, messages: list[str]) -> tuple[Any, dict[str, An
     checkpoint["channel_values"] = {"messages": messages}
     checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
     return checkpoint, {"source": "input", "step": -1}, dict(checkpoint["channel_versions"])
+
+
+async def test_concurrent_sqlite_writes_share_transactions_and_a_failing_one_is_undone_alone(tmp_path: Path) -> None:
+    """Writes queued while the writer is busy commit together (a group commit), each in its own
+    savepoint: 48 concurrent writes all land in fewer transactions than writes, and the one that
+    fails half way leaves nothing while its neighbours in the same transaction commit."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from fathom.store import Database
+    from fathom.store.migrations import runs
+    from fathom.store.plans import execute
+
+    def record(run_id: str, *, fail_after: bool = False) -> Any:
+        now = datetime.now(UTC)
+        yield from execute(insert(runs), {"run_id": run_id, "question": "q", "options": {}, "endpoints": {},
+                                          "status": "running", "created_at": now, "updated_at": now, "rounds": 0,
+                                          "answer": None, "report": None, "error": None})
+        if fail_after:
+            raise RuntimeError("failed after writing")
+        return run_id
+
+    db = Database(f"sqlite:///{tmp_path}/group.db")
+    try:
+        await db.setup()
+        commits = 0
+        committed = db._committed
+
+        def count() -> None:
+            nonlocal commits
+            commits += 1
+            committed()
+
+        db._committed = count  # type: ignore[method-assign]
+        results = await asyncio.gather(
+            *(db.write_plan(record(f"run-{i}", fail_after=i == 7)) for i in range(48)), return_exceptions=True
+        )
+        assert [r for r in results if isinstance(r, BaseException)] and isinstance(results[7], RuntimeError)
+        assert [r for i, r in enumerate(results) if i != 7] == [f"run-{i}" for i in range(48) if i != 7]
+        stored = await db.read(lambda conn: set(conn.execute(select(runs.c.run_id)).scalars()))
+        assert stored == {f"run-{i}" for i in range(48) if i != 7}
+        assert 1 <= commits < 48  # shared transactions
+        assert await db.write_plan(record("after")) == "after"  # the writer is free again
+    finally:
+        await db.aclose()
