@@ -105,10 +105,21 @@ class Toolbox(AsyncClosing):
         query = " ".join(str(query or "").split())
         if not query:
             return _error("search_urls needs a non-empty query")
-        k = _clamp_top_k(top_k, self.default_top_k)
+        deadline = asyncio.get_running_loop().time() + self.tool_timeout_s
+        hits = await self._search(query, _clamp_top_k(top_k, self.default_top_k), deadline)
+        if isinstance(hits, ToolOutcome):
+            return hits
+        return ToolOutcome(
+            text=format_search_results(hits, query),
+            ok=True,
+            sources=[Source(url=h["url"], title=h["title"]) for h in hits],
+        )
+
+    async def _search(self, query: str, k: int, deadline: float) -> list[SearchHit] | ToolOutcome:
+        """The backend's hits by ``deadline`` (loop time), or the tool error the model reads."""
         try:
-            async with asyncio.timeout(self.tool_timeout_s):
-                hits = await self._hits(query, k)
+            async with asyncio.timeout_at(deadline):
+                return await self._hits(query, k)
         except TimeoutError:
             return _error(f"search timed out after {self.tool_timeout_s:g} s")
         except ToolError as exc:
@@ -116,11 +127,6 @@ class Toolbox(AsyncClosing):
         except Exception as exc:  # a backend bug must not end the research run
             log.exception("search backend %s failed", getattr(self.search_backend, "name", "?"))
             return _error(f"search failed: {type(exc).__name__}: {exc}")
-        return ToolOutcome(
-            text=format_search_results(hits, query),
-            ok=True,
-            sources=[Source(url=h["url"], title=h["title"]) for h in hits],
-        )
 
     async def query_url(self, url: str, goal: str) -> ToolOutcome:
         """Read ``url`` and return what it says about ``goal`` (see :mod:`fathom.tools.evidence`)."""
@@ -203,19 +209,10 @@ class Toolbox(AsyncClosing):
         query = " ".join(str(query or "").split())
         if not query:
             return _error("search needs a non-empty query")
-        k = _clamp_top_k(top_k, self.default_top_k)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.tool_timeout_s
-        try:
-            async with asyncio.timeout_at(deadline):
-                hits = await self._hits(query, k)
-        except TimeoutError:
-            return _error(f"search timed out after {self.tool_timeout_s:g} s")
-        except ToolError as exc:
-            return _error(f"search failed: {exc}")
-        except Exception as exc:  # a backend bug must not end the research run
-            log.exception("search backend %s failed", getattr(self.search_backend, "name", "?"))
-            return _error(f"search failed: {type(exc).__name__}: {exc}")
+        deadline = asyncio.get_running_loop().time() + self.tool_timeout_s
+        hits = await self._search(query, _clamp_top_k(top_k, self.default_top_k), deadline)
+        if isinstance(hits, ToolOutcome):
+            return hits
         candidates = [h for h in hits if not host or _on_host(h["url"], host)][: max(0, read)]
         found: list[tuple[SearchHit, Document]] = []
         step = 3  # pages read at once: enough for speed, few wasted when ``want`` is small
