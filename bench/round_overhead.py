@@ -41,7 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.long_horizon import QUESTION, TOPICS, page_html  # noqa: E402
+from bench.e2e import union  # noqa: E402
+from bench.long_horizon import QUESTION, page_html, plan  # noqa: E402
 from tests.conftest import fake_settings  # noqa: E402
 from tests.fakes.search_apis import FakeSearxng  # noqa: E402
 from tests.fakes.sglang import FakeSGLang, keep_researching  # noqa: E402
@@ -64,18 +65,7 @@ def serve_fakes(conn: Connection, rounds: int, reads: int, page_chars: int, cont
         for n in range(rounds * reads + reads):
             web.add_page(f"/p/{n}", page_html(n, page_chars, answer=n == 0))
         results = [{"title": f"Archive page {n}", "url": web.url(f"/p/{n}"), "snippet": "Bridge records."} for n in range(10)]
-
-        def calls(round_no: int) -> list[dict[str, Any]]:
-            if round_no == 1:
-                return [{"name": "search_urls", "arguments": {"query": "Kestrel Bridge opening"}}]
-            first = (round_no - 2) * reads
-            return [
-                {"name": "query_url", "arguments": {
-                    "url": web.url(f"/p/{first + k}"),
-                    "goal": "When did the Kestrel Bridge open?" if first + k == 0 else f"Kestrel Bridge {TOPICS[(first + k) % 10]}",
-                }}
-                for k in range(reads)
-            ]
+        calls = plan(web, reads)
 
         with (
             FakeSearxng(results, api_key=None) as searxng,
@@ -128,30 +118,19 @@ class Spans:
         return lambda: setattr(owner, name, inner)
 
 
-def measure(spans: list[Span], lo: float, hi: float) -> float:
-    """Seconds of [lo, hi) covered by the union of ``spans``."""
-    clipped = sorted((max(a, lo), min(b, hi)) for a, b in spans if b > lo and a < hi)
-    total, end = 0.0, lo
-    for a, b in clipped:
-        if b > end:
-            total += b - max(a, end)
-            end = b
-    return total
-
-
 def round_breakdown(spans: Spans) -> list[dict[str, float]]:
     """Per round (cycle from one model request's start to the next's): overhead and its parts, in ms."""
     starts = sorted(a for a, _ in spans.by_kind["model"])
     busy = spans.by_kind["model"] + spans.by_kind["tool"]
     out = []
     for lo, hi in zip(starts, starts[1:], strict=False):
-        outside = (hi - lo) - measure(busy, lo, hi)
+        outside = (hi - lo) - union(busy, lo, hi)
         parts = {
-            kind: measure(spans.by_kind[kind] + busy, lo, hi) - measure(busy, lo, hi)
+            kind: union(spans.by_kind[kind] + busy, lo, hi) - union(busy, lo, hi)
             for kind in ("checkpoint", "render", "parse")
         }
         parts["rest"] = outside - sum(parts.values())
-        parts["encode"] = measure(spans.by_kind["encode"] + busy, lo, hi) - measure(busy, lo, hi)  # inside checkpoint
+        parts["encode"] = union(spans.by_kind["encode"] + busy, lo, hi) - union(busy, lo, hi)  # inside checkpoint
         out.append({"overhead": outside * 1000, **{k: v * 1000 for k, v in parts.items()}})
     return out
 
