@@ -165,12 +165,8 @@ class Toolbox(AsyncClosing):
                     await self.cache.put_evidence(url, goal, extractor, text, sources)
         except TimeoutError:
             return _error(f"query_url timed out after {self.tool_timeout_s:g} s for {url}")
-        except _StageFailure as failure:
-            verb = "could not fetch" if failure.stage == "fetch" else "could not read"
-            return _error(f"{verb} {url}: {failure.reason}")
-        except Exception as exc:  # a bug in one page's handling must not end the run
-            log.exception("query_url %s failed", url)
-            return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            return _read_failure("query_url", url, exc)
         return ToolOutcome(text=text, ok=True, sources=sources)
 
     async def read_page(self, url: str, max_chars: int) -> ToolOutcome:
@@ -186,12 +182,8 @@ class Toolbox(AsyncClosing):
                 doc = await self._vetted_document(url, host)
         except TimeoutError:
             return _error(f"reading {url} timed out after {self.tool_timeout_s:g} s")
-        except _StageFailure as failure:
-            verb = "could not fetch" if failure.stage == "fetch" else "could not read"
-            return _error(f"{verb} {url}: {failure.reason}")
-        except Exception as exc:  # a bug in one page's handling must not end the run
-            log.exception("read_page %s failed", url)
-            return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            return _read_failure("read_page", url, exc)
         head = "\n".join(part for part in (doc.title, doc.note) if part)
         text = f"{head}\n\n{_cut(doc.text, max_chars)}" if head else _cut(doc.text, max_chars)
         return ToolOutcome(text=text, ok=True, sources=[Source(url=url, title=doc.title or url)])
@@ -355,6 +347,14 @@ class Toolbox(AsyncClosing):
                 with contextlib.suppress(Exception):
                     await close()
 
+
+def _read_failure(tool: str, url: str, exc: Exception) -> ToolOutcome:
+    """The tool error for a page that could not be fetched or read (called in its except block)."""
+    if isinstance(exc, _StageFailure):
+        verb = "could not fetch" if exc.stage == "fetch" else "could not read"
+        return _error(f"{verb} {url}: {exc.reason}")
+    log.exception("%s %s failed", tool, url)  # a bug in one page's handling must not end the run
+    return _error(f"could not read {url}: {type(exc).__name__}: {exc}")
 
 def _error(message: str) -> ToolOutcome:
     return ToolOutcome(text=f"[error] {message}", ok=False)
