@@ -24,21 +24,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import GeneratorType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from fathom.store import plans as plan_runners
+from fathom.store.connect import (
+    BEGIN_OPTION,
+    CONNECT_TIMEOUT_S,
+    SQLITE_BUSY_TIMEOUT_S,
+    configure_sqlite,
+    fix_aiomysql_bytes,
+    ping_when_idle,
+)
 from fathom.store.errors import StoreError, driver_message, translated
+from fathom.store.inline import LoopWriter, WriteLockBusy
 from fathom.store.migrations import migrate
 from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite, run_plans_sqlite
 from fathom.store.urls import Backend, DatabaseURL, URLLike, default_db_url, resolve_url
@@ -48,16 +55,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
-CONNECT_TIMEOUT_S = 10
-PING_AFTER_IDLE_S = 2.0
-"""A pooled PostgreSQL/MySQL connection idle longer than this is pinged before use."""
-_RETURNED_AT = "fathom_returned_at"  # connection-record info key: when it went back to the pool
 # The most checkpoint writes one SQLite transaction takes at once (a group commit).
 _GROUP_COMMIT_MAX = 64
 
-# Execution option read by the SQLite "begin" hook: how a transaction starts.
-_BEGIN_OPTION = "fathom_begin"
 
 
 class Database:
@@ -76,13 +76,13 @@ class Database:
         # A database file's WAL is checkpointed in a thread, not by the commit that fills it.
         self._wal = WalCheckpointer(self._sqlite_file) if self._sqlite_file else None
         if self.backend == "sqlite":
-            _configure_sqlite(self.engine.sync_engine, checkpoints=self._wal is None)
+            configure_sqlite(self.engine.sync_engine, checkpoints=self._wal is None)
         else:
-            _ping_when_idle(self.engine.sync_engine)
+            ping_when_idle(self.engine.sync_engine)
             if self.url.async_url.get_driver_name() == "aiomysql":
-                _fix_aiomysql_bytes(self.engine.sync_engine)
+                fix_aiomysql_bytes(self.engine.sync_engine)
         # Reads on SQLite start a deferred transaction, so WAL readers never queue behind writers.
-        self._read_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN"})
+        self._read_engine = self.engine.execution_options(**{BEGIN_OPTION: "BEGIN"})
         # PostgreSQL: plain statements need no BEGIN/ROLLBACK round trips (psycopg sets
         # autocommit on the client only). MySQL's driver would send SET AUTOCOMMIT both ways.
         self._fetch_engine = (
@@ -102,6 +102,8 @@ class Database:
         # millisecond or more. Other processes are still serialized by the busy timeout.
         self._async_writer = asyncio.Lock()
         self._sync_writer = threading.Lock()
+        # SQLite: writes run on the event loop itself unless they would wait (see inline.py).
+        self._loop_writer = LoopWriter(self.sync_engine, self._sync_writer) if self.backend == "sqlite" else None
         # Checkpoint writes waiting for the writer, committed together (see _group_commit).
         self._queued_plans: list[tuple[Plan[Any], asyncio.Future[Any]]] = []
         self._plan_flusher: asyncio.Task[None] | None = None
@@ -123,10 +125,10 @@ class Database:
                 if self._sync_engine is None:
                     engine = create_engine(self.url.sync_url, **self._engine_options(sync=True))
                     if self.backend == "sqlite":
-                        _configure_sqlite(engine, checkpoints=self._wal is None)
+                        configure_sqlite(engine, checkpoints=self._wal is None)
                     else:
-                        _ping_when_idle(engine)
-                    self._sync_read_engine = engine.execution_options(**{_BEGIN_OPTION: "BEGIN"})
+                        ping_when_idle(engine)
+                    self._sync_read_engine = engine.execution_options(**{BEGIN_OPTION: "BEGIN"})
                     self._sync_fetch_engine = (
                         engine.execution_options(isolation_level="AUTOCOMMIT")
                         if self.backend == "postgresql"
@@ -179,10 +181,18 @@ class Database:
     ) -> T:
         """Run ``fn(conn, ...)`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
         await self.setup()
-        if self.backend == "sqlite":
-            # aiosqlite costs a thread round trip per statement; a sync connection in a worker
-            # thread costs one per transaction. Same lock as the checkpoint writer.
-            async with self._async_writer:
+        if self._loop_writer is not None:
+            async with self._async_writer:  # the same lock as the checkpoint writes
+                await self._loop_writer.open()
+                try:
+                    with translated(str(self.url)):
+                        result = self._loop_writer.write(fn, *args, **kwargs)
+                    self._committed()
+                    return result
+                except WriteLockBusy:
+                    pass
+                # Another connection holds the lock: wait for it in a worker thread (a sync
+                # connection there costs one thread round trip per transaction, aiosqlite one a statement).
                 return await _to_the_end(self.write_sync, fn, *args, **kwargs)
 
         async def attempt(tries: _Tries) -> T:
@@ -317,7 +327,15 @@ class Database:
                         done.set_exception(value)
 
     async def _commit_plans(self, plans: list[Plan[Any]]) -> list[tuple[bool, Any]]:
-        async with self._async_writer:  # the writer connection is used under this lock only
+        async with self._async_writer:  # the writer connections are used under this lock only
+            assert self._loop_writer is not None
+            await self._loop_writer.open()
+            try:
+                outcomes = self._loop_writer.write_plans(plans)
+                self._committed()
+                return outcomes
+            except WriteLockBusy:
+                pass  # another connection holds the lock: wait for it on aiosqlite's thread
             conn = await self._pinned_sqlite("writer")
             submit = plan_runners.connection_thread(conn)
             try:
@@ -444,6 +462,8 @@ class Database:
 
     def close(self) -> None:
         """Close the sync engine's connections (async connections need :meth:`aclose`)."""
+        if self._loop_writer is not None:
+            self._loop_writer.close()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         if self._wal is not None:
@@ -543,103 +563,6 @@ class _Resumable:
                 value = yield step
         finally:
             self.plan.close()
-
-
-def _configure_sqlite(engine: Engine, *, checkpoints: bool = True) -> None:
-    """WAL, a busy timeout, and an explicit ``BEGIN IMMEDIATE`` for every write transaction.
-
-    With ``checkpoints`` False, commits leave WAL checkpoints to a :class:`WalCheckpointer`.
-
-    pysqlite/aiosqlite defer ``BEGIN`` until the first write, so a read-then-write transaction
-    is not atomic and concurrent writers silently lose updates. Turning the driver's own
-    transaction handling off and emitting ``BEGIN IMMEDIATE`` takes the write lock up front;
-    other writers then wait on the busy timeout instead of failing with "database is locked".
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            _enable_wal(cursor)
-            # WAL + NORMAL survives a killed process; only a power loss can drop the last commits
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            if not checkpoints:
-                cursor.execute("PRAGMA wal_autocheckpoint = 0")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN IMMEDIATE"))
-
-
-def _enable_wal(cursor: Any) -> None:
-    """Switch the file to WAL (a persistent setting, so this is a no-op after the first time).
-
-    Switching needs an exclusive lock, and when two connections race to switch a new file
-    SQLite may answer "database is locked" at once rather than wait on the busy timeout.
-    """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)  # only ever on a file's first open, so blocking briefly is fine
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    """Check a pooled server connection before use, if it sat idle in the pool for a while.
-
-    This replaces ``pool_pre_ping``, which costs a round trip on every checkout: a checkpoint
-    put or get is then one round trip in three. Servers, proxies and NATs drop connections
-    that sit idle, which is what the ping guards against; one handed back a moment ago worked
-    then. A failed ping makes the pool replace the connection (up to three attempts).
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        if record is not None:
-            record.info[_RETURNED_AT] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        returned = record.info.get(_RETURNED_AT)  # None: connected just now
-        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:
-            raise sa_exc.DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
-
-
-def _fix_aiomysql_bytes(engine: Engine) -> None:
-    """Work around aiomysql 0.3.2 + PyMySQL >= 1.2.3, where every ``bytes`` parameter fails.
-
-    aiomysql escapes bytes with ``pymysql.converters.escape_bytes_prefixed``, which PyMySQL
-    1.2.3 turned into a placeholder string (aio-libs/aiomysql#1080). Only connections of this
-    engine are patched, and only while aiomysql still has the broken import.
-    """
-    import aiomysql.connection
-
-    if callable(getattr(aiomysql.connection, "escape_bytes_prefixed", None)):
-        return
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        raw = dbapi_conn.driver_connection
-        escape = raw.escape
-
-        def escape_bytes_too(obj: Any, *args: Any) -> str:
-            if isinstance(obj, (bytes, bytearray)):
-                return f"_binary X'{obj.hex()}'"  # the form PyMySQL itself now emits
-            return escape(obj, *args)
-
-        raw.escape = escape_bytes_too
 
 
 async def _to_the_end(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

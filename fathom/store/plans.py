@@ -87,16 +87,18 @@ def run_plan_sqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
         raise
 
 
-def run_plans_sqlite(conn: Any, plans: Sequence[Plan[Any]], *, begin: str) -> list[tuple[bool, Any]]:
+def run_plans_sqlite(conn: Any, plans: Sequence[Plan[Any]], *, begin: str | None = None) -> list[tuple[bool, Any]]:
     """Run ``plans`` in ONE transaction on a raw ``sqlite3.Connection`` (a group commit), each in
     a savepoint of its own: a plan that fails is undone alone and the others still commit.
 
-    Returns ``(True, result)`` or ``(False, exception)`` per plan, in order. If the transaction
-    itself fails (BEGIN, a savepoint that cannot be undone, COMMIT) nothing lands and that error
-    is raised for all of them.
+    The transaction is opened with ``begin`` (say ``"BEGIN IMMEDIATE"``); with None the caller
+    has opened it. Returns ``(True, result)`` or ``(False, exception)`` per plan, in order. If the
+    transaction itself fails (BEGIN, a savepoint that cannot be undone, COMMIT) nothing lands and
+    that error is raised for all of them.
     """
     outcomes: list[tuple[bool, Any]] = []
-    conn.execute(begin)
+    if begin is not None:
+        conn.execute(begin)
     try:
         for plan in plans:
             conn.execute("SAVEPOINT fathom_plan")

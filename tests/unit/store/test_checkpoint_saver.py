@@ -10,7 +10,7 @@ import pytest
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 from sqlalchemy import create_engine, text
 
-from fathom.store import SQLSaver, engine
+from fathom.store import SQLSaver, connect
 from fathom.store.checkpoints import maintenance, queries
 from tests.support.checkpoints import (
     backend_url,
@@ -149,7 +149,7 @@ async def test_a_server_connection_dropped_while_idle_is_replaced(
         pytest.skip("no server connection to drop")
     stored = await put(saver, "idle", {"source": "input", "step": -1})
     assert saver.get_tuple(stored) is not None  # the sync engine has a pooled connection too
-    monkeypatch.setattr(engine, "PING_AFTER_IDLE_S", 0.0)
+    monkeypatch.setattr(connect, "PING_AFTER_IDLE_S", 0.0)
     admin = create_engine(saver.db.url.sync_url)
     with admin.connect() as conn:
         if backend == "postgresql":

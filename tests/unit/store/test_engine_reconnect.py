@@ -10,7 +10,8 @@ import logging
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
-from fathom.store import Database, engine
+from fathom.store import Database, connect
+from fathom.store.errors import StoreError
 from fathom.store.plans import Plan, execute, fetch_all
 from tests.support.checkpoints import backend_url
 
@@ -60,7 +61,7 @@ async def test_operations_after_the_server_dropped_the_connections_run_on_new_on
     if db.backend == "sqlite":
         await db.aclose()
         pytest.skip("no server connection to drop")
-    monkeypatch.setattr(engine, "PING_AFTER_IDLE_S", 3600.0)  # no ping: the statement finds it dead
+    monkeypatch.setattr(connect, "PING_AFTER_IDLE_S", 3600.0)  # no ping: the statement finds it dead
     try:
         await db.write(lambda conn: conn.execute(text("CREATE TABLE notes (value VARCHAR(20))")))
         assert await db.write(add, "before") == 1
@@ -98,7 +99,7 @@ async def test_a_failing_statement_is_not_run_twice(backend_url: str) -> None:
         conn.execute(text("SELECT * FROM no_such_table"))
 
     try:
-        with pytest.raises(engine.StoreError, match=r"no_such_table|no such table"):
+        with pytest.raises(StoreError, match=r"no_such_table|no such table"):
             await db.write(broken)
         assert calls == [1]
     finally:
