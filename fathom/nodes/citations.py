@@ -12,15 +12,19 @@ remain.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, ToolMessage
 
 from fathom.tools.base import Source
 from fathom.tools.search.results import normalize_url
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 SOURCES_HEADING = "## Sources used"
 NO_SOURCES = "No sources were cited."
@@ -74,6 +78,8 @@ _GROUP_SPLIT = re.compile(r"\s*[,;]\s*(?=https?://)|\s+(?=https?://)", re.IGNORE
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 _ABSOLUTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)  # a URL, not "#x" or "page.html"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
+# What every CommonMark link needs: "](" (inline), "]:" (a reference definition) or "<" (autolink).
+_LINK_SYNTAX = re.compile(r"\]\(|\]:|<")
 
 
 def split_citation_group(group: str) -> list[str] | None:
@@ -205,8 +211,11 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
         if again == body:
             break
         body, unsourced = again, unsourced + marked
-    if _stray_links(body, resolver):
+    stray = _stray_links(body, resolver)
+    if stray:
         body = _defused(body)
+        for url in stray:  # no longer a link: reported as removed like any other
+            resolver.removed.setdefault(url)
     return CitationResult(
         body=body.rstrip(),
         sources=[Source(url=url, title=titles.get(url, "")) for url in resolver.kept],
@@ -217,22 +226,31 @@ def check_citations(report: str, retrieved: Sequence[Source | str]) -> CitationR
     )
 
 
-def _stray_links(body: str, resolver: _Resolver) -> bool:
-    """Whether a CommonMark renderer still makes a link of ``body`` to a URL the run did not
-    retrieve: where the pattern's idea of code spans, fences or link syntax differs from the
-    renderer's (a list item opening a fence, say), the renderer has the last word."""
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False})
+def _stray_links(body: str, resolver: _Resolver) -> list[str]:
+    """The URLs a CommonMark renderer still links in ``body`` that the run did not retrieve
+    (percent-encoding undone), in order: where the pattern's idea of code spans, fences or link
+    syntax differs from the renderer's (a list item opening a fence, say), the renderer has the
+    last word."""
+    if not _LINK_SYNTAX.search(body):
+        return []  # parsing costs ~3 µs a character; without these no link can form
+    md = _commonmark()
     known = set(resolver.kept) | {md.normalizeLink(url) for url in resolver.kept}
-    stack = list(md.parse(body))
+    stray: dict[str, None] = {}
+    stack = list(reversed(md.parse(body)))
     while stack:
         token = stack.pop()
-        stack.extend(token.children or [])
+        stack.extend(reversed(token.children or []))
         href = str(token.attrGet("href") or "") if token.type == "link_open" else ""
         if _ABSOLUTE.match(href) and href not in known and resolver._lookup(href) is None:
-            return True
-    return False
+            stray.setdefault(md.normalizeLinkText(href))
+    return list(stray)
+
+
+@functools.cache
+def _commonmark() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False})
 
 
 def _defused(body: str) -> str:

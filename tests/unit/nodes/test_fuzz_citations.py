@@ -108,3 +108,14 @@ def test_a_report_repeating_its_source_heading_is_read_in_one_pass() -> None:
     assert strip_sources_section(looped) == looped  # a heading above the lists follows them: nothing is cut
     listed = "Fact.\n\n**Sources:**\n" + "https://a.com/x\n\n" * 60_000
     assert strip_sources_section(listed) == "Fact."
+
+
+@pytest.mark.parametrize(("report", "unlinked"), [
+    ("- ```\n[x](https://evil.com/a)```\n", "https://evil.com/a"),  # the pattern reads a code span; the renderer a link
+    ("- ```\n[x](https://evil.com/a%20b)```\n[y](https://a.com/x)", "https://evil.com/a b"),
+])
+def test_a_link_only_the_escape_fallback_unlinks_is_reported_removed(report: str, unlinked: str) -> None:
+    result = check_citations(report, RETRIEVED)
+    assert not [url for url in markdown_links(result.text) if "evil.com" in url]
+    assert unlinked in result.removed
+    assert result.as_dict()["removed_urls"] == result.removed

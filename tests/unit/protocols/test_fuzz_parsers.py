@@ -128,3 +128,12 @@ def test_thousands_of_unclosed_boxes_are_read_in_one_pass() -> None:
     assert find_boxed(text) == "Sugeno"
     assert find_boxed("\\boxed{a{b}c} then \\boxed{unclosed") == "a{b}c"
     assert find_boxed("\\fbox{x} \\boxed{y") == "x"
+
+
+def test_every_call_of_a_long_forced_turn_is_refused_in_its_own_place() -> None:
+    """Found by the long fuzz run: each refused call looked its position up in the list of all of
+    them, so a forced turn of 20,000 calls took seconds to answer."""
+    call = '<tool_call>{"name": "search_urls", "arguments": {"query": "kestrel"}}</tool_call>'
+    turn = check_fathom("plan</think>" + call * 3_000, "stop", True)
+    responses = refused_call_responses(turn.message)
+    assert [r.artifact["index"] for r in responses] == list(range(3_000))
