@@ -89,7 +89,10 @@ def run_target(name: str, strategy: st.SearchStrategy[Any], check: Callable[[Any
                 smallest[kind] = (size_of(case), repr(case)[:160])
         finally:
             times.append(time.perf_counter() - started)
+            if len(times) % 1000 == 0:  # a long run shows it is moving (stderr: the table stays clean)
+                print(f"{name}: {len(times)} cases, {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
 
+    began = time.perf_counter()
     one()
     return {
         "name": name, "cases": len(times), "failures": failures, "smallest": smallest, "largest_input": largest,

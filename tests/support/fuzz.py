@@ -3,7 +3,7 @@
 
 Each strategy builds its input from pieces that matter to the code under test (tags, braces,
 brackets, JSON fragments, URLs) mixed with arbitrary Unicode, and repeats some pieces many times:
-``big=True`` repeats up to ~a megabyte, which hypothesis' own string sizes never reach.
+``big=True`` repeats up to a megabyte, which hypothesis' own string sizes never reach (bounds below).
 """
 
 from __future__ import annotations
@@ -21,10 +21,25 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 ODD_CHARS = st.sampled_from(["\n", "\r\n", "\t", " ", "\u200b", "\u202e", "\ufeff", "\x00", "é", "日本", "🦉", "\\"])
 
 
+# The long run's bounds (``big``): a repeated piece stops at a megabyte and a whole input at four
+# (pieces of 5,000 characters repeated 80,000 times made inputs of 400 MB to 800 MB, far past a
+# real turn of 8,192 tokens or a page under the fetch cap of 5 MB), a report at two (a 30,000-token
+# report is ~120 kB; rendering costs ~3-10 µs a character a pass), and one repeat in ten runs to
+# tens of thousands, so that 10,000 cases finish in minutes on two cores.
+BIG_PIECE, BIG_INPUT, BIG_REPORT = 1_000_000, 4_000_000, 2_000_000
+_BIG_TIMES = [1, 1, 1, 2, 50, 2_000] * 3 + [20_000, 80_000]
+
+
 def _repeated(piece: st.SearchStrategy[str], big: bool) -> st.SearchStrategy[str]:
-    """``piece`` once, or many times over (a model stuck in a loop; a megabyte with ``big``)."""
-    times = st.sampled_from([1, 1, 1, 2, 50, 2_000, 20_000, 80_000] if big else [1, 1, 1, 2, 20, 300])
-    return st.tuples(piece, times).map(lambda pair: pair[0] * pair[1])
+    """``piece`` once, or many times over (a model stuck in a loop; up to a megabyte with ``big``)."""
+    if not big:
+        return st.tuples(piece, st.sampled_from([1, 1, 1, 2, 20, 300])).map(lambda pair: pair[0] * pair[1])
+    return st.tuples(piece, st.sampled_from(_BIG_TIMES)).map(
+        lambda pair: pair[0] * min(pair[1], max(1, BIG_PIECE // max(1, len(pair[0])))))
+
+
+def _joined(pieces: list[str], big: bool, cap: int = BIG_INPUT) -> str:
+    return "".join(pieces)[:cap] if big else "".join(pieces)
 
 
 # ---- search-model completions -----------------------------------------------------------------
@@ -77,7 +92,7 @@ _PIECES = st.sampled_from([
 def completions(big: bool = False) -> st.SearchStrategy[str]:
     """Text a search model might write: thinking, calls (inside or after ``<think>``), answers."""
     piece = st.one_of(_PIECES, _CALL, TEXT, ODD_CHARS)
-    return st.lists(st.one_of(piece, _repeated(piece, big)), max_size=12).map("".join)
+    return st.lists(st.one_of(piece, _repeated(piece, big)), max_size=12).map(lambda pieces: _joined(pieces, big))
 
 
 # ---- reports with citations -----------------------------------------------------------------------
@@ -112,7 +127,7 @@ _MD_PIECES = st.sampled_from([
 def reports(big: bool = False) -> st.SearchStrategy[str]:
     """Markdown a synthesizer might write: prose, citations of every shape, odd URLs and brackets."""
     piece = st.one_of(_CITATIONS, _MD_PIECES, TEXT, ODD_CHARS)
-    return st.lists(st.one_of(piece, _repeated(piece, big)), max_size=16).map("".join)
+    return st.lists(st.one_of(piece, _repeated(piece, big)), max_size=16).map(lambda pieces: _joined(pieces, big, BIG_REPORT))
 
 
 # ---- documents to extract -----------------------------------------------------------------------------
@@ -144,7 +159,7 @@ def html_documents(big: bool = False) -> st.SearchStrategy[str]:
         st.builds(_nest, _TAGS, depth, TEXT, st.booleans()),
         st.builds(_attr, st.sampled_from(["class", "role", "hidden", "style", "aria-hidden", "data-x"]), attr_size),
     )
-    return st.lists(st.one_of(small, _repeated(small, big), large), max_size=12).map("".join)
+    return st.lists(st.one_of(small, _repeated(small, big), large), max_size=12).map(lambda pieces: _joined(pieces, big))
 
 
 def _pdf(objects: list[bytes], trailer_extra: str = "", broken_xref: bool = False) -> bytes:
