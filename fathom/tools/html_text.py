@@ -53,7 +53,9 @@ _BLOCK_TAGS = frozenset(
 )
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u3000]+")
 _BR = "\x00"  # stands for <br> inside inline text until lines are split
-_UNREADABLE_TAGS = re.compile(r"<(script|style|noscript|template|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_UNREADABLE_OPEN = re.compile(r"<(script|style|noscript|template|head)\b", re.IGNORECASE)
+_UNREADABLE_CLOSE = re.compile(r"</(script|style|noscript|template|head)\s*>", re.IGNORECASE)
+_CLOSE_OF = {name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in ("script", "style", "noscript", "template", "head")}
 _ANY_TAG = re.compile(r"<[^>]*>")
 # Elements open at once, boilerplate included, past which a page is read as words only: libxml2's
 # own limit when it builds a tree (XML_PARSE_HUGE), which it does not apply when it feeds a
@@ -88,8 +90,42 @@ def html_to_text(markup: str) -> tuple[str, str]:
 
 def _words_only(markup: str) -> str:
     """The text of any markup, one line per run of text between tags: the last resort."""
-    text = html_lib.unescape(_ANY_TAG.sub("\n", _UNREADABLE_TAGS.sub("\n", markup)))
+    markup = _drop_unreadable(markup)
+    # No tag runs past the last ">": the pattern is applied up to it only, or each "<" after it
+    # would scan to the end of the page (quadratic in a page of unclosed "<").
+    end = markup.rfind(">") + 1
+    text = html_lib.unescape(_ANY_TAG.sub("\n", markup[:end]) + markup[end:])
     return "\n\n".join(line for line in map(_collapse, text.split("\n")) if line)
+
+
+def _drop_unreadable(markup: str) -> str:
+    """``markup`` with each script, style, template, noscript and head element cut out (opening
+    tag to the first closing tag of its name), each replaced by a line break; an element never
+    closed stays, its tags to be dropped as any other.
+
+    Linear: the last closing tag of each name is known before the scan, so an unclosed opening
+    tag is passed over at once (a lazy ``<script>.*?</script>`` pattern rescanned the rest of
+    the page for each, and a page of thousands of unclosed ``<template>`` took minutes; found by
+    fuzzing).
+    """
+    last_close: dict[str, int] = {}
+    for close in _UNREADABLE_CLOSE.finditer(markup):
+        last_close[close.group(1).lower()] = close.start()
+    if not last_close:
+        return markup
+    out: list[str] = []
+    pos = at = 0
+    while (opening := _UNREADABLE_OPEN.search(markup, at)) is not None:
+        name = opening.group(1).lower()
+        if last_close.get(name, -1) < opening.end():
+            at = opening.start() + 1  # never closed: nothing to cut
+            continue
+        close = _CLOSE_OF[name].search(markup, opening.end())
+        assert close is not None  # one starts at or after opening.end(): last_close says so
+        out.append(markup[pos : opening.start()] + "\n")
+        pos = at = close.end()
+    out.append(markup[pos:])
+    return "".join(out)
 
 
 # ---- parsing ----------------------------------------------------------------------------------

@@ -113,3 +113,20 @@ def test_a_page_whose_drawing_inflates_past_the_cap_is_skipped(monkeypatch) -> N
     ])
     title, text = pdf.pdf_to_text(two)
     assert text == "## Page 2\n\nThe span is 62 metres.\n\n[note: page(s) 1 skipped, their drawing too large to read]"
+
+
+# ---- the cases fuzzing found in HTML nested past the tree limit (read as words only) -------------
+
+
+@pytest.mark.parametrize(("markup", "text"), [
+    # each unclosed <template> rescanned the rest of the page for its closing tag: 50,000 took minutes
+    ("<div>" * 2_100 + "<template>" * 50_000 + "kept words", "kept words"),
+    ("<div>" * 2_100 + "Before<template>" * 20_000 + "after", "Before\n\n" * 19_999 + "Before\n\nafter"),
+    # each "<" with no ">" after it scanned to the end of the page
+    ("<div>" * 2_100 + "x" + "<" * 100_000, "x" + "<" * 100_000),
+    # closed ones still go, whatever their case, with what they hold
+    ("<div>" * 2_100 + "a<SCRIPT src=x>var s;</script >b<style>p{}</STYLE>c<template>t", "a\n\nb\n\nc\n\nt"),
+])
+def test_a_page_too_deep_for_a_tree_keeps_its_words_in_one_pass(markup: str, text: str) -> None:
+    doc = check_extract(MediaKind.HTML, markup.encode())
+    assert doc is not None and doc.text == text
