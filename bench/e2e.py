@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
+from fathom.aio import run_own_loop  # noqa: E402
 from tests.fakes.search_apis import FakeSearxng  # noqa: E402
 from tests.fakes.server import LoopbackServer  # noqa: E402
 from tests.fakes.sglang import FakeSGLang, count_tokens  # noqa: E402
@@ -529,7 +530,7 @@ def main() -> None:
     print(f"{args.questions} questions, one at a time; model {args.decode:g} tok/s decode, {args.prefill:g} tok/s "
           f"prefill of uncached prompt tokens; search {args.search_latency:g} s; fathom --verify {args.verify}")
     for latency in [float(x) for x in args.page_latency.split(",")]:
-        report(latency, asyncio.run(run_latency(args, latency)), args.questions)
+        report(latency, run_own_loop(run_latency(args, latency)), args.questions)
     if not args.no_startup:
         best = startup()
         print("\n== start-up (fastest of 7 fresh processes, bytecode cached)")

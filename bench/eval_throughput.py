@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fathom.aio import run_own_loop  # noqa: E402
 from fathom.eval.judges import judge_for  # noqa: E402
 from fathom.eval.metrics import percentile  # noqa: E402
 from fathom.eval.runner import run_eval  # noqa: E402
@@ -111,7 +112,7 @@ def main() -> None:
                 marks.setdefault(event["event"], time.perf_counter())
 
             start = time.perf_counter()
-            summary = asyncio.run(
+            summary = run_own_loop(  # as `fathom eval run` does
                 run_eval("bench", "bench", items, settings, judge=judge_for("exact"), concurrency=args.concurrency,
                          on_event=mark)
             )

@@ -21,7 +21,6 @@ first read of round 2. The same run goes once with ``--context-strategy fold`` a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fathom.aio import run_own_loop  # noqa: E402
 from fathom.app.runs import run_question  # noqa: E402
 from fathom.app.services import build_services  # noqa: E402
 from tests.conftest import fake_settings  # noqa: E402
@@ -134,4 +134,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_own_loop(main())

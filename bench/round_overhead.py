@@ -27,7 +27,6 @@ and 64, the spread (min-max), and the ratio to the 10 ms target at round 64.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import statistics
 import sys
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.e2e import union  # noqa: E402
 from bench.long_horizon import QUESTION, page_html, plan  # noqa: E402
+from fathom.aio import run_own_loop  # noqa: E402
 from tests.conftest import fake_settings  # noqa: E402
 from tests.fakes.search_apis import FakeSearxng  # noqa: E402
 from tests.fakes.sglang import FakeSGLang, keep_researching  # noqa: E402
@@ -201,7 +201,7 @@ def main() -> None:
                 for strategy in strategies:
                     parent.send("reset")
                     parent.recv()
-                    rounds = asyncio.run(one_run(strategy, args, urls, Path(tmp) / f"{strategy}-{i}.db"))
+                    rounds = run_own_loop(one_run(strategy, args, urls, Path(tmp) / f"{strategy}-{i}.db"))
                     if i:
                         results[strategy].append(rounds)
         parent.send("stop")

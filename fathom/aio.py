@@ -6,9 +6,34 @@ Imports nothing from Fathom, so every layer may use it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Self
+from collections.abc import Coroutine
+from contextvars import ContextVar
+from typing import Any, Self, TypeVar
 
-__all__ = ["AsyncClosing"]
+__all__ = ["AsyncClosing", "loop_is_own", "run_own_loop"]
+
+T = TypeVar("T")
+
+_OWN_LOOP: ContextVar[bool] = ContextVar("fathom_own_loop", default=False)
+
+
+def run_own_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on an event loop that Fathom owns: nothing else shares it, so a
+    short blocking call on it (a SQLite statement, see ``fathom/store/inline.py``) costs less
+    than a hop to a worker thread. Fathom's commands run through this; a host's loop (an app
+    embedding the graph, LangGraph's dev server, which forbids blocking calls) never is."""
+    import asyncio  # here: the CLI's help paths import this module and never need asyncio
+
+    token = _OWN_LOOP.set(True)  # asyncio.run's task, and every task it starts, copies it
+    try:
+        return asyncio.run(main)
+    finally:
+        _OWN_LOOP.reset(token)
+
+
+def loop_is_own() -> bool:
+    """Whether the running code is on a loop started by :func:`run_own_loop`."""
+    return _OWN_LOOP.get()
 
 
 class AsyncClosing(ABC):

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from fathom.aio import run_own_loop
 from fathom.cli.options import DbUrl, RunOptions, load_settings, run_options, stderr, with_store, write_output
 from fathom.errors import ConfigError, one_line
 
@@ -58,12 +59,11 @@ def run(
     loaded = load_dataset(dataset)
     chosen = select(loaded.items, limit=limit, sample=sample, seed=seed, ids=ids.split(",") if ids else None)
     prompt = _read_prompt(judge_prompt_file)
-    import asyncio
 
     from fathom.cli.progress import EvalProgressView
 
     with EvalProgressView(stderr(), as_json=opts.as_json) as view:
-        summary = asyncio.run(_run(name or loaded.name, loaded.name, chosen, settings, judge, judge_model, prompt,
+        summary = run_own_loop(_run(name or loaded.name, loaded.name, chosen, settings, judge, judge_model, prompt,
                                    concurrency, retry_failed, on_event=None if opts.quiet else view.handle))
     if opts.as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
@@ -275,9 +275,8 @@ def rejudge(
         raise ConfigError(f"--judge must be one of {', '.join(JUDGES)}")
     settings = load_settings({"db_url": db}, config)
     prompt = _read_prompt(judge_prompt_file)
-    import asyncio
 
-    summary = asyncio.run(_rejudge(name, settings, judge, judge_model, prompt))
+    summary = run_own_loop(_rejudge(name, settings, judge, judge_model, prompt))
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:

@@ -18,6 +18,7 @@ import typer
 # typer >= 0.29 vendors click and has no public name for its usage errors.
 from typer._click import exceptions as click_exceptions
 
+from fathom.aio import run_own_loop
 from fathom.cli.eval import eval_app
 from fathom.cli.mcp import mcp as mcp_command
 from fathom.cli.options import (
@@ -217,10 +218,9 @@ def run_and_report(make: Callable[[], Awaitable[dict[str, Any]]], run_id: str) -
 
     Other expected failures (:class:`FathomError`) reach :func:`main`, which maps them to codes.
     """
-    import asyncio
 
     try:
-        return asyncio.run(make())  # type: ignore[arg-type]
+        return run_own_loop(make())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         fail(f"interrupted: run {run_id} can be continued with 'fathom resume {run_id}'", EXIT_INTERRUPTED)
     except ModelError as exc:

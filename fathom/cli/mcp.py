@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from fathom.aio import run_own_loop
 from fathom.cli.options import DbUrl, load_settings, stderr
 
 DEFAULT_PORT = 8910
@@ -29,7 +30,6 @@ def mcp(
     Settings come from the environment and --config, as for 'fathom research'; runs are recorded
     in the same database, so 'fathom runs' lists them and 'fathom resume' continues them.
     """
-    import asyncio
 
     flags = {"db_url": db}
     settings = load_settings(flags, config)
@@ -41,8 +41,8 @@ def mcp(
             def ready(url: str) -> None:
                 stderr().print(f"fathom mcp: serving MCP at {url}")
 
-            asyncio.run(serve_http(server, host=host, port=port, on_ready=ready))
+            run_own_loop(serve_http(server, host=host, port=port, on_ready=ready))
         else:
-            asyncio.run(serve_stdio(server))
+            run_own_loop(serve_stdio(server))
     except KeyboardInterrupt:  # the usual way to stop a server
         pass

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, get_type_h
 
 import typer
 
+from fathom.aio import run_own_loop
 from fathom.errors import ConfigError, FathomError, ModelError, StoreError
 
 if TYPE_CHECKING:
@@ -148,7 +149,6 @@ def with_store(work: Callable[[Any], Any]) -> Callable[[str | None], Any]:
     """
 
     def call(db: str | None) -> Any:
-        import asyncio
 
         from fathom.store import open_store
 
@@ -156,7 +156,7 @@ def with_store(work: Callable[[Any], Any]) -> Callable[[str | None], Any]:
             async with open_store(url) as store:
                 return await work(store)
 
-        return asyncio.run(go(db_url_of(db)))
+        return run_own_loop(go(db_url_of(db)))
 
     return call
 

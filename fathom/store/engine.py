@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from fathom.aio import loop_is_own
 from fathom.store import plans as plan_runners
 from fathom.store.connect import (
     BEGIN_OPTION,
@@ -45,7 +46,7 @@ from fathom.store.connect import (
     ping_when_idle,
 )
 from fathom.store.errors import StoreError, driver_message, translated
-from fathom.store.inline import LoopWriter, WriteLockBusy
+from fathom.store.inline import LoopConnection, WouldWait
 from fathom.store.migrations import migrate
 from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite, run_plans_sqlite
 from fathom.store.urls import Backend, DatabaseURL, URLLike, default_db_url, resolve_url
@@ -102,8 +103,8 @@ class Database:
         # millisecond or more. Other processes are still serialized by the busy timeout.
         self._async_writer = asyncio.Lock()
         self._sync_writer = threading.Lock()
-        # SQLite: writes run on the event loop itself unless they would wait (see inline.py).
-        self._loop_writer = LoopWriter(self.sync_engine, self._sync_writer) if self.backend == "sqlite" else None
+        # SQLite: statements run on the event loop itself unless they would wait (see inline.py).
+        self._loop_conn = LoopConnection(self.sync_engine, self._sync_writer) if self.backend == "sqlite" else None
         # Checkpoint writes waiting for the writer, committed together (see _group_commit).
         self._queued_plans: list[tuple[Plan[Any], asyncio.Future[Any]]] = []
         self._plan_flusher: asyncio.Task[None] | None = None
@@ -181,18 +182,19 @@ class Database:
     ) -> T:
         """Run ``fn(conn, ...)`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
         await self.setup()
-        if self._loop_writer is not None:
+        if self.backend == "sqlite":
             async with self._async_writer:  # the same lock as the checkpoint writes
-                await self._loop_writer.open()
-                try:
-                    with translated(str(self.url)):
-                        result = self._loop_writer.write(fn, *args, **kwargs)
-                    self._committed()
-                    return result
-                except WriteLockBusy:
-                    pass
-                # Another connection holds the lock: wait for it in a worker thread (a sync
-                # connection there costs one thread round trip per transaction, aiosqlite one a statement).
+                if await self._loop_ready():
+                    assert self._loop_conn is not None
+                    try:
+                        with translated(str(self.url)):
+                            result = self._loop_conn.write(fn, *args, **kwargs)
+                        self._committed()
+                        return result
+                    except WouldWait:
+                        pass  # another connection holds the lock: wait for it in a thread
+                # A sync connection in a worker thread costs one thread round trip per
+                # transaction; aiosqlite would cost one per statement.
                 return await _to_the_end(self.write_sync, fn, *args, **kwargs)
 
         async def attempt(tries: _Tries) -> T:
@@ -248,13 +250,20 @@ class Database:
     async def fetch(self, plan: Plan[T]) -> T:
         """Run a read plan with each statement on its own, outside any transaction.
 
-        The cheapest read: no BEGIN/ROLLBACK, and on SQLite one aiosqlite round trip in all.
+        The cheapest read: no BEGIN/ROLLBACK; on SQLite no thread round trip on Fathom's own
+        loop (see inline.py), else one to aiosqlite's thread in all.
         Consecutive statements may see different commits, so the caller must check the result
         and fall back to :meth:`read` when it does not hang together.
         """
         await self.setup()
         with translated(str(self.url)):
             if self.backend == "sqlite":
+                if await self._loop_ready():
+                    assert self._loop_conn is not None
+                    try:
+                        return self._loop_conn.fetch(plan)
+                    except WouldWait as busy:
+                        plan = busy.rest  # type: ignore[assignment]  # what is left of it
                 # Plain reads need no exclusive use of the connection: concurrent ones share it.
                 return await run_plan_aiosqlite(await self._pinned_sqlite("reader"), plan)
 
@@ -274,6 +283,18 @@ class Database:
             return await self.write(run_plan, plan)
         await self.setup()
         with translated(str(self.url)):
+            if await self._loop_ready() and not self._async_writer.locked() and not self._queued_plans:
+                assert self._loop_conn is not None
+                # The writer is idle: run the plan now, on the loop, in a transaction of its own.
+                try:
+                    [(ok, value)] = self._loop_conn.write_plans([plan])
+                except WouldWait:
+                    pass  # another connection holds the lock: queue for it below
+                else:
+                    self._committed()
+                    if not ok:
+                        raise value
+                    return value  # type: ignore[no-any-return]
             return await self._group_commit(plan)
 
     async def _group_commit(self, plan: Plan[T]) -> T:
@@ -328,14 +349,14 @@ class Database:
 
     async def _commit_plans(self, plans: list[Plan[Any]]) -> list[tuple[bool, Any]]:
         async with self._async_writer:  # the writer connections are used under this lock only
-            assert self._loop_writer is not None
-            await self._loop_writer.open()
-            try:
-                outcomes = self._loop_writer.write_plans(plans)
-                self._committed()
-                return outcomes
-            except WriteLockBusy:
-                pass  # another connection holds the lock: wait for it on aiosqlite's thread
+            if await self._loop_ready():
+                assert self._loop_conn is not None
+                try:
+                    outcomes = self._loop_conn.write_plans(plans)
+                    self._committed()
+                    return outcomes
+                except WouldWait:
+                    pass  # another connection holds the lock: wait for it on aiosqlite's thread
             conn = await self._pinned_sqlite("writer")
             submit = plan_runners.connection_thread(conn)
             try:
@@ -462,8 +483,8 @@ class Database:
 
     def close(self) -> None:
         """Close the sync engine's connections (async connections need :meth:`aclose`)."""
-        if self._loop_writer is not None:
-            self._loop_writer.close()
+        if self._loop_conn is not None:
+            self._loop_conn.close()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         if self._wal is not None:
@@ -476,6 +497,14 @@ class Database:
         if self.backend != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
             return None
         return database
+
+    async def _loop_ready(self) -> bool:
+        """Whether to run SQLite statements on the event loop (see inline.py), with its
+        connection open: on Fathom's own loop only (:func:`~fathom.aio.run_own_loop`)."""
+        if self._loop_conn is None or not loop_is_own():
+            return False
+        await self._loop_conn.open()
+        return True
 
     def _committed(self) -> None:
         if self._wal is not None:

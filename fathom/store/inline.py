@@ -1,14 +1,17 @@
-"""SQLite writes on the event loop's own thread, whenever they need not wait for the write lock.
+"""SQLite statements on the event loop's own thread, whenever they need not wait for a lock.
 
-Handing a write to a worker thread costs a thread switch each way, and a switch waits for the
-GIL while the event loop is busy: with an eval's 32 runs in flight a checkpoint write waited
+Handing an operation to a worker thread costs a thread switch each way, and a switch waits for
+the GIL while the event loop is busy: with an eval's 32 runs in flight a checkpoint write waited
 ~22 ms, most of it for the switches (bench/eval_throughput.py). With WAL and ``synchronous =
-NORMAL`` a commit does no fsync, so a small write transaction costs well under a millisecond of
-CPU wherever it runs. :class:`LoopWriter` runs it on the loop, on a connection whose busy timeout
+NORMAL`` a commit does no fsync, so a small transaction costs well under a millisecond of CPU
+wherever it runs. :class:`LoopConnection` runs it on the loop, on a connection whose busy timeout
 is 0: when another connection holds the write lock (another process, a worker thread of this
-one) it raises :class:`WriteLockBusy` at once, and the caller waits for the lock in a thread as
-before. The loop never sleeps on a lock; it does run the transaction's statements, so a very
-large write holds it up for as long as that takes.
+one) it raises :class:`WouldWait` at once, and the caller waits for the lock in a thread as
+before. The loop never sleeps on a lock; it does run the statements, so a very large write
+holds it up for as long as that takes.
+
+Each call runs to its end without giving the loop up, so no transaction of this connection is
+ever open while another coroutine could use it: reads and writes share it without a lock.
 """
 
 from __future__ import annotations
@@ -23,19 +26,27 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
-from fathom.store.plans import Plan, run_plans_sqlite
+from fathom.store.plans import Plan, Step, run_plans_sqlite, run_step_sqlite
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class WriteLockBusy(Exception):
-    """Another connection holds SQLite's write lock: nothing was run; wait for it elsewhere."""
+class WouldWait(Exception):
+    """Another connection holds a lock this operation needs; run it (``rest``) elsewhere.
+
+    ``rest`` is the plan to run instead: the caller's, or for a read plan stopped half way, its
+    remaining statements (from the one that found the lock taken).
+    """
+
+    def __init__(self, rest: Plan[Any] | None = None) -> None:
+        super().__init__("the database is locked by another connection")
+        self.rest = rest
 
 
-class LoopWriter:
-    """One pooled connection of ``engine`` that runs write transactions on the calling thread
-    without waiting; ``thread_writers`` is the lock this process's sync writers hold."""
+class LoopConnection:
+    """One pooled connection of ``engine`` that runs statements on the calling thread without
+    waiting; ``thread_writers`` is the lock this process's sync writers hold."""
 
     def __init__(self, engine: Engine, thread_writers: threading.Lock) -> None:
         self._engine = engine
@@ -44,27 +55,30 @@ class LoopWriter:
 
     async def open(self) -> None:
         """Check the connection out (in a thread: a file's first open may wait for its lock)."""
-        if self._conn is not None and not self._conn.invalidated:
+        if self._conn is not None:
             return
         conn = await asyncio.to_thread(self._engine.connect)
         conn.connection.driver_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
-        self.close()
-        self._conn = conn
+        if self._conn is None:
+            self._conn = conn
+        else:  # another task opened one meanwhile
+            conn.invalidate()
+            conn.close()
 
     def write(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(conn, ...)`` in one write transaction (``BEGIN IMMEDIATE``), committed.
 
         Raises:
-            WriteLockBusy: the write lock is taken; ``fn`` was not called.
+            WouldWait: the write lock is taken; ``fn`` was not called.
         """
-        conn = self._ready()
+        conn = self._ready(None)
         try:
-            with self._thread_lock():
+            with self._thread_lock(None):
                 try:
                     transaction = conn.begin()
                 except sa_exc.OperationalError as exc:
                     if _busy(exc.orig):
-                        raise WriteLockBusy from None
+                        raise WouldWait from None
                     raise
                 with transaction:
                     return fn(conn, *args, **kwargs)
@@ -76,19 +90,45 @@ class LoopWriter:
         :func:`~fathom.store.plans.run_plans_sqlite`).
 
         Raises:
-            WriteLockBusy: the write lock is taken; no plan was started.
+            WouldWait: the write lock is taken; no plan was started.
         """
-        raw: Any = self._ready().connection.driver_connection
+        raw: Any = self._ready(None).connection.driver_connection
         try:
-            with self._thread_lock():
+            with self._thread_lock(None):
                 try:
                     raw.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
                     if _busy(exc):
-                        raise WriteLockBusy from None
+                        raise WouldWait from None
                     raise
                 return run_plans_sqlite(raw, plans)
         finally:
+            self._drop_if_broken()
+
+    def fetch(self, plan: Plan[T]) -> T:
+        """Run a read plan, each statement on its own (see :meth:`Database.fetch`).
+
+        Raises:
+            WouldWait: a statement found the database locked (rare in WAL mode: a log being
+                recovered); ``rest`` carries the plan from that statement on.
+        """
+        raw: Any = self._ready(plan).connection.driver_connection
+        value: Any = None
+        try:
+            while True:
+                step = plan.send(value)
+                try:
+                    value = run_step_sqlite(raw, step)
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc):
+                        raise
+                    rest, plan = _from(step, plan), None  # type: ignore[assignment]
+                    raise WouldWait(rest) from None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            if plan is not None:
+                plan.close()
             self._drop_if_broken()
 
     def close(self) -> None:
@@ -99,13 +139,13 @@ class LoopWriter:
                 conn.invalidate()
                 conn.close()
 
-    def _ready(self) -> Connection:
+    def _ready(self, plan: Plan[Any] | None) -> Connection:
         if self._conn is None:
-            raise WriteLockBusy  # not opened (or dropped): the caller's thread path does the write
+            raise WouldWait(plan)  # not opened (or dropped): the caller's thread path runs it
         return self._conn
 
-    def _thread_lock(self) -> _NoWait:
-        return _NoWait(self._thread_writers)
+    def _thread_lock(self, plan: Plan[Any] | None) -> _NoWait:
+        return _NoWait(self._thread_writers, plan)
 
     def _drop_if_broken(self) -> None:
         if self._conn is not None and (self._conn.invalidated or self._conn.closed):
@@ -113,17 +153,32 @@ class LoopWriter:
 
 
 class _NoWait:
-    """Hold ``lock`` if it is free at once; otherwise raise :class:`WriteLockBusy`."""
+    """Hold ``lock`` if it is free at once; otherwise raise :class:`WouldWait`."""
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: threading.Lock, plan: Plan[Any] | None) -> None:
         self._lock = lock
+        self._plan = plan
 
     def __enter__(self) -> None:
         if not self._lock.acquire(blocking=False):
-            raise WriteLockBusy
+            raise WouldWait(self._plan)
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def _from(pending: Step, plan: Plan[T]) -> Plan[T]:
+    """``plan`` again from ``pending``, the statement it yielded last and got no answer for."""
+    try:
+        value = yield pending
+        while True:
+            try:
+                step = plan.send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            value = yield step
+    finally:
+        plan.close()
 
 
 def _busy(exc: BaseException | None) -> bool:

@@ -75,10 +75,10 @@ def run_plan_sqlite(conn: Any, plan: Plan[T], *, begin: str | None = None) -> T:
     alone (or in the caller's transaction).
     """
     if begin is None:
-        return drive(plan, lambda step: _raw(conn, step))
+        return drive(plan, lambda step: run_step_sqlite(conn, step))
     conn.execute(begin)
     try:
-        result = drive(plan, lambda step: _raw(conn, step))
+        result = drive(plan, lambda step: run_step_sqlite(conn, step))
         conn.commit()
         return result
     except BaseException:
@@ -103,7 +103,7 @@ def run_plans_sqlite(conn: Any, plans: Sequence[Plan[Any]], *, begin: str | None
         for plan in plans:
             conn.execute("SAVEPOINT fathom_plan")
             try:
-                result = drive(plan, lambda step: _raw(conn, step))
+                result = drive(plan, lambda step: run_step_sqlite(conn, step))
             except Exception as exc:
                 conn.execute("ROLLBACK TO fathom_plan")
                 conn.execute("RELEASE fathom_plan")
@@ -192,7 +192,8 @@ def _core(conn: Connection, step: Step) -> Any:
     return result.rowcount if step.mode == COUNT else None
 
 
-def _raw(conn: Any, step: Step) -> Any:
+def run_step_sqlite(conn: Any, step: Step) -> Any:
+    """Run one statement of a plan on a raw ``sqlite3.Connection``; its result for the plan."""
     compiled = _compile(step.statement)
     if step.mode == MANY:
         conn.executemany(compiled.sql, [compiled.bind(p) for p in step.params])

@@ -14,7 +14,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select, text
 
 from fathom.store import SQLSaver, plans
-from fathom.store.inline import LoopWriter, WriteLockBusy
 from fathom.store.migrations import blobs, checkpoints, writes
 from tests.support.checkpoints import research_graph, research_input, run_config
 
@@ -26,18 +25,6 @@ async def rows_per_thread(saver: SQLSaver, table: Any) -> dict[str, int]:
     stmt = select(table.c.thread_id, func.count()).group_by(table.c.thread_id)
     async with saver.db.engine.connect() as conn:
         return dict((await conn.execute(stmt)).all())
-
-
-@pytest.fixture
-def threaded_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Async SQLite writes take the path they take while another connection holds the write
-    lock: on a worker thread (aiosqlite's, for checkpoint writes) instead of the event loop."""
-
-    def busy(*_args: Any, **_kwargs: Any) -> Any:
-        raise WriteLockBusy
-
-    monkeypatch.setattr(LoopWriter, "write", busy)
-    monkeypatch.setattr(LoopWriter, "write_plans", busy)
 
 
 @pytest.mark.parametrize("mode", ["threads", "tasks", "mixed"])
@@ -92,7 +79,6 @@ async def test_concurrent_writers_on_one_sqlite_file(tmp_path: Path, mode: str) 
     ("failure", "round_trips"),
     [("error", "one per put"), ("error", "one per statement"), ("cancel", "one per statement")],
 )
-@pytest.mark.usefixtures("threaded_writes")
 async def test_a_failed_or_cancelled_put_rolls_back_and_releases_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str, round_trips: str
 ) -> None:
@@ -123,7 +109,6 @@ async def test_a_failed_or_cancelled_put_rolls_back_and_releases_the_lock(
         await _next_writers_succeed(saver)
 
 
-@pytest.mark.usefixtures("threaded_writes")
 async def test_a_put_cancelled_while_its_transaction_runs_stores_all_or_nothing(tmp_path: Path) -> None:
     """A caller cancelled while its put's transaction runs on aiosqlite's thread gets
     CancelledError once that transaction has ended (committed whole here: it was past the
