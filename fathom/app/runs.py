@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fathom.errors import RunStoppedByStoreError, StoreError
 from fathom.settings import SECRET_ENV_VARS, Settings
+from fathom.startup import collector_paused
 from fathom.store import Database, RunRecord, RunStatus, Store, UnknownRunError, open_store
 
 if TYPE_CHECKING:
@@ -60,10 +61,11 @@ async def run_question(
 
     A run that stops at the plan review carries the request under ``summary["review"]``.
     """
-    from langgraph.checkpoint.memory import InMemorySaver
+    with collector_paused():
+        from langgraph.checkpoint.memory import InMemorySaver
 
-    from fathom.app.services import build_services, research_graph
-    from fathom.graph.context import FathomContext
+        from fathom.app.services import build_services, research_graph
+        from fathom.graph.context import FathomContext
 
     graph = research_graph(checkpointer=checkpointer or InMemorySaver())
     config = run_config(run_id)
@@ -192,7 +194,8 @@ async def research(
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
     """Record a new run and research ``question`` (and write its report when ``deepresearch``)."""
-    from fathom.app.services import prompt_digests
+    with collector_paused():
+        from fathom.app.services import prompt_digests
 
     inputs = {"question": question, "deepresearch": deepresearch, "review_plan": review_plan, "language": settings.language}
     # The run records where its prompts came from and their sha256 (the texts are not stored).

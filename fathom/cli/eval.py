@@ -16,6 +16,7 @@ import typer
 from fathom.aio import run_own_loop
 from fathom.cli.options import DbUrl, RunOptions, load_settings, run_options, stderr, with_store, write_output
 from fathom.errors import ConfigError, one_line
+from fathom.startup import collector_paused
 
 eval_app = typer.Typer(
     help="Score the models on a benchmark: run (resumable; several machines share one eval on PostgreSQL), list, show, "
@@ -74,8 +75,9 @@ def run(
 async def _run(name: str, dataset: str, items: list[Any], settings: Any, judge: str, judge_model: str | None,
                prompt: str | None, concurrency: int, retry_failed: bool, *,
                on_event: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-    from fathom.eval.judging import eval_judge
-    from fathom.eval.runner import run_eval
+    with collector_paused():  # the research stack: see fathom/startup.py
+        from fathom.eval.judging import eval_judge
+        from fathom.eval.runner import run_eval
 
     async with eval_judge(settings, judge, dataset=dataset, judge_model=judge_model, prompt=prompt) as chosen:
         summary = await run_eval(name, dataset, items, settings, judge=chosen, concurrency=concurrency,

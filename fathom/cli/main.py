@@ -39,6 +39,7 @@ from fathom.cli.prompts import datasets_app, prompts_app
 from fathom.cli.runs import cache_app, corpus_app, runs_app
 from fathom.cli.serve import serve_app
 from fathom.errors import FathomError, ModelError, RunStoppedByStoreError
+from fathom.startup import collector_paused
 
 if TYPE_CHECKING:
     from fathom.cli.progress import ProgressPrinter
@@ -101,7 +102,8 @@ def research(
         fail("the question is empty", EXIT_USAGE)
     settings = opts.load_settings()
     opts.check()
-    from fathom.app import runs as runner
+    with collector_paused():  # the research stack: see fathom/startup.py
+        from fathom.app import runs as runner
 
     run_id = run_id or runner.new_run_id()
     progress = start_progress(opts)
@@ -134,7 +136,8 @@ def resume(
     """
     opts.check()
     db_url = opts.db_url()
-    from fathom.app import runs as runner
+    with collector_paused():  # the research stack: see fathom/startup.py
+        from fathom.app import runs as runner
 
     progress = start_progress(opts)
     summary = run_and_report(
@@ -169,7 +172,8 @@ def review_until_decided(
     summary: dict[str, Any], db: str | None, progress: ProgressPrinter, opts: RunOptions
 ) -> dict[str, Any]:
     """While the run waits at its plan review, ask for a decision and resume with it."""
-    from fathom.app import runs as runner
+    with collector_paused():  # the research stack: see fathom/startup.py
+        from fathom.app import runs as runner
     from fathom.cli.review import plan_decision
 
     run_id = summary["run_id"]

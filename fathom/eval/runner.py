@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from fathom.errors import ConfigError, ModelError, StoreError, ToolError, one_line
 from fathom.settings import Settings
+from fathom.startup import collector_paused
 from fathom.store import open_store
 from fathom.store.eval import ClaimedItem, EvalStore
 
@@ -127,7 +128,8 @@ async def run_eval(
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     if lease_s <= 0:
         raise ConfigError(f"lease_s must be positive, got {lease_s}")
-    from fathom.app.services import build_services, prompt_digests
+    with collector_paused():
+        from fathom.app.services import build_services, prompt_digests
 
     emit = on_event or (lambda event: None)
     owner = worker_id()
