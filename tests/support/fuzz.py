@@ -21,21 +21,25 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 ODD_CHARS = st.sampled_from(["\n", "\r\n", "\t", " ", "\u200b", "\u202e", "\ufeff", "\x00", "é", "日本", "🦉", "\\"])
 
 
-# The long run's bounds (``big``): a repeated piece stops at a megabyte and a whole input at four
-# (pieces of 5,000 characters repeated 80,000 times made inputs of 400 MB to 800 MB, far past a
-# real turn of 8,192 tokens or a page under the fetch cap of 5 MB), a report at two (a 30,000-token
-# report is ~120 kB; rendering costs ~3-10 µs a character a pass), and one repeat in ten runs to
-# tens of thousands, so that 10,000 cases finish in minutes on two cores.
-BIG_PIECE, BIG_INPUT, BIG_REPORT = 1_000_000, 4_000_000, 2_000_000
+# The long run's bounds (``big``). Pieces of 5,000 characters repeated 80,000 times made inputs
+# of 400-800 MB, far past a real turn (8,192 tokens) or a page under the fetch cap (5 MB), and
+# 10,000 cases never finished on two cores. Now a repeated piece stops at a megabyte and an input
+# at four, one repeat in ten runs to tens of thousands; reports stop at half a megabyte a piece
+# and one in total, one repeat in 46 running long (a 30,000-token report is ~120 kB, and checking
+# and rendering one costs ~7 µs a character: five CommonMark parses).
+BIG_PIECE, BIG_INPUT = 1_000_000, 4_000_000
 _BIG_TIMES = [1, 1, 1, 2, 50, 2_000] * 3 + [20_000, 80_000]
+BIG_REPORT_PIECE, BIG_REPORT = 500_000, 1_000_000
+_BIG_REPORT_TIMES = [1, 1, 1, 2, 50, 2_000] * 15 + [20_000, 80_000]
 
 
-def _repeated(piece: st.SearchStrategy[str], big: bool) -> st.SearchStrategy[str]:
+def _repeated(piece: st.SearchStrategy[str], big: bool, big_times: list[int] = _BIG_TIMES,
+              big_piece: int = BIG_PIECE) -> st.SearchStrategy[str]:
     """``piece`` once, or many times over (a model stuck in a loop; up to a megabyte with ``big``)."""
     if not big:
         return st.tuples(piece, st.sampled_from([1, 1, 1, 2, 20, 300])).map(lambda pair: pair[0] * pair[1])
-    return st.tuples(piece, st.sampled_from(_BIG_TIMES)).map(
-        lambda pair: pair[0] * min(pair[1], max(1, BIG_PIECE // max(1, len(pair[0])))))
+    return st.tuples(piece, st.sampled_from(big_times)).map(
+        lambda pair: pair[0] * min(pair[1], max(1, big_piece // max(1, len(pair[0])))))
 
 
 def _joined(pieces: list[str], big: bool, cap: int = BIG_INPUT) -> str:
@@ -127,7 +131,8 @@ _MD_PIECES = st.sampled_from([
 def reports(big: bool = False) -> st.SearchStrategy[str]:
     """Markdown a synthesizer might write: prose, citations of every shape, odd URLs and brackets."""
     piece = st.one_of(_CITATIONS, _MD_PIECES, TEXT, ODD_CHARS)
-    return st.lists(st.one_of(piece, _repeated(piece, big)), max_size=16).map(lambda pieces: _joined(pieces, big, BIG_REPORT))
+    return st.lists(st.one_of(piece, _repeated(piece, big, _BIG_REPORT_TIMES, BIG_REPORT_PIECE)), max_size=16).map(
+        lambda pieces: _joined(pieces, big, BIG_REPORT))
 
 
 # ---- documents to extract -----------------------------------------------------------------------------
