@@ -121,7 +121,9 @@ async def execute(
     keeping its registry row honest throughout. The summary's ``status`` is the run's
     (:func:`final_status`). ``services``: the caller's (shared by many runs, left open);
     by default the run builds its own on the store's database."""
-    await store.runs.update(record.run_id, status="running", error=None, endpoints=_endpoints(settings))
+    endpoints = run_endpoints(settings)
+    if (record.status, record.error, record.endpoints) != ("running", None, endpoints):  # a new run has it all
+        await store.runs.update(record.run_id, status="running", error=None, endpoints=endpoints)
     try:
         summary = await run_question(
             payload,
@@ -174,7 +176,8 @@ def final_status(summary: dict[str, Any]) -> RunStatus:
     return "failed"
 
 
-def _endpoints(settings: Settings) -> dict[str, Any]:
+def run_endpoints(settings: Settings) -> dict[str, Any]:
+    """What a run records of where it runs: model and search endpoints, and this process."""
     return {
         "search_model_url": settings.search_model_url,
         "synth_model_url": settings.synth_model_url,
@@ -201,7 +204,7 @@ async def research(
     # The run records where its prompts came from and their sha256 (the texts are not stored).
     options = {**settings.public_dict(), "prompts": prompt_digests(settings), "inputs": inputs}
     async with open_store(settings.db_url) as store:
-        record = await store.runs.create(run_id, question, options=options)
+        record = await store.runs.create(run_id, question, options=options, endpoints=run_endpoints(settings))
         return await execute(store, record, settings, payload=inputs, on_event=on_event)
 
 

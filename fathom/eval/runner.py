@@ -322,35 +322,37 @@ class _Worker:
 
     async def _research(self, item: ClaimedItem, run_id: str) -> dict[str, Any]:
         """Run the item's research, or continue it from its last checkpoint."""
-        from fathom.app.runs import execute, final_status, is_finished, run_config, summary_of
+        from fathom.app.runs import execute, final_status, is_finished, run_config, run_endpoints, summary_of
         from fathom.app.services import research_graph
+        from fathom.store.runs import new_run
 
         inputs = {"question": item.question, "deepresearch": False, "review_plan": False,
                   "language": self.settings.language}
         payload: dict[str, Any] | None = inputs
         options = {**self.run_options, "inputs": inputs, "eval_item": item.id}
-        # An item's first claim has no run yet: create it without looking (one statement, not two).
-        record = await self._create_run(run_id, item.question, options) if item.attempts == 1 else None
+        run = new_run(run_id, item.question, options=options, endpoints=run_endpoints(self.settings))
+        # An item's first claim has no run yet: create it (noted on the item) without looking.
+        record = await self._create_run(item, run) if item.attempts == 1 else None
         if record is None:
             record = await self.store.runs.get(run_id)
             if record is None:
-                record = await self.store.runs.create(run_id, item.question, options=options)
+                record = await self.evals.create_run(self.name, item.id, self.owner, run)
             else:
+                await self.evals.set_run(self.name, item.id, self.owner, run_id)
                 snapshot = await research_graph(checkpointer=self.store.saver).aget_state(run_config(run_id))
                 if is_finished(snapshot):  # finished, but its process died before the verdict
                     summary = summary_of(run_id, snapshot)
                     return {**summary, "status": final_status(summary)}
                 if snapshot.created_at is not None:
                     payload = None  # continue from the last checkpoint
-        await self.evals.set_run(self.name, item.id, self.owner, run_id)
         return await execute(self.store, record, self.settings, payload=payload, services=self.services)
 
-    async def _create_run(self, run_id: str, question: str, options: dict[str, Any]) -> Any:
+    async def _create_run(self, item: ClaimedItem, run: dict[str, Any]) -> Any:
         """The new run's record, or None when a run with this id exists already."""
         from fathom.store import RunExistsError
 
         try:
-            return await self.store.runs.create(run_id, question, options=options)
+            return await self.evals.create_run(self.name, item.id, self.owner, run)
         except RunExistsError:
             return None
 

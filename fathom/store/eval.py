@@ -29,6 +29,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from fathom.errors import ConfigError
 from fathom.store.engine import Database
 from fathom.store.migrations import EvalItemStatus, eval_items, evals, runs
+from fathom.store.runs import RunRecord, insert_run
 from fathom.store.sql import upsert_statement
 
 __all__ = ["ClaimedItem", "EvalInfo", "EvalItem", "EvalItemRecord", "EvalStore"]
@@ -204,6 +205,15 @@ class EvalStore:
         """Note the item's research run while ``owner`` holds it."""
         return await self.db.write(_set_run, name, item_id, owner, run_id)
 
+    async def create_run(self, name: str, item_id: str, owner: str, run: dict[str, Any]) -> RunRecord:
+        """Record the item's research run (a :func:`~fathom.store.runs.new_run` row) and note it
+        on the item while ``owner`` holds it, in one transaction.
+
+        Raises:
+            RunExistsError: the run is recorded already; nothing was written.
+        """
+        return await self.db.write(_create_run, name, item_id, owner, run)
+
     async def set_verdict(self, name: str, item_id: str, *, verdict: str, reason: str = "", judge: str = "") -> bool:
         """Replace a done item's verdict, reason and judge (a re-judging; no lease needed: done items
         have no owner); False when the item is not done or does not exist."""
@@ -347,6 +357,12 @@ def _settle(conn: Connection, name: str, item_id: str, owner: str, values: dict[
 def _set_run(conn: Connection, name: str, item_id: str, owner: str, run_id: str) -> bool:
     where = and_(_held(name, owner), eval_items.c.item_id == item_id)
     return conn.execute(update(eval_items).where(where).values(run_id=run_id)).rowcount > 0
+
+
+def _create_run(conn: Connection, name: str, item_id: str, owner: str, run: dict[str, Any]) -> RunRecord:
+    record = insert_run(conn, run)
+    _set_run(conn, name, item_id, owner, record.run_id)
+    return record
 
 
 def _set_verdict(conn: Connection, name: str, item_id: str, values: dict[str, Any]) -> bool:

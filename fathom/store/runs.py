@@ -78,18 +78,7 @@ class RunRegistry:
             RunExistsError: a run with this id is already recorded (a :class:`StoreError`).
             ValueError: unknown status.
         """
-        now = datetime.now(UTC)
-        values = {
-            "run_id": run_id,
-            "question": question,
-            "options": dict(options or {}),
-            "endpoints": dict(endpoints or {}),
-            "status": _status(status),
-            "created_at": now,
-            "updated_at": now,
-            "rounds": 0,
-        }
-        return await self.db.write(_create, values)
+        return await self.db.write(insert_run, new_run(run_id, question, options=options, endpoints=endpoints, status=status))
 
     async def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Change some of ``question, options, endpoints, status, rounds, answer, report, error``.
@@ -178,7 +167,38 @@ async def open_store(
 # ---- transactions ----------------------------------------------------------------------------
 
 
-def _create(conn: Connection, values: dict[str, Any]) -> RunRecord:
+def new_run(
+    run_id: str,
+    question: str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    endpoints: Mapping[str, Any] | None = None,
+    status: RunStatus = "running",
+) -> dict[str, Any]:
+    """The registry row of a new run (``rounds`` 0, both timestamps now), for :func:`insert_run`.
+
+    Raises:
+        ValueError: unknown status.
+    """
+    now = datetime.now(UTC)
+    return {
+        "run_id": run_id,
+        "question": question,
+        "options": dict(options or {}),
+        "endpoints": dict(endpoints or {}),
+        "status": _status(status),
+        "created_at": now,
+        "updated_at": now,
+        "rounds": 0,
+    }
+
+
+def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
+    """Insert a :func:`new_run` row in the caller's transaction.
+
+    Raises:
+        RunExistsError: a run with this id is already recorded.
+    """
     try:  # one statement: the primary key is the check (an eval creates runs by the hundred)
         conn.execute(insert(runs).values(**values))
     except IntegrityError as exc:

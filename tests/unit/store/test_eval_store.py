@@ -100,6 +100,26 @@ async def test_release_hands_claims_back_and_delete_removes_the_eval(store: Eval
     assert [e.name for e in await store.list_evals()] == ["e2"] and await store.items("e1") == []
 
 
+async def test_an_items_run_is_recorded_and_noted_on_the_item_together(store: EvalStore) -> None:
+    """One transaction: the run registry row and the item's run id, or (run recorded already)
+    neither change."""
+    from fathom.store import RunExistsError
+    from fathom.store.runs import RunRegistry, new_run
+
+    await store.create_or_open("e1", "toy", ITEMS)
+    [item] = await store.claim("e1", "w1", 60, 1)
+    record = await store.create_run("e1", item.id, "w1", new_run("e1:q0", item.question, endpoints={"pid": 1}))
+    assert (record.run_id, record.status, record.endpoints) == ("e1:q0", "running", {"pid": 1})
+    assert (await RunRegistry(store.db).get("e1:q0")) == record
+    [held] = await store.items("e1", "claimed")
+    assert held.run_id == "e1:q0"
+
+    [other] = await store.claim("e1", "w1", 60, 1)
+    with pytest.raises(RunExistsError):
+        await store.create_run("e1", other.id, "w1", new_run("e1:q0", other.question))
+    assert {r.id: r.run_id for r in await store.items("e1", "claimed")} == {"q0": "e1:q0", "q1": None}
+
+
 @pytest.mark.postgres
 async def test_concurrent_claimers_on_postgresql_never_share_an_item() -> None:
     """Many claimers, each on its own connection pool, race for 60 items: each item goes to one."""
