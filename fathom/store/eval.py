@@ -286,38 +286,40 @@ def _claimable(name: str, now: float) -> Any:
 
 
 def _claim(conn: Connection, name: str, owner: str, now: float, until: float, limit: int) -> list[ClaimedItem]:
-    stmt = (
+    chosen = (
         select(eval_items.c.item_id)
         .where(_claimable(name, now))
         .order_by(eval_items.c.position, eval_items.c.item_id)
         .limit(limit)
     )
     if conn.dialect.name != "sqlite":  # SQLite's one writer already excludes other claimers
-        stmt = stmt.with_for_update(skip_locked=True)
-    ids = list(conn.execute(stmt).scalars())
-    if not ids:
-        return []
-    conn.execute(
-        update(eval_items)
-        .where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(ids), _claimable(name, now))
-        .values(
-            status="claimed",
-            lease_owner=owner,
-            lease_until=until,
-            attempts=eval_items.c.attempts + 1,
-            updated_at=_now(),
-        )
+        chosen = chosen.with_for_update(skip_locked=True)
+    claim = update(eval_items).values(
+        status="claimed", lease_owner=owner, lease_until=until, attempts=eval_items.c.attempts + 1, updated_at=_now()
     )
-    rows = conn.execute(
-        select(eval_items)
-        .where(
-            eval_items.c.eval_name == name,
-            eval_items.c.item_id.in_(ids),
-            eval_items.c.lease_owner == owner,
-            eval_items.c.status == "claimed",
+    if conn.dialect.update_returning:  # SQLite, PostgreSQL: choose, claim and read back in one statement
+        # A CTE: PostgreSQL runs it once, where an IN (… LIMIT … SKIP LOCKED) subquery may run again
+        # for each row and claim more than ``limit``.
+        picked = chosen.cte("picked")
+        stmt = claim.where(
+            eval_items.c.eval_name == name, eval_items.c.item_id.in_(select(picked.c.item_id)), _claimable(name, now)
         )
-        .order_by(eval_items.c.position, eval_items.c.item_id)
-    )
+        rows = sorted(conn.execute(stmt.returning(*eval_items.c)), key=lambda row: (row.position, row.item_id))
+    else:  # MariaDB/MySQL: no UPDATE … RETURNING, and no LIMIT in an IN subquery
+        ids = list(conn.execute(chosen).scalars())
+        if not ids:
+            return []
+        conn.execute(claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(ids), _claimable(name, now)))
+        rows = list(conn.execute(
+            select(eval_items)
+            .where(
+                eval_items.c.eval_name == name,
+                eval_items.c.item_id.in_(ids),
+                eval_items.c.lease_owner == owner,
+                eval_items.c.status == "claimed",
+            )
+            .order_by(eval_items.c.position, eval_items.c.item_id)
+        ))
     return [
         ClaimedItem(
             id=row.item_id,
