@@ -6,7 +6,9 @@ suite (its limiter lifted to --concurrency searches at once and --search-rate a 
 default of 5 a second alone would take 40 s for 200 questions), and runs are recorded in a
 fresh SQLite database. The ideal wall time is the summed
 per-question model time divided by the concurrency (the fake search adds no latency of its own,
-so its time counts as overhead). Prints wall / ideal (target <= 1.25), start-up, each question's
+so its time counts as overhead). Prints wall / ideal (target <= 1.25), the floor that whole
+waves of equal questions set (200 questions at 32 are 7 waves, the last one part full: 1.12 x
+ideal before any overhead), start-up, each question's
 wall against its model time, CPU seconds and peak RSS per question. The fakes run in a process of
 their own (as a model server does), so CPU and RSS are the eval's alone.
 
@@ -134,6 +136,12 @@ def main() -> None:
         f"{model_requests} model requests; done {summary['done']}, correct {summary['verdicts']['correct']}"
     )
     print(f"wall {wall:.1f} s, ideal {ideal:.1f} s, wall / ideal {wall / ideal:.2f} (target <= 1.25)")
+    # Equal questions start and end together: the last of ceil(N / C) waves runs part full.
+    waves = -(-n // args.concurrency)
+    floor = waves * TURNS * args.delay
+    print(f"whole waves: {waves} waves of up to {args.concurrency} take at least {floor:.1f} s = {floor / ideal:.2f} x ideal "
+          f"with no overhead at all; wall from the first claim {wall - (marks['eval_start'] - start):.1f} s "
+          f"= {(wall - (marks['eval_start'] - start)) / ideal:.2f} x ideal")
     model_s = TURNS * args.delay
     print(
         f"start-up {marks['eval_start'] - start:.2f} s (imports, database, dataset); per question wall "

@@ -46,6 +46,17 @@ def _served(node: Node, provide: ServicesProvider) -> Callable[..., Awaitable[di
     return run
 
 
+def _on_loop(route: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
+    """``route`` as a coroutine. LangGraph runs a plain function in a worker thread (in async
+    runs), and a route only reads the state: the thread hop per step cost more than the route."""
+
+    async def route_here(state: Any) -> Any:
+        return route(state)
+
+    route_here.__name__, route_here.__qualname__, route_here.__doc__ = route.__name__, route.__qualname__, route.__doc__
+    return route_here
+
+
 def build_builder(services: ServicesProvider | None = None) -> StateGraph:
     """The uncompiled graph, for callers that compile it themselves."""
     provide = services or given_services
@@ -59,11 +70,11 @@ def build_builder(services: ServicesProvider | None = None) -> StateGraph:
     builder.add_node("review", review)
     builder.add_node("write", _served(write, provide))
     builder.add_edge(START, "search")
-    builder.add_conditional_edges("search", route_after_search, ["read", "verify", "search", "plan", END])
+    builder.add_conditional_edges("search", _on_loop(route_after_search), ["read", "verify", "search", "plan", END])
     builder.add_edge("read", "search")
-    builder.add_conditional_edges("verify", route_after_verify, {"search": "search", "plan": "plan", "done": END})
-    builder.add_conditional_edges("plan", route_after_plan, ["review", "write"])
-    builder.add_conditional_edges("review", route_after_review, {"write": "write", "done": END})
+    builder.add_conditional_edges("verify", _on_loop(route_after_verify), {"search": "search", "plan": "plan", "done": END})
+    builder.add_conditional_edges("plan", _on_loop(route_after_plan), ["review", "write"])
+    builder.add_conditional_edges("review", _on_loop(route_after_review), {"write": "write", "done": END})
     builder.add_edge("write", END)
     return builder
 

@@ -55,6 +55,15 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> N
         time.sleep(0.05)
 
 
+def cached_pages(db_path: str) -> set[str]:
+    """The URLs whose pages are committed to the page cache."""
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            return {row[0] for row in conn.execute("SELECT url FROM fathom_cache_pages")}
+    except sqlite3.Error:
+        return set()
+
+
 def durable_write_mentions(db_path: str, needle: bytes) -> bool:
     """Whether a finished task's result mentioning ``needle`` is already in the checkpoint database."""
     try:
@@ -111,6 +120,9 @@ def test_killed_run_resumes_to_the_same_answer_without_refetching(kill_point, cl
         try:
             if kill_point == "model_call":
                 wait_for(lambda: len(sglang.prompts) >= 2, "the second model call")
+                # Meanwhile the top results are read ahead: killed once /article is in the page
+                # cache (killed while its read is in flight, it may be fetched again, rightly).
+                wait_for(lambda: web.url("/article") in cached_pages(db_path), "the read ahead to be cached")
             elif kill_point == "parallel_reads":
                 wait_for(lambda: web.hits["/late"] == 1, "the slow read to start")
                 wait_for(lambda: durable_write_mentions(db_path, b"14 June 1897"), "the fast read to be checkpointed")
