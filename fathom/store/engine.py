@@ -209,8 +209,15 @@ class Database:
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, ...)`` in one read transaction (a consistent snapshot)."""
         await self.setup()
-        if self.backend == "sqlite":  # one thread round trip per transaction, as in write()
-            return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)
+        if self.backend == "sqlite":
+            if await self._loop_ready():
+                assert self._loop_conn is not None
+                try:
+                    with translated(str(self.url)):
+                        return self._loop_conn.read(fn, *args, **kwargs)
+                except WouldWait:
+                    pass  # the log is being recovered: read in a thread, which waits for it
+            return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)  # one round trip in all
 
         async def attempt(tries: _Tries) -> T:
             async with self._read_engine.connect() as conn:

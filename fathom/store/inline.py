@@ -26,6 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
+from fathom.store.connect import BEGIN_OPTION
 from fathom.store.plans import Plan, Step, run_plans_sqlite, run_step_sqlite
 
 P = ParamSpec("P")
@@ -83,6 +84,27 @@ class LoopConnection:
                 with transaction:
                     return fn(conn, *args, **kwargs)
         finally:
+            self._drop_if_broken()
+
+    def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(conn, ...)`` in one read transaction (a deferred ``BEGIN``: a consistent snapshot).
+
+        Raises:
+            WouldWait: a statement found the database locked (rare in WAL mode); what ``fn``
+                read is discarded, and it runs again elsewhere.
+        """
+        conn = self._ready(None)
+        conn.execution_options(**{BEGIN_OPTION: "BEGIN"})
+        try:
+            with conn.begin():
+                return fn(conn, *args, **kwargs)
+        except sa_exc.OperationalError as exc:
+            if _busy(exc.orig):
+                raise WouldWait from None
+            raise
+        finally:
+            if not conn.closed:
+                conn.execution_options(**{BEGIN_OPTION: "BEGIN IMMEDIATE"})
             self._drop_if_broken()
 
     def write_plans(self, plans: Sequence[Plan[Any]]) -> list[tuple[bool, Any]]:

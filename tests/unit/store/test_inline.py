@@ -74,6 +74,7 @@ def test_on_fathoms_loop_writes_and_reads_run_on_the_loop_thread(tmp_path: Path)
         assert await db.write(_insert, "a") == loop_thread
         assert await db.write_plan(_insert_plan("b")) == loop_thread
         assert await db.fetch(_reads("a", "b")) == [("a", loop_thread), ("b", loop_thread)]
+        assert await db.read(lambda conn: threading.get_ident()) == loop_thread
         assert await _stored(db) == {"a", "b"}
 
     _on_database(tmp_path / "own.db", scenario)
@@ -88,6 +89,7 @@ def test_on_a_host_loop_nothing_blocks_the_loop(tmp_path: Path) -> None:
         assert await db.write(_insert, "a") != loop_thread
         assert await db.write_plan(_insert_plan("b")) != loop_thread
         assert {thread for _, thread in await db.fetch(_reads("a", "b"))} != {loop_thread}
+        assert await db.read(lambda conn: threading.get_ident()) != loop_thread
 
     _on_database(tmp_path / "host.db", scenario, own_loop=False)
 
@@ -101,6 +103,7 @@ def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(tmp_pa
 
     async def scenario(db: Database) -> None:
         await db.write(_insert, "warm")  # the loop's connection is open before the lock is taken
+        assert await _stored(db) == {"warm"}  # a read on it leaves its writes taking the lock first
         other.execute("BEGIN IMMEDIATE")
         ticks = 0
 
