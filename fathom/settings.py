@@ -201,6 +201,14 @@ class Settings(BaseModel):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value
 
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        # No file name or URL holds one; SQLite's driver raised ValueError from its own thread.
+        if value is not None and "\x00" in value:
+            raise ValueError("a database path or URL cannot contain a NUL character")
+        return value
+
     @field_validator("prompt", "synth_prompt", mode="before")
     @classmethod
     def _prompt(cls, value: Any) -> str | None:

@@ -191,3 +191,11 @@ def test_a_database_path_that_is_a_directory_is_one_line_and_no_dying_thread(san
     for command in (["cache", "stats"], ["runs", "list"], ["eval", "list"]):
         code, _, err = check_cli([*command, "--db", f"sqlite:///{sandboxed}"])
         assert code == 4 and "is a directory, not a database file" in err
+
+
+def test_a_database_path_with_a_nul_is_a_usage_error(sandboxed: Path) -> None:
+    """Found by the long fuzz run: SQLite's driver raised ValueError ("embedded null byte") from
+    its thread, reported as a bug (exit 70) after a thread's traceback line."""
+    for command in (["corpus", "remove"], ["cache", "stats"], ["runs", "list"]):
+        code, _, err = check_cli([*command, "--db", str(sandboxed / "x\x00y"), *(["abc"] if command[0] == "corpus" else [])])
+        assert code == 2 and "cannot contain a NUL character" in err
