@@ -159,14 +159,13 @@ async def run_eval(
 
 async def eval_summary(evals: EvalStore, name: str) -> dict[str, Any]:
     """Counts of eval ``name``'s items by status and by verdict."""
-    records = await evals.items(name)
     statuses = {s: 0 for s in ("pending", "claimed", "done", "failed")}
     verdicts = {v: 0 for v in ("correct", "incorrect", "not_attempted", "judge_error")}
-    for record in records:
-        statuses[record.status] = statuses.get(record.status, 0) + 1
-        if record.status == "done" and record.verdict is not None:
-            verdicts[record.verdict] = verdicts.get(record.verdict, 0) + 1
-    return {"eval": name, "total": len(records), **statuses, "verdicts": verdicts}
+    for (status, verdict), count in (await evals.tally(name)).items():
+        statuses[status] = statuses.get(status, 0) + count
+        if status == "done" and verdict is not None:
+            verdicts[verdict] = verdicts.get(verdict, 0) + count
+    return {"eval": name, "total": sum(statuses.values()), **statuses, "verdicts": verdicts}
 
 
 @dataclass

@@ -232,6 +232,10 @@ class EvalStore:
         """Eval ``name``'s items in dataset order (optionally only those with ``status``)."""
         return await self.db.read(_items, name, status)
 
+    async def tally(self, name: str) -> dict[tuple[str, str | None], int]:
+        """How many of eval ``name``'s items have each (status, verdict), counted by the database."""
+        return await self.db.read(_tally, name)
+
     async def get(self, name: str) -> EvalInfo | None:
         """Eval ``name`` with its counts, or None."""
         found = await self.db.read(_list, name)
@@ -415,6 +419,15 @@ def _items(conn: Connection, name: str, status: str | None) -> list[EvalItemReco
         )
         for row in conn.execute(stmt)
     ]
+
+
+def _tally(conn: Connection, name: str) -> dict[tuple[str, str | None], int]:
+    stmt = (
+        select(eval_items.c.status, eval_items.c.verdict, func.count())
+        .where(eval_items.c.eval_name == name)
+        .group_by(eval_items.c.status, eval_items.c.verdict)
+    )
+    return {(status, verdict): int(count) for status, verdict, count in conn.execute(stmt)}
 
 
 def _list(conn: Connection, name: str | None) -> list[EvalInfo]:
