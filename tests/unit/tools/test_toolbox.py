@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fathom.app.services import toolbox
 from fathom.errors import ConfigError
+from fathom.protocols.prompts.tools import READER_NOTES
 from fathom.settings import Settings
 from fathom.tools.base import SearchHit
 from fathom.tools.evidence import EvidenceExtractor
@@ -191,10 +193,16 @@ async def test_query_url_binary(tools: Toolbox, web: FakeWeb) -> None:
     assert not outcome.ok
 
 
-async def test_query_url_empty_page(tools: Toolbox, web: FakeWeb) -> None:
+@pytest.mark.parametrize("reader", ["static", "auto"])
+async def test_query_url_empty_page(reader: str, web: FakeWeb, searxng: FakeSearxng, tmp_path: Path) -> None:
+    """No text: with ``--reader auto`` and no browser to run the page's scripts, the model is
+    told that too (the browser path named here does not exist, whatever this machine has)."""
     url = web.url("/empty")
-    outcome = await tools.query_url(url, GOAL)
-    assert outcome.text == f"[error] could not read {url}: the page has no readable text"
+    settings = settings_for(web, searxng, reader=reader, browser_path=str(tmp_path / "no-chromium"))
+    async with toolbox(settings) as tools:
+        outcome = await tools.query_url(url, GOAL)
+    hint = "" if reader == "static" else "; browser: " + READER_NOTES.browser_missing
+    assert outcome.text == f"[error] could not read {url}: the page has no readable text{hint}"
 
 
 async def test_query_url_redirect_to_internal_service(tools: Toolbox, web: FakeWeb, internal: FakeWeb) -> None:
