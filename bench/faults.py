@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from fathom.aio import run_own_loop  # noqa: E402
 from fathom.app.runs import load_state, run_config  # noqa: E402
 from fathom.settings import Settings  # noqa: E402
 from fathom.store import open_store  # noqa: E402
@@ -453,4 +454,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_own_loop(main())  # as `fathom research` and `fathom eval run` do
