@@ -318,6 +318,7 @@ class Database:
         self._queued_plans.append((plan, done))
         if self._plan_flusher is None or self._plan_flusher.done():
             self._plan_flusher = asyncio.ensure_future(self._flush_plans())
+            self._plan_flusher.add_done_callback(self._flusher_ended)
         cancelled = False
         while not done.done():
             try:
@@ -327,6 +328,17 @@ class Database:
         if cancelled:
             raise asyncio.CancelledError
         return done.result()
+
+    def _flusher_ended(self, flusher: asyncio.Task[None]) -> None:
+        """A flusher cancelled before it ran (all of a loop's tasks are, as ``asyncio.run``
+        ends) never reaches its own clean-up: cancel the plans it left queued, so that no writer
+        waits for them forever."""
+        if flusher is not self._plan_flusher or not (flusher.cancelled() or flusher.exception()):
+            return  # a newer flusher has the queue, or this one emptied it
+        queued, self._queued_plans = self._queued_plans, []
+        for _, done in queued:
+            if not done.done():
+                done.cancel()
 
     async def _flush_plans(self) -> None:
         while self._queued_plans:

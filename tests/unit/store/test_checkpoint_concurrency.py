@@ -205,3 +205,43 @@ async def test_concurrent_sqlite_writes_share_transactions_and_a_failing_one_is_
         assert await db.write_plan(record("after")) == "after"  # the writer is free again
     finally:
         await db.aclose()
+
+
+async def test_a_flusher_cancelled_before_it_runs_leaves_no_writer_waiting(tmp_path: Path) -> None:
+    """As ``asyncio.run`` ends (Ctrl-C) it cancels every task, a group commit's flusher maybe
+    before it ever ran: the write it was to carry fails with CancelledError, it does not wait
+    forever, and the next write finds the writer free."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from fathom.store import Database
+    from fathom.store.migrations import runs
+    from fathom.store.plans import execute
+
+    def record(run_id: str) -> Any:
+        now = datetime.now(UTC)
+        yield from execute(insert(runs), {"run_id": run_id, "question": "q", "options": {}, "endpoints": {},
+                                          "status": "running", "created_at": now, "updated_at": now, "rounds": 0,
+                                          "answer": None, "report": None, "error": None})
+        return run_id
+
+    db = Database(f"sqlite:///{tmp_path}/shutdown.db")
+    try:
+        await db.setup()
+        put = asyncio.create_task(db.write_plan(record("lost")))
+        await asyncio.sleep(0)  # the put has queued its plan and started a flusher, not yet run
+        assert db._plan_flusher is not None and not db._plan_flusher.done()
+        db._plan_flusher.cancel()
+        finished, _ = await asyncio.wait([put], timeout=10)
+        if not finished:
+            for _, waiting in db._queued_plans:  # let the stuck put end before failing
+                waiting.cancel()
+            pytest.fail("the write still waits for a flusher that never ran")
+        with pytest.raises(asyncio.CancelledError):
+            await put
+        assert await db.write_plan(record("next")) == "next"
+        stored = await db.read(lambda conn: set(conn.execute(select(runs.c.run_id)).scalars()))
+        assert stored == {"next"}
+    finally:
+        await db.aclose()
