@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 
 # The most checkpoint writes one SQLite transaction takes at once (a group commit).
 _GROUP_COMMIT_MAX = 64
+STATEMENTS_ON_LOOP = False
+"""Run SQLite statements on Fathom's own loop (see inline.py). Off: with it on, `fathom research`
+ignored Ctrl-C for the length of a model call in CI's full suite (not reproduced alone); the
+benches turn it on to measure it."""
 
 
 
@@ -520,7 +524,7 @@ class Database:
     async def _loop_ready(self) -> bool:
         """Whether to run SQLite statements on the event loop (see inline.py), with its
         connection open: on Fathom's own loop only (:func:`~fathom.aio.run_own_loop`)."""
-        if self._loop_conn is None or not loop_is_own():
+        if self._loop_conn is None or not STATEMENTS_ON_LOOP or not loop_is_own():
             return False
         await self._loop_conn.open()
         return True

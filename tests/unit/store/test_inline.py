@@ -1,5 +1,7 @@
 """SQLite statements on Fathom's own event loop: no thread hop, and never a wait for a lock.
 
+(Off by default for now: see ``fathom.store.engine.STATEMENTS_ON_LOOP``.)
+
 Each scenario runs through :func:`fathom.aio.run_own_loop`, as Fathom's commands do; on any
 other loop (a host's, the test runner's) the statements go to worker threads as before.
 """
@@ -18,10 +20,16 @@ import pytest
 from sqlalchemy import Connection, insert, select, text
 
 from fathom.aio import run_own_loop
-from fathom.store import Database, inline
+from fathom.store import Database, engine, inline
 from fathom.store.errors import StoreError
 from fathom.store.migrations import runs
 from fathom.store.plans import execute, fetch_all
+
+
+@pytest.fixture(autouse=True)
+def statements_on_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature under test is off by default (see ``engine.STATEMENTS_ON_LOOP``)."""
+    monkeypatch.setattr(engine, "STATEMENTS_ON_LOOP", True)
 
 
 def _row(run_id: str) -> dict[str, Any]:
