@@ -58,10 +58,8 @@ log = logging.getLogger(__name__)
 
 # The most checkpoint writes one SQLite transaction takes at once (a group commit).
 _GROUP_COMMIT_MAX = 64
-STATEMENTS_ON_LOOP = False
-"""Run SQLite statements on Fathom's own loop (see inline.py). Off: with it on, `fathom research`
-ignored Ctrl-C for the length of a model call in CI's full suite (not reproduced alone); the
-benches turn it on to measure it."""
+STATEMENTS_ON_LOOP = True
+"""Run SQLite statements on Fathom's own loop (see inline.py); off, they always take a thread."""
 
 
 

@@ -1,7 +1,5 @@
 """SQLite statements on Fathom's own event loop: no thread hop, and never a wait for a lock.
 
-(Off by default for now: see ``fathom.store.engine.STATEMENTS_ON_LOOP``.)
-
 Each scenario runs through :func:`fathom.aio.run_own_loop`, as Fathom's commands do; on any
 other loop (a host's, the test runner's) the statements go to worker threads as before.
 """
@@ -24,12 +22,6 @@ from fathom.store import Database, engine, inline
 from fathom.store.errors import StoreError
 from fathom.store.migrations import runs
 from fathom.store.plans import execute, fetch_all
-
-
-@pytest.fixture(autouse=True)
-def statements_on_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The feature under test is off by default (see ``engine.STATEMENTS_ON_LOOP``)."""
-    monkeypatch.setattr(engine, "STATEMENTS_ON_LOOP", True)
 
 
 def _row(run_id: str) -> dict[str, Any]:
@@ -100,6 +92,19 @@ def test_on_a_host_loop_nothing_blocks_the_loop(tmp_path: Path) -> None:
         assert await db.read(lambda conn: threading.get_ident()) != loop_thread
 
     _on_database(tmp_path / "host.db", scenario, own_loop=False)
+
+
+def test_switched_off_every_statement_takes_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "STATEMENTS_ON_LOOP", False)
+
+    async def scenario(db: Database) -> None:
+        loop_thread = threading.get_ident()
+        assert await db.write(_insert, "a") != loop_thread
+        assert await db.write_plan(_insert_plan("b")) != loop_thread
+        assert await db.read(lambda conn: threading.get_ident()) != loop_thread
+        assert await _stored(db) == {"a", "b"}
+
+    _on_database(tmp_path / "off.db", scenario)
 
 
 @pytest.mark.parametrize("kind", ["write", "plan"])
