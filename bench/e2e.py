@@ -57,9 +57,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 
 from fathom.aio import run_own_loop  # noqa: E402
-from tests.fakes.search_apis import FakeSearxng  # noqa: E402
 from tests.fakes.server import LoopbackServer  # noqa: E402
-from tests.fakes.sglang import FakeSGLang, count_tokens  # noqa: E402
+from tests.fakes.sglang import count_tokens  # noqa: E402
+from tests.fakes.timing import Interval, TimedModel, TimedSearxng, timed  # noqa: E402
 from tests.fakes.web import FakeWeb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,45 +176,13 @@ def model(qs: list[Question], web_base: str) -> Callable[[str], str]:
 
 # ---- the fakes, timed, in their own process ------------------------------------------------------
 
-Interval = tuple[str, float, float]  # kind (model, judge, page, search), start, end (time.monotonic)
-
-
-def timed(app: Any, kind_of: Callable[[dict[str, Any]], str], sink: list[Interval], lock: threading.Lock) -> Any:
-    """``app`` wrapped so that every HTTP request it serves is recorded as an interval."""
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await app(scope, receive, send)
-        start = time.monotonic()
-        try:
-            await app(scope, receive, send)
-        finally:
-            with lock:
-                sink.append((kind_of(scope), start, time.monotonic()))
-
-    return asgi
-
-
-class TimedModel(FakeSGLang):
-    def __init__(self, sink: list[Interval], lock: threading.Lock, **kwargs: Any) -> None:
-        self.sink, self.sink_lock = sink, lock
-        super().__init__(**kwargs)
-
-    def _app(self) -> Any:
-        kind = lambda scope: "judge" if scope["path"] == "/v1/chat/completions" else "model"  # noqa: E731
-        return timed(super()._app(), kind, self.sink, self.sink_lock)
-
-
-class TimedSearch(FakeSearxng):
+class TimedSearch(TimedSearxng):
     """SearXNG whose hits depend on the bridge named in the query, answering after ``latency_s``."""
 
     def __init__(self, hits: dict[str, list[dict[str, str]]], latency_s: float, sink: list[Interval],
                  lock: threading.Lock) -> None:
-        self.hits, self.latency_s, self.sink, self.sink_lock = hits, latency_s, sink, lock
-        super().__init__([], api_key=None)
-
-    def _counting(self, app: Any) -> Any:
-        return timed(super()._counting(app), lambda scope: "search", self.sink, self.sink_lock)
+        self.hits, self.latency_s = hits, latency_s
+        super().__init__(sink, lock, [], api_key=None)
 
     async def _search(self, request: Any) -> Any:
         await asyncio.sleep(self.latency_s)

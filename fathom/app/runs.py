@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fathom.aio import loop_is_own
 from fathom.errors import RunStoppedByStoreError, StoreError
 from fathom.settings import SECRET_ENV_VARS, Settings
 from fathom.startup import collector_paused
@@ -61,7 +62,7 @@ async def run_question(
 
     A run that stops at the plan review carries the request under ``summary["review"]``.
     """
-    with collector_paused():
+    with collector_paused(freeze=loop_is_own()):
         from langgraph.checkpoint.memory import InMemorySaver
 
         from fathom.app.services import build_services, research_graph
@@ -197,7 +198,7 @@ async def research(
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
     """Record a new run and research ``question`` (and write its report when ``deepresearch``)."""
-    with collector_paused():
+    with collector_paused(freeze=loop_is_own()):
         from fathom.app.services import prompt_digests
 
     inputs = {"question": question, "deepresearch": deepresearch, "review_plan": review_plan, "language": settings.language}

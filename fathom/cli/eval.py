@@ -75,7 +75,7 @@ def run(
 async def _run(name: str, dataset: str, items: list[Any], settings: Any, judge: str, judge_model: str | None,
                prompt: str | None, concurrency: int, retry_failed: bool, *,
                on_event: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-    with collector_paused():  # the research stack: see fathom/startup.py
+    with collector_paused(freeze=True):  # the research stack: see fathom/startup.py
         from fathom.eval.judging import eval_judge
         from fathom.eval.runner import run_eval
 

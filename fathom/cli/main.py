@@ -102,7 +102,7 @@ def research(
         fail("the question is empty", EXIT_USAGE)
     settings = opts.load_settings()
     opts.check()
-    with collector_paused():  # the research stack: see fathom/startup.py
+    with collector_paused(freeze=True):  # the research stack: see fathom/startup.py
         from fathom.app import runs as runner
 
     run_id = run_id or runner.new_run_id()
@@ -136,7 +136,7 @@ def resume(
     """
     opts.check()
     db_url = opts.db_url()
-    with collector_paused():  # the research stack: see fathom/startup.py
+    with collector_paused(freeze=True):  # the research stack: see fathom/startup.py
         from fathom.app import runs as runner
 
     progress = start_progress(opts)
@@ -172,7 +172,7 @@ def review_until_decided(
     summary: dict[str, Any], db: str | None, progress: ProgressPrinter, opts: RunOptions
 ) -> dict[str, Any]:
     """While the run waits at its plan review, ask for a decision and resume with it."""
-    with collector_paused():  # the research stack: see fathom/startup.py
+    with collector_paused(freeze=True):  # the research stack: see fathom/startup.py
         from fathom.app import runs as runner
     from fathom.cli.review import plan_decision
 

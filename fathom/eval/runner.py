@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fathom.aio import loop_is_own
 from fathom.errors import ConfigError, ModelError, StoreError, ToolError, one_line
 from fathom.settings import Settings
 from fathom.startup import collector_paused
@@ -128,7 +129,7 @@ async def run_eval(
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     if lease_s <= 0:
         raise ConfigError(f"lease_s must be positive, got {lease_s}")
-    with collector_paused():
+    with collector_paused(freeze=loop_is_own()):
         from fathom.app.services import build_services, prompt_digests
 
     emit = on_event or (lambda event: None)

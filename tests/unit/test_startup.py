@@ -28,3 +28,17 @@ def test_a_collector_the_caller_paused_stays_paused() -> None:
     finally:
         gc.enable()
 
+
+
+def test_freeze_keeps_what_the_block_created_out_of_later_collections() -> None:
+    gc.unfreeze()  # whatever an earlier test froze
+    try:
+        with collector_paused():
+            kept = [[] for _ in range(1000)]
+        assert gc.get_freeze_count() == 0  # a host's process: its collector left as it was
+        with collector_paused(freeze=True):
+            kept = [[] for _ in range(1000)]
+        assert gc.get_freeze_count() >= len(kept)
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
