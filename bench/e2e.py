@@ -319,6 +319,7 @@ class Tally:
     tools: list[float] = field(default_factory=list)
     tools_alone: list[float] = field(default_factory=list)  # tool time while no model request ran
     rest: list[float] = field(default_factory=list)
+    decode: list[float] = field(default_factory=list)  # the modelled decoding of its completions
     correct: int = 0
     judge_calls: int = 0
     verbatim: int = 0
@@ -335,6 +336,7 @@ class Tally:
         self.tools_alone.append(everything - self.model[-1])
         self.rest.append(hi - lo - union(pick("model", "judge", "page", "search"), lo, hi))
         self.judge_calls += sum(1 for k, a, b in spans if k == "judge" and lo <= a < hi)
+        self.decode.append(sum(b - a for k, a, b in spans if k == "decode" and lo <= a < hi))
 
 
 def normalised(answer: str) -> str:
@@ -472,6 +474,9 @@ def report(page_latency: float, tallies: dict[str, Tally], n: int) -> None:
           f"fathom non-model non-tool {statistics.fmean(fathom.rest):.3f} s/question (p50 "
           f"{statistics.median(fathom.rest):.3f}, max {max(fathom.rest):.3f}; target <= 0.3), seed "
           f"{statistics.fmean(seed.rest):.3f}")
+    if total(seed.decode):  # the same completions for every loop: no loop's wall can fall below it
+        print(f"decoding (modelled, at --decode): seed {total(seed.decode):.1f} s, fathom {total(fathom.decode):.1f} s; "
+              f"fathom's decoding alone is {total(fathom.decode) / total(seed.walls):.2f} of the seed's wall")
     for name in tallies:
         if name != "seed":
             print(f"{name} non-model non-tool s per question: {' '.join(f'{r:.2f}' for r in tallies[name].rest)}")

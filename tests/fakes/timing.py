@@ -15,7 +15,7 @@ from typing import Any
 from tests.fakes.search_apis import FakeSearxng
 from tests.fakes.sglang import FakeSGLang
 
-Interval = tuple[str, float, float]  # kind (model, judge, page, search), start, end (time.monotonic)
+Interval = tuple[str, float, float]  # kind (model, judge, page, search, decode), start, end (time.monotonic)
 
 
 def timed(app: Any, kind_of: Callable[[dict[str, Any]], str], sink: list[Interval], lock: threading.Lock) -> Any:
@@ -52,6 +52,14 @@ class TimedModel(FakeSGLang):
     def _app(self) -> Any:
         kind = lambda scope: "judge" if scope["path"] == "/v1/chat/completions" else "model"  # noqa: E731
         return timed(super()._app(), kind, self.sink, self.sink_lock)
+
+    def _model_seconds(self, uncached_tokens: int, completion_tokens: int) -> float:
+        """Also record the modelled decoding as a ``decode`` interval (within its request's)."""
+        if self.decode_tokens_per_s:
+            now = time.monotonic()
+            with self.sink_lock:
+                self.sink.append(("decode", now, now + completion_tokens / self.decode_tokens_per_s))
+        return super()._model_seconds(uncached_tokens, completion_tokens)
 
 
 class TimedSearxng(FakeSearxng):
