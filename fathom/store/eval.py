@@ -18,13 +18,14 @@ synchronized clocks (NTP), and a lease far longer than the expected clock skew.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, literal, select, union_all, update
 
 from fathom.errors import ConfigError
 from fathom.store.engine import Database
@@ -279,51 +280,24 @@ def _create_or_open(
     return _list(conn, name)[0]
 
 
-def _claimable(name: str, now: float) -> Any:
-    return and_(
-        eval_items.c.eval_name == name,
-        or_(
-            eval_items.c.status == "pending",
-            and_(eval_items.c.status == "claimed", eval_items.c.lease_until < now),
-        ),
-    )
+def _expired(name: str, now: float) -> Any:
+    return and_(eval_items.c.eval_name == name, eval_items.c.status == "claimed", eval_items.c.lease_until < now)
+
+
+def _pending(name: str) -> Any:
+    return and_(eval_items.c.eval_name == name, eval_items.c.status == "pending")
 
 
 def _claim(conn: Connection, name: str, owner: str, now: float, until: float, limit: int) -> list[ClaimedItem]:
-    chosen = (
-        select(eval_items.c.item_id)
-        .where(_claimable(name, now))
-        .order_by(eval_items.c.position, eval_items.c.item_id)
-        .limit(limit)
-    )
-    if conn.dialect.name != "sqlite":  # SQLite's one writer already excludes other claimers
-        chosen = chosen.with_for_update(skip_locked=True)
-    claim = update(eval_items).values(
-        status="claimed", lease_owner=owner, lease_until=until, attempts=eval_items.c.attempts + 1, updated_at=_now()
-    )
-    if conn.dialect.update_returning:  # SQLite, PostgreSQL: choose, claim and read back in one statement
-        # A CTE: PostgreSQL runs it once, where an IN (… LIMIT … SKIP LOCKED) subquery may run again
-        # for each row and claim more than ``limit``.
-        picked = chosen.cte("picked")
-        stmt = claim.where(
-            eval_items.c.eval_name == name, eval_items.c.item_id.in_(select(picked.c.item_id)), _claimable(name, now)
-        )
-        rows = sorted(conn.execute(stmt.returning(*eval_items.c)), key=lambda row: (row.position, row.item_id))
-    else:  # MariaDB/MySQL: no UPDATE … RETURNING, and no LIMIT in an IN subquery
-        ids = list(conn.execute(chosen).scalars())
-        if not ids:
-            return []
-        conn.execute(claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(ids), _claimable(name, now)))
-        rows = list(conn.execute(
-            select(eval_items)
-            .where(
-                eval_items.c.eval_name == name,
-                eval_items.c.item_id.in_(ids),
-                eval_items.c.lease_owner == owner,
-                eval_items.c.status == "claimed",
-            )
-            .order_by(eval_items.c.position, eval_items.c.item_id)
-        ))
+    # Items whose worker died first (their runs continue from checkpoints), then pending ones, each
+    # a walk of an index in dataset order that stops at ``limit`` (one query over both sorted every
+    # claimable row on each claim: 15 ms a claim at 50,000 items). Returned in dataset order.
+    if conn.dialect.name == "sqlite":
+        rows = _claim_sqlite(conn, name, owner, now, until, limit)
+    else:
+        rows = _claim_where(conn, _expired(name, now), name, owner, until, limit)
+        if len(rows) < limit:
+            rows += _claim_where(conn, _pending(name), name, owner, until, limit - len(rows))
     return [
         ClaimedItem(
             id=row.item_id,
@@ -333,8 +307,68 @@ def _claim(conn: Connection, name: str, owner: str, now: float, until: float, li
             attempts=row.attempts,
             run_id=row.run_id,
         )
-        for row in rows
+        for row in sorted(rows, key=lambda row: (row.position, row.item_id))
     ]
+
+
+def _claim_statement(owner: str, until: float) -> Any:
+    return update(eval_items).values(
+        status="claimed", lease_owner=owner, lease_until=until, attempts=eval_items.c.attempts + 1, updated_at=_now()
+    )
+
+
+def _queue(claimable: Any, limit: Any, *columns: Any) -> Any:
+    """The first ``limit`` rows matching ``claimable``, in dataset order."""
+    return select(*columns, eval_items.c.item_id).where(claimable).order_by(
+        eval_items.c.position, eval_items.c.item_id).limit(limit)
+
+
+def _claim_sqlite(conn: Connection, name: str, owner: str, now: float, until: float, limit: int) -> list[Any]:
+    """Both kinds in one statement (its one writer excludes other claimers: no lock, no re-check)."""
+    params = {"eval": name, "at": now, "n": limit, "claim_owner": owner, "claim_until": until, "claim_at": _now()}
+    return list(conn.execute(_sqlite_claim(), params))
+
+
+@functools.cache
+def _sqlite_claim() -> Any:
+    """Built once: a claim runs each time a run ends, and building it cost more than running it."""
+    name, n = bindparam("eval"), bindparam("n")
+    expired = and_(eval_items.c.eval_name == name, eval_items.c.status == "claimed",
+                   eval_items.c.lease_until < bindparam("at"))
+    arms = [_queue(claimable, n, literal(rank).label("rank"), eval_items.c.position).subquery()
+            for rank, claimable in enumerate((expired, _pending(name)))]
+    both = union_all(*(select(arm) for arm in arms)).subquery()
+    picked = select(both.c.item_id).order_by(both.c.rank, both.c.position, both.c.item_id).limit(n).cte("picked")
+    claim = update(eval_items).values(
+        status="claimed", lease_owner=bindparam("claim_owner"), lease_until=bindparam("claim_until"),
+        attempts=eval_items.c.attempts + 1, updated_at=bindparam("claim_at", type_=eval_items.c.updated_at.type),
+    )
+    return claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(select(picked.c.item_id))).returning(
+        *eval_items.c)
+
+
+def _claim_where(conn: Connection, claimable: Any, name: str, owner: str, until: float, limit: int) -> list[Any]:
+    """PostgreSQL, MariaDB/MySQL: claim up to ``limit`` rows matching ``claimable``, skipping rows
+    another claimer holds locked, and looking at each again once locked."""
+    chosen = _queue(claimable, limit).with_for_update(skip_locked=True)
+    claim = _claim_statement(owner, until)
+    if conn.dialect.update_returning:  # PostgreSQL: choose, claim and read back in one statement
+        # A CTE: PostgreSQL runs it once, where an IN (… LIMIT … SKIP LOCKED) subquery may run again
+        # for each row and claim more than ``limit``.
+        picked = chosen.cte("picked")
+        stmt = claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(select(picked.c.item_id)), claimable)
+        return list(conn.execute(stmt.returning(*eval_items.c)))
+    # MariaDB/MySQL: no UPDATE … RETURNING, and no LIMIT in an IN subquery
+    ids = list(conn.execute(chosen).scalars())
+    if not ids:
+        return []
+    conn.execute(claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(ids), claimable))
+    return list(conn.execute(select(eval_items).where(
+        eval_items.c.eval_name == name,
+        eval_items.c.item_id.in_(ids),
+        eval_items.c.lease_owner == owner,
+        eval_items.c.status == "claimed",
+    )))
 
 
 def _held(name: str, owner: str) -> Any:

@@ -502,6 +502,18 @@ def _v8_unanswered_runs(conn: Connection) -> None:
     _change_run_statuses(conn, RUN_STATUSES, {}, "v8")
 
 
+# ---- an eval's queue in dataset order (migration 9) ---------------------------------------------
+# A claim walks an eval's pending items by position and stops at its limit; with only the index
+# above, each claim sorted every pending item (15 ms a claim at 50,000 items, on the event loop).
+# Part of the table (so migration 6 creates it on a new database); this adds it to older ones.
+eval_queue_idx = Index("fathom_eval_items_queue_idx", eval_items.c.eval_name, eval_items.c.status,
+                       eval_items.c.position, eval_items.c.item_id)
+
+
+def _v9_eval_queue_order(conn: Connection) -> None:
+    eval_queue_idx.create(conn, checkfirst=True)
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_checkpoint_tables,
     _v2_run_registry,
@@ -511,6 +523,7 @@ MIGRATIONS: Sequence[Migration] = (
     _v6_evals,
     _v7_judgements,
     _v8_unanswered_runs,
+    _v9_eval_queue_order,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

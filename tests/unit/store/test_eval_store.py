@@ -63,6 +63,42 @@ async def test_claims_in_order_never_twice_and_expired_leases_are_claimable(stor
     assert [(c.id, c.attempts) for c in taken] == [("q0", 2), ("q1", 2), ("q2", 2), ("q3", 2), ("q4", 2), ("q5", 2)]
 
 
+async def test_a_dead_workers_items_are_taken_over_before_pending_ones(store: EvalStore) -> None:
+    """Their runs continue from checkpoints, so they go first, then the queue in dataset order."""
+    await store.create_or_open("e1", "toy", ITEMS)
+    now = time.time()
+    await store.claim("e1", "stopped", 600, 1, now=now)  # q0
+    await store.claim("e1", "dead", 10, 1, now=now)  # q1, its lease ends at now + 10
+    await store.release("stopped", "e1")  # q0 pending again, ahead of q1 in the dataset
+    [taken] = await store.claim("e1", "w3", 60, 1, now=now + 11)
+    assert (taken.id, taken.attempts) == ("q1", 2)
+    rest = await store.claim("e1", "w3", 60, 3, now=now + 11)
+    assert [(c.id, c.attempts) for c in rest] == [("q0", 2), ("q2", 1), ("q3", 1)]
+
+
+def test_a_claim_on_sqlite_walks_the_queue_index_not_every_pending_item(tmp_path) -> None:
+    """At 50,000 items a claim that sorted every pending item took 15 ms (on the event loop)."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+
+    from fathom.store import eval as eval_store
+    from fathom.store.migrations import metadata
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    metadata.create_all(engine)
+    captured: list[str] = []
+    with engine.begin() as conn:
+        conn.connection.dbapi_connection.set_trace_callback(captured.append)
+        eval_store._claim(conn, "e1", "w1", 0.0, 60.0, 1)
+    raw = sqlite3.connect(tmp_path / "plan.db")
+    plans = [" / ".join(row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sql))
+             for sql in captured if sql.lstrip().upper().startswith(("UPDATE", "WITH"))]
+    [plan] = plans  # one statement
+    assert "fathom_eval_items_queue_idx" in plan and "fathom_eval_items_claim_idx" in plan, plan
+    assert "SCAN fathom_eval_items" not in plan, plan
+
+
 async def test_renew_keeps_leases_and_the_owner_guard_protects_the_new_owner(store: EvalStore) -> None:
     await store.create_or_open("e1", "toy", ITEMS[:2])
     [q0, q1] = await store.claim("e1", "w1", 0.0, 2)

@@ -138,7 +138,7 @@ async def test_a_version_7_registry_keeps_its_runs_and_takes_unanswered(backend_
         await store.runs.create("stubborn", "q")
         await store.runs.update("stubborn", status="unanswered", error="the model kept calling tools")
         assert [r.run_id for r in await store.runs.list(status="unanswered")] == ["stubborn"]
-    assert tables_and_version(backend_url)[1] == SCHEMA_VERSION == 8
+    assert tables_and_version(backend_url)[1] == SCHEMA_VERSION == 9
 
 
 async def test_a_newer_database_is_refused(backend_url: str) -> None:
