@@ -388,15 +388,28 @@ def _renew(conn: Connection, name: str, owner: str, ids: list[str], until: float
     return list(conn.execute(select(eval_items.c.item_id).where(where)).scalars())
 
 
+# An item's own row while ``owner`` holds it, built once (each question writes it twice; building
+# the statement cost several times running it): the SET columns are the parameters' other keys.
+_UPDATE_HELD_ITEM = update(eval_items).where(
+    eval_items.c.eval_name == bindparam("k_eval"),
+    eval_items.c.item_id == bindparam("k_item"),
+    eval_items.c.lease_owner == bindparam("k_owner"),
+    eval_items.c.status == "claimed",
+)
+
+
+def _update_held(conn: Connection, name: str, item_id: str, owner: str, values: dict[str, Any]) -> bool:
+    params = {**values, "k_eval": name, "k_item": item_id, "k_owner": owner}
+    return conn.execute(_UPDATE_HELD_ITEM, params).rowcount > 0
+
+
 def _settle(conn: Connection, name: str, item_id: str, owner: str, values: dict[str, Any]) -> bool:
-    where = and_(_held(name, owner), eval_items.c.item_id == item_id)
-    stmt = update(eval_items).where(where).values(**values, lease_owner=None, lease_until=None, updated_at=_now())
-    return conn.execute(stmt).rowcount > 0
+    return _update_held(conn, name, item_id, owner,
+                        {**values, "lease_owner": None, "lease_until": None, "updated_at": _now()})
 
 
 def _set_run(conn: Connection, name: str, item_id: str, owner: str, run_id: str) -> bool:
-    where = and_(_held(name, owner), eval_items.c.item_id == item_id)
-    return conn.execute(update(eval_items).where(where).values(run_id=run_id)).rowcount > 0
+    return _update_held(conn, name, item_id, owner, {"run_id": run_id})
 
 
 def _create_run(conn: Connection, name: str, item_id: str, owner: str, run: dict[str, Any]) -> RunRecord:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fathom.store.engine import Database
@@ -206,13 +206,19 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
     return _record(values)
 
 
+# Built once (a run is updated several times; building the statement cost several times running
+# it): the SET columns are the parameters' other keys.
+_UPDATE_RUN = update(runs).where(runs.c.run_id == bindparam("k_run"))
+_UPDATE_RUN_RETURNING = _UPDATE_RUN.returning(*runs.c)
+
+
 def _update(conn: Connection, run_id: str, values: dict[str, Any]) -> RunRecord:
-    stmt = update(runs).where(runs.c.run_id == run_id).values(**values)
+    params = {**values, "k_run": run_id}
     if conn.dialect.update_returning:  # SQLite, PostgreSQL: the row comes back with the update
-        row = conn.execute(stmt.returning(*runs.c)).first()
+        row = conn.execute(_UPDATE_RUN_RETURNING, params).first()
         record = _record(row._mapping) if row is not None else None
     else:  # MariaDB/MySQL have no UPDATE … RETURNING
-        conn.execute(stmt)
+        conn.execute(_UPDATE_RUN, params)
         record = _get(conn, run_id)
     if record is None:
         raise UnknownRunError(f"no run {run_id!r} is recorded")
