@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +52,7 @@ class DatabaseURL:
     async_url: URL
     sync_url: URL
 
-    @property
+    @cached_property  # every statement names its database for the error it may raise
     def display(self) -> str:
         """The URL for messages and logs: user-facing scheme, password hidden."""
         return self.sync_url.set(drivername=self.backend).render_as_string(hide_password=True)
