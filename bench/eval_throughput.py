@@ -65,10 +65,10 @@ def serve_fakes(conn: Connection, delay_s: float) -> None:
     serve until told to stop, send the number of model requests and the intervals served."""
     sink: list[Interval] = []
     lock = threading.Lock()
-    hits = [{"title": "Tokens", "url": "", "snippet": "A token."}]
     with (
         FakeWeb() as web,
-        TimedSearxng(sink, lock, [{**hits[0], "url": web.url("/article")}], api_key=None) as searxng,
+        TimedSearxng(sink, lock, [{"title": "Tokens", "url": web.url("/article"), "snippet": "A token."}],
+                     api_key=None) as searxng,
         TimedModel(sink, lock, fallback=model(delay_s)) as sglang,
     ):
         conn.send({"sglang": sglang.url, "searxng": searxng.url, "web": web.hostport})
@@ -139,6 +139,7 @@ def main() -> None:
     nominal = args.questions * TURNS * args.delay / args.concurrency
     ideal = (served.get("model", 0.0) + served.get("search", 0.0)) / args.concurrency
     n = args.questions
+    per_question = ideal * args.concurrency / n  # served model + search time, a question's mean
     print(
         f"questions {n}, concurrency {args.concurrency}, {args.delay:.2f} s per model turn, "
         f"{model_requests} model requests; done {summary['done']}, correct {summary['verdicts']['correct']}"
@@ -148,15 +149,14 @@ def main() -> None:
           f"over {args.concurrency}; from the configured hold alone {nominal:.1f} s: wall / that {wall / nominal:.2f}")
     # Equal questions start and end together: the last of ceil(N / C) waves runs part full.
     waves = -(-n // args.concurrency)
-    floor = waves * (ideal * args.concurrency / n)  # a question's mean served time, once per wave
+    floor = waves * per_question
     print(f"whole waves: {waves} waves of up to {args.concurrency} take at least {floor:.1f} s = {floor / ideal:.2f} x ideal "
           f"with no overhead at all; wall from the first claim {wall - (marks['eval_start'] - start):.1f} s "
           f"= {(wall - (marks['eval_start'] - start)) / ideal:.2f} x ideal")
-    model_s = ideal * args.concurrency / n  # served model + search time, a question's mean
     print(
         f"start-up {marks['eval_start'] - start:.2f} s (imports, database, dataset); per question wall "
         f"p50 {percentile(walls, 50):.2f} s, p95 {percentile(walls, 95):.2f} s, mean {statistics.fmean(walls):.2f} s "
-        f"against {model_s:.2f} s served to it (+{statistics.fmean(walls) - model_s:.2f} s each)"
+        f"against {per_question:.2f} s served to it (+{statistics.fmean(walls) - per_question:.2f} s each)"
     )
     print(f"CPU {cpu:.1f} s = {cpu / n * 1000:.0f} ms per question")
     print(

@@ -280,11 +280,11 @@ def _create_or_open(
     return _list(conn, name)[0]
 
 
-def _expired(name: str, now: float) -> Any:
+def _expired(name: Any, now: Any) -> Any:
     return and_(eval_items.c.eval_name == name, eval_items.c.status == "claimed", eval_items.c.lease_until < now)
 
 
-def _pending(name: str) -> Any:
+def _pending(name: Any) -> Any:
     return and_(eval_items.c.eval_name == name, eval_items.c.status == "pending")
 
 
@@ -311,9 +311,9 @@ def _claim(conn: Connection, name: str, owner: str, now: float, until: float, li
     ]
 
 
-def _claim_statement(owner: str, until: float) -> Any:
+def _claim_statement(owner: Any, until: Any, at: Any) -> Any:
     return update(eval_items).values(
-        status="claimed", lease_owner=owner, lease_until=until, attempts=eval_items.c.attempts + 1, updated_at=_now()
+        status="claimed", lease_owner=owner, lease_until=until, attempts=eval_items.c.attempts + 1, updated_at=at
     )
 
 
@@ -333,16 +333,12 @@ def _claim_sqlite(conn: Connection, name: str, owner: str, now: float, until: fl
 def _sqlite_claim() -> Any:
     """Built once: a claim runs each time a run ends, and building it cost more than running it."""
     name, n = bindparam("eval"), bindparam("n")
-    expired = and_(eval_items.c.eval_name == name, eval_items.c.status == "claimed",
-                   eval_items.c.lease_until < bindparam("at"))
     arms = [_queue(claimable, n, literal(rank).label("rank"), eval_items.c.position).subquery()
-            for rank, claimable in enumerate((expired, _pending(name)))]
+            for rank, claimable in enumerate((_expired(name, bindparam("at")), _pending(name)))]
     both = union_all(*(select(arm) for arm in arms)).subquery()
     picked = select(both.c.item_id).order_by(both.c.rank, both.c.position, both.c.item_id).limit(n).cte("picked")
-    claim = update(eval_items).values(
-        status="claimed", lease_owner=bindparam("claim_owner"), lease_until=bindparam("claim_until"),
-        attempts=eval_items.c.attempts + 1, updated_at=bindparam("claim_at", type_=eval_items.c.updated_at.type),
-    )
+    claim = _claim_statement(bindparam("claim_owner"), bindparam("claim_until"),
+                             bindparam("claim_at", type_=eval_items.c.updated_at.type))
     return claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(select(picked.c.item_id))).returning(
         *eval_items.c)
 
@@ -351,7 +347,7 @@ def _claim_where(conn: Connection, claimable: Any, name: str, owner: str, until:
     """PostgreSQL, MariaDB/MySQL: claim up to ``limit`` rows matching ``claimable``, skipping rows
     another claimer holds locked, and looking at each again once locked."""
     chosen = _queue(claimable, limit).with_for_update(skip_locked=True)
-    claim = _claim_statement(owner, until)
+    claim = _claim_statement(owner, until, _now())
     if conn.dialect.update_returning:  # PostgreSQL: choose, claim and read back in one statement
         # A CTE: PostgreSQL runs it once, where an IN (… LIMIT … SKIP LOCKED) subquery may run again
         # for each row and claim more than ``limit``.
@@ -363,15 +359,10 @@ def _claim_where(conn: Connection, claimable: Any, name: str, owner: str, until:
     if not ids:
         return []
     conn.execute(claim.where(eval_items.c.eval_name == name, eval_items.c.item_id.in_(ids), claimable))
-    return list(conn.execute(select(eval_items).where(
-        eval_items.c.eval_name == name,
-        eval_items.c.item_id.in_(ids),
-        eval_items.c.lease_owner == owner,
-        eval_items.c.status == "claimed",
-    )))
+    return list(conn.execute(select(eval_items).where(_held(name, owner), eval_items.c.item_id.in_(ids))))
 
 
-def _held(name: str, owner: str) -> Any:
+def _held(name: Any, owner: Any) -> Any:
     return and_(eval_items.c.eval_name == name, eval_items.c.lease_owner == owner, eval_items.c.status == "claimed")
 
 
@@ -391,11 +382,7 @@ def _renew(conn: Connection, name: str, owner: str, ids: list[str], until: float
 # An item's own row while ``owner`` holds it, built once (each question writes it twice; building
 # the statement cost several times running it): the SET columns are the parameters' other keys.
 _UPDATE_HELD_ITEM = update(eval_items).where(
-    eval_items.c.eval_name == bindparam("k_eval"),
-    eval_items.c.item_id == bindparam("k_item"),
-    eval_items.c.lease_owner == bindparam("k_owner"),
-    eval_items.c.status == "claimed",
-)
+    _held(bindparam("k_eval"), bindparam("k_owner")), eval_items.c.item_id == bindparam("k_item"))
 
 
 def _update_held(conn: Connection, name: str, item_id: str, owner: str, values: dict[str, Any]) -> bool:
