@@ -28,7 +28,6 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from types import GeneratorType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine
@@ -49,6 +48,7 @@ from fathom.store.errors import StoreError, driver_message, translated
 from fathom.store.inline import LoopConnection, WouldWait
 from fathom.store.migrations import migrate
 from fathom.store.plans import Plan, run_plan, run_plan_aiosqlite, run_plan_sqlite, run_plans_sqlite
+from fathom.store.retries import Tries
 from fathom.store.urls import Backend, DatabaseURL, URLLike, default_db_url, resolve_url
 from fathom.store.wal import WalCheckpointer
 
@@ -153,7 +153,7 @@ class Database:
             return
         self._check_sqlite_directory()
 
-        async def attempt(tries: _Tries) -> None:
+        async def attempt(tries: Tries) -> None:
             async with self.engine.begin() as conn:
                 await conn.run_sync(migrate)
                 tries.commit = True
@@ -168,7 +168,7 @@ class Database:
             return
         self._check_sqlite_directory()
 
-        def attempt(tries: _Tries) -> None:
+        def attempt(tries: Tries) -> None:
             with self.sync_engine.begin() as conn:
                 migrate(conn)
                 tries.commit = True
@@ -199,7 +199,7 @@ class Database:
                 # transaction; aiosqlite would cost one per statement.
                 return await _to_the_end(self.write_sync, fn, *args, **kwargs)
 
-        async def attempt(tries: _Tries) -> T:
+        async def attempt(tries: Tries) -> T:
             async with self.engine.begin() as conn:
                 result = await conn.run_sync(fn, *tries.args(), **kwargs)
                 tries.commit = True  # leaving the block commits
@@ -221,7 +221,7 @@ class Database:
                     pass  # the log is being recovered: read in a thread, which waits for it
             return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)  # one round trip in all
 
-        async def attempt(tries: _Tries) -> T:
+        async def attempt(tries: Tries) -> T:
             async with self._read_engine.connect() as conn:
                 return await conn.run_sync(fn, *tries.args(), **kwargs)
 
@@ -232,7 +232,7 @@ class Database:
         """:meth:`write` on the sync engine."""
         self.setup_sync()
 
-        def attempt(tries: _Tries) -> T:
+        def attempt(tries: Tries) -> T:
             with self._one_sync_writer(), self.sync_engine.begin() as conn:
                 result = fn(conn, *tries.args(), **kwargs)
                 tries.commit = True
@@ -247,7 +247,7 @@ class Database:
         """:meth:`read` on the sync engine."""
         self.setup_sync()
 
-        def attempt(tries: _Tries) -> T:
+        def attempt(tries: Tries) -> T:
             with self._sync_engines()[1].connect() as conn:
                 return fn(conn, *tries.args(), **kwargs)
 
@@ -276,7 +276,7 @@ class Database:
                 # Plain reads need no exclusive use of the connection: concurrent ones share it.
                 return await run_plan_aiosqlite(await self._pinned_sqlite("reader"), plan)
 
-            async def attempt(tries: _Tries) -> T:
+            async def attempt(tries: Tries) -> T:
                 async with self._fetch_engine.connect() as conn:
                     return await conn.run_sync(run_plan, *tries.args())
 
@@ -407,7 +407,7 @@ class Database:
                 finally:
                     pooled.close()
 
-            def attempt(tries: _Tries) -> T:
+            def attempt(tries: Tries) -> T:
                 with self._sync_engines()[2].connect() as conn:
                     return run_plan(conn, *tries.args())
 
@@ -427,10 +427,10 @@ class Database:
         self._committed()
         return result
 
-    async def _reconnecting(self, attempt: Callable[[_Tries], Awaitable[T]], args: tuple[Any, ...]) -> T:
+    async def _reconnecting(self, attempt: Callable[[Tries], Awaitable[T]], args: tuple[Any, ...]) -> T:
         """``attempt`` (an operation on ``args``), and once more if the server had dropped the
-        connection before it could matter (see the module docstring and :class:`_Tries`)."""
-        tries = _Tries(args)
+        connection before it could matter (see the module docstring and :class:`~fathom.store.retries.Tries`)."""
+        tries = Tries(args)
         try:
             return await attempt(tries)
         except sa_exc.DBAPIError as exc:
@@ -439,9 +439,9 @@ class Database:
             log.warning("%s: connection lost (%s); trying once more on a new one", self.url, driver_message(exc))
         return await attempt(tries)
 
-    def _reconnecting_sync(self, attempt: Callable[[_Tries], T], args: tuple[Any, ...]) -> T:
+    def _reconnecting_sync(self, attempt: Callable[[Tries], T], args: tuple[Any, ...]) -> T:
         """:meth:`_reconnecting` for the sync path."""
-        tries = _Tries(args)
+        tries = Tries(args)
         try:
             return attempt(tries)
         except sa_exc.DBAPIError as exc:
@@ -558,61 +558,6 @@ class Database:
             raise StoreError(f"cannot open {self.url}: directory {parent} does not exist")
         if Path(database).is_dir():  # refused here: a failed aiosqlite open leaks a thread that dies noisily
             raise StoreError(f"cannot open {self.url}: {database} is a directory, not a database file")
-
-
-class _Tries:
-    """The attempts of one operation on a server database: whether the latest got as far as its
-    COMMIT, and the plans among its arguments (generators, see plans.py), which cannot start
-    over. A plan whose first statement found the connection dead was never answered, though:
-    the next attempt goes on from that statement, on a new connection."""
-
-    def __init__(self, args: tuple[Any, ...]) -> None:
-        self.commit = False
-        self._args = args
-        self._plans = {i: _Resumable(a) for i, a in enumerate(args) if isinstance(a, GeneratorType)}
-
-    def args(self) -> tuple[Any, ...]:
-        """The arguments for this attempt."""
-        self.commit = False
-        return tuple(self._plans[i].attempt() if i in self._plans else a for i, a in enumerate(self._args))
-
-    def may_repeat(self, backend: Backend, exc: sa_exc.DBAPIError) -> bool:
-        """Whether the operation that failed with ``exc`` may run once more on a new connection:
-        the server dropped the connection, nothing was committed, and no plan got an answer."""
-        return (backend != "sqlite" and bool(exc.connection_invalidated) and not self.commit
-                and not any(p.answered for p in self._plans.values()))
-
-
-class _Resumable:
-    """A plan driven through :meth:`attempt`; see :class:`_Tries`."""
-
-    def __init__(self, plan: Plan[Any]) -> None:
-        self.plan = plan
-        self.pending: Any = None  # the first statement, yielded and not yet answered
-        self.answered = False
-
-    def attempt(self) -> Plan[Any]:
-        """The plan from its first unanswered statement (closing this leaves it open till answered)."""
-        assert not self.answered, "a plan that got answers is never run again"
-        return self._run()
-
-    def _run(self) -> Plan[Any]:
-        if self.pending is None:
-            try:
-                self.pending = next(self.plan)
-            except StopIteration as stop:
-                return stop.value
-        value = yield self.pending  # closed here (connection dead): the plan stays as it is
-        self.answered = True
-        try:
-            while True:
-                try:
-                    step = self.plan.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value = yield step
-        finally:
-            self.plan.close()
 
 
 async def _to_the_end(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from fathom.store.connect import BEGIN_OPTION
-from fathom.store.plans import Plan, Step, run_plans_sqlite, run_step_sqlite
+from fathom.store.plans import Plan, Step, continue_plan, run_plans_sqlite, run_step_sqlite
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -193,14 +193,10 @@ def _from(pending: Step, plan: Plan[T]) -> Plan[T]:
     """``plan`` again from ``pending``, the statement it yielded last and got no answer for."""
     try:
         value = yield pending
-        while True:
-            try:
-                step = plan.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value = yield step
-    finally:
+    except BaseException:  # closed or thrown into before the answer: so is the plan
         plan.close()
+        raise
+    return (yield from continue_plan(plan, value))
 
 
 def _busy(exc: BaseException | None) -> bool:

@@ -170,6 +170,19 @@ async def _run_statements_aiosqlite(conn: Any, plan: Plan[T]) -> T:
         plan.close()
 
 
+def continue_plan(plan: Plan[T], value: Any) -> Plan[T]:
+    """``plan`` on from ``value``, the answer to the statement it yielded last; closed at the end."""
+    try:
+        while True:
+            try:
+                step = plan.send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            value = yield step
+    finally:
+        plan.close()
+
+
 def drive(plan: Generator[S, Any, T], run: Callable[[S], Any]) -> T:
     """Hand each step ``plan`` yields to ``run`` and send back its result; ``plan``'s return value.
 
