@@ -116,8 +116,11 @@ def main() -> None:
             cpu_before = usage.ru_utime + usage.ru_stime
             marks: dict[str, float] = {}
 
+            loops: set[str] = set()
+
             def mark(event: dict[str, Any]) -> None:
                 marks.setdefault(event["event"], time.perf_counter())
+                loops.add(type(asyncio.get_running_loop()).__module__.split(".")[0])  # uvloop or asyncio
 
             start = time.perf_counter()
             summary = run_own_loop(  # as `fathom eval run` does
@@ -142,7 +145,8 @@ def main() -> None:
     per_question = ideal * args.concurrency / n  # served model + search time, a question's mean
     print(
         f"questions {n}, concurrency {args.concurrency}, {args.delay:.2f} s per model turn, "
-        f"{model_requests} model requests; done {summary['done']}, correct {summary['verdicts']['correct']}"
+        f"{model_requests} model requests; done {summary['done']}, correct {summary['verdicts']['correct']}; "
+        f"event loop {', '.join(sorted(loops))}"
     )
     print(f"wall {wall:.1f} s, ideal {ideal:.1f} s, wall / ideal {wall / ideal:.2f} (target <= 1.25)")
     print(f"  ideal = served model {served.get('model', 0.0):.1f} s + search {served.get('search', 0.0):.1f} s "
