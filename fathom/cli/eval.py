@@ -117,11 +117,20 @@ def _print_scores(summary: dict[str, Any]) -> None:
     def pct(value: float | None) -> str:
         return "—" if value is None else f"{value:.1%}"
 
+    def num(value: float | None, unit: str = "") -> str:
+        return "—" if value is None else f"{value:.1f}{unit}"
+
+    causes = ", ".join(f"{cause} {n}" for cause, n in m["failures_by_cause"].items()) or "none"
     sys.stdout.write(
         f"eval {summary['eval']}: accuracy {pct(m['accuracy'])} of all {summary['total']} questions, "
         f"{pct(m['accuracy_completed'])} of completed; correct {m['correct']}, incorrect {m['incorrect']}, "
         f"not attempted {m['not_attempted']}, judge errors {m['judge_error']}, failed {summary['failed']}, "
         f"pending {summary['pending'] + summary['claimed']}\n"
+        f"  failures by cause: {causes}\n"
+        f"  rounds mean {num(m['rounds_mean'])}, median {num(m['rounds_median'])}; tool calls mean "
+        f"{num(m['tool_calls_mean'])}, median {num(m['tool_calls_median'])}; tokens {m['prompt_tokens']:,} prompt "
+        f"({pct(m['cached_fraction'])} cached), {m['completion_tokens']:,} completion\n"
+        f"  wall per question p50 {num(m['wall_p50_s'], ' s')}, p95 {num(m['wall_p95_s'], ' s')}\n"
     )
 
 

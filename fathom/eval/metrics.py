@@ -6,10 +6,11 @@ single figure left crashed questions out of its denominator. :func:`compare` pai
 their shared question ids and tests the difference with an exact two-sided McNemar test.
 
 A record is a mapping with ``verdict`` (``correct``/``incorrect``/``not_attempted``/
-``judge_error``, or ``None`` when nothing was judged), ``status`` (``answered``, ``failed``,
-``interrupted``, ``waiting``, ``running``), ``failure`` (``model``, ``tools``, ``budget``,
-``judge`` or ``None``), ``rounds``, ``tool_calls``, ``prompt_tokens``, ``completion_tokens``,
-``cached_tokens`` and ``wall_s``; a missing or ``None`` number is left out of its statistic.
+``judge_error``, or ``None`` when nothing was judged), ``status`` (``answered``, ``unanswered``,
+``failed``, ``interrupted``, ``waiting``, ``running``), ``failure`` (its cause: ``model``,
+``tools``, ``budget``, ``store``, ``config``, ``run``, ``error``, or ``None``), ``rounds``,
+``tool_calls``, ``prompt_tokens``, ``completion_tokens``, ``cached_tokens`` and ``wall_s``; a
+missing or ``None`` number is left out of its statistic.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Summary:
     unjudged: int  # no verdict (the run gave no answer, or it was not judged yet)
     statuses: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    # each question once, by its failure's cause, or "judge" for a judge error
+    failures_by_cause: dict[str, int] = field(default_factory=dict)
     rounds_mean: float | None = None
     rounds_median: float | None = None
     tool_calls_mean: float | None = None
@@ -89,6 +92,8 @@ def summarize(records: Iterable[Mapping[str, Any]], *, elapsed_s: float | None =
     correct_completed = sum(1 for r in completed if r.get("verdict") == "correct")
     statuses = Counter(str(r.get("status")) for r in rows)
     failures = Counter(str(r["failure"]) for r in rows if r.get("failure"))
+    causes = Counter(str(r.get("failure") or "judge") for r in rows
+                     if r.get("failure") or r.get("verdict") == "judge_error")
     rounds, calls, walls = _numbers(rows, "rounds"), _numbers(rows, "tool_calls"), _numbers(rows, "wall_s")
     prompt = int(sum(_numbers(rows, "prompt_tokens")))
     cached = int(sum(_numbers(rows, "cached_tokens")))
@@ -105,6 +110,7 @@ def summarize(records: Iterable[Mapping[str, Any]], *, elapsed_s: float | None =
         unjudged=sum(n for v, n in verdicts.items() if v not in VERDICTS),
         statuses=dict(sorted(statuses.items())),
         failures=dict(sorted(failures.items())),
+        failures_by_cause=dict(sorted(causes.items())),
         rounds_mean=statistics.fmean(rounds) if rounds else None,
         rounds_median=statistics.median(rounds) if rounds else None,
         tool_calls_mean=statistics.fmean(calls) if calls else None,

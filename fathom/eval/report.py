@@ -240,9 +240,6 @@ def build_report(
         if (value := _number(metrics, "wall_s")) is not None:
             walls.append(value)
     outcomes = Counter(outcome(r) for r in records)
-    failures = dict(summary.failures)
-    if summary.judge_error:
-        failures["judge"] = failures.get("judge", 0) + summary.judge_error
     missed = [r for r in records if outcome(r) != "correct"]
     settled = outcomes["failed"] + sum(outcomes[o] for o in OUTCOMES[:5])
     options = getattr(info, "options", None) or {}
@@ -255,7 +252,7 @@ def build_report(
         summary=summary,
         overall=_score("all", records),
         outcomes={o: outcomes[o] for o in OUTCOMES},
-        failures=dict(sorted(failures.items())),
+        failures=summary.failures_by_cause,
         breakdowns=_breakdowns(info.dataset, records),
         by_tool_calls=_tool_call_bins(by_calls),
         rounds=rounds,

@@ -374,7 +374,8 @@ def _metrics(summary: dict[str, Any], wall_s: float) -> dict[str, Any]:
         "run_status": summary.get("status"),
     }
     if summary.get("error"):
-        metrics["failure"] = "run"
+        # unanswered: the budget ran out and the forced final turns brought no answer
+        metrics["failure"] = "budget" if summary.get("status") == "unanswered" else "run"
         metrics["error"] = one_line(summary["error"])
     return metrics
 

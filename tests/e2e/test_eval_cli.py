@@ -40,6 +40,9 @@ def test_an_eval_runs_scores_and_resumes_without_researching_twice(cli, sglang, 
     assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["bridge"]
     shown = cli("eval", "show", "bridge")
     assert shown.returncode == 0 and "accuracy 66.7% of all 3 questions" in shown.stdout
+    assert "failures by cause: none" in shown.stdout
+    assert "rounds mean 3.0, median 3.0; tool calls mean 3.0, median 3.0" in shown.stdout
+    assert "cached), " in shown.stdout and "wall per question p50" in shown.stdout
 
 
 def test_a_bad_dataset_row_is_one_line_naming_it(cli, tmp_path):

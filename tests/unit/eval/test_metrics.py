@@ -31,6 +31,9 @@ def test_summary_of_a_hand_computed_example():
     assert (s.correct, s.incorrect, s.not_attempted, s.judge_error, s.unjudged) == (1, 1, 1, 1, 1)
     assert s.statuses == {"answered": 3, "failed": 1, "interrupted": 1}
     assert s.failures == {"budget": 1, "judge": 1, "model": 1}
+    assert s.failures_by_cause == s.failures  # the judge error carries its cause: counted once
+    judge_errors = summarize([rec("judge_error", "answered"), rec("correct", "answered"), rec(None, "failed", "tools")])
+    assert judge_errors.failures_by_cause == {"judge": 1, "tools": 1}
     assert (s.rounds_mean, s.rounds_median) == (2.5, 2.5)
     assert (s.tool_calls_mean, s.tool_calls_median) == (3.0, 3.5)
     assert (s.prompt_tokens, s.completion_tokens, s.cached_tokens) == (500, 50, 150)

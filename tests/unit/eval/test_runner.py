@@ -46,19 +46,20 @@ class ExactJudge:
 
 class Model:
     """Search once, then answer; ``fail_second_turn`` items get an HTTP 400 on their second turn,
-    ``slow`` items wait that long before it."""
+    ``slow`` items wait that long before it, ``never_answer`` items search on every turn."""
 
     def __init__(self) -> None:
         self.turns: list[tuple[str, int]] = []  # (question number, tool results seen)
         self.fail_second_turn: set[str] = set()
         self.slow: dict[str, float] = {}
+        self.never_answer: set[str] = set()
 
     def __call__(self, prompt: str) -> Reply:
         number, token = _QUESTION.search(prompt).groups()  # type: ignore[union-attr]
         seen = prompt.count("<tool_response>")
         self.turns.append((number, seen))
-        if seen == 0:
-            return Reply("Search first.</think>\n\n" + call("search_urls", query=f"token {number}"))
+        if seen == 0 or number in self.never_answer:
+            return Reply("Search first.</think>\n\n" + call("search_urls", query=f"token {number}" + f" more {seen}" * bool(seen)))
         if number in self.fail_second_turn:
             return Reply(status=400, error="scripted model failure")
         return Reply(f"Found it.</think>\n\nThe token is \\boxed{{{token}}}.", delay_s=self.slow.get(number, 0.0))
@@ -111,6 +112,17 @@ async def test_every_question_is_answered_once_and_a_rerun_skips_done_ones(model
 
     again = await run_eval("toy-eval", "toy", ITEMS, settings, judge=ExactJudge(), concurrency=3)
     assert again == summary and len(model.turns) == 12  # nothing asked twice
+
+
+async def test_a_run_whose_budget_ran_out_unanswered_counts_as_a_budget_failure(model, sglang, searxng, web, tmp_path):
+    model.never_answer.add("1")
+    settings = fake_settings(sglang, searxng, web, db_url=f"sqlite:///{tmp_path / 'eval.db'}", max_rounds=2)
+    summary = await run_eval("toy-eval", "toy", ITEMS[:3], settings, judge=ExactJudge(), concurrency=3)
+    assert summary["done"] == 3 and summary["verdicts"] == {"correct": 2, "incorrect": 0, "not_attempted": 1,
+                                                            "judge_error": 0}
+    unanswered = (await records(settings))["q1"]
+    assert unanswered.metrics["run_status"] == "unanswered" and unanswered.metrics["failure"] == "budget"
+    assert "forced final turns" in unanswered.metrics["error"]
 
 
 async def test_a_failed_run_is_retried_only_when_asked_and_resumes_from_its_checkpoint(model, settings, searxng):
