@@ -112,10 +112,9 @@ def _metrics_row(record: Any) -> dict[str, Any]:
 
 
 def _print_scores(summary: dict[str, Any]) -> None:
-    m = summary["metrics"]
+    from fathom.eval.report import percent as pct
 
-    def pct(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1%}"
+    m = summary["metrics"]
 
     def num(value: float | None, unit: str = "") -> str:
         return "—" if value is None else f"{value:.1f}{unit}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from fathom.errors import ConfigError
 from fathom.eval.metrics import Summary
-from fathom.eval.report import _COLOURS, OUTCOMES, Breakdown, GroupScore, Report, _cut, _label, _pct
+from fathom.eval.report import _COLOURS, OUTCOMES, Breakdown, GroupScore, Report, _cut, _label, percent
 
 __all__ = ["Plot", "render_plots", "write_plots"]
 
@@ -59,7 +59,7 @@ def _outcome_plot(breakdown: Breakdown) -> Plot:
             axes.barh(labels, shares, left=left, color=_COLOURS[name], label=_label(name))
             left = [a + b for a, b in zip(left, shares, strict=True)]
     for y, group in enumerate(groups):
-        axes.text(1.01, y, f"{_pct(group.accuracy)} of {group.total}", va="center", fontsize=9)
+        axes.text(1.01, y, f"{percent(group.accuracy)} of {group.total}", va="center", fontsize=9)
     axes.set_xlim(0, 1.18)
     axes.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
     axes.invert_yaxis()

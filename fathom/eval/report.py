@@ -41,6 +41,7 @@ __all__ = [
     "build_report",
     "eval_elapsed_s",
     "outcome",
+    "percent",
     "render_html",
     "render_markdown",
 ]
@@ -278,7 +279,8 @@ def build_report(
 # ---- figures as text ------------------------------------------------------------------------
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A ratio as a percentage with one decimal, or "—" when there is none."""
     return "—" if value is None else f"{value:.1%}"
 
 
@@ -297,9 +299,9 @@ def _figures(report: Report) -> list[tuple[str, str]]:
     """The headline figures as (name, value) rows."""
     s = report.summary
     return [
-        ("accuracy over all questions", f"{_pct(s.accuracy)} ({s.correct} of {s.total})"),
+        ("accuracy over all questions", f"{percent(s.accuracy)} ({s.correct} of {s.total})"),
         ("accuracy over completed questions",
-         f"{_pct(s.accuracy_completed)} ({report.overall.correct_completed} of {s.completed})"),
+         f"{percent(s.accuracy_completed)} ({report.overall.correct_completed} of {s.completed})"),
         ("correct", str(s.correct)),
         ("incorrect", str(s.incorrect)),
         ("not attempted", str(s.not_attempted)),
@@ -310,7 +312,7 @@ def _figures(report: Report) -> list[tuple[str, str]]:
         ("tool calls: mean / median", f"{_num(s.tool_calls_mean)} / {_num(s.tool_calls_median)}"),
         ("prompt tokens", _num(s.prompt_tokens)),
         ("completion tokens", _num(s.completion_tokens)),
-        ("cached prompt tokens", f"{_num(s.cached_tokens)} ({_pct(s.cached_fraction)})"),
+        ("cached prompt tokens", f"{_num(s.cached_tokens)} ({percent(s.cached_fraction)})"),
         ("wall per question: p50 / p95", f"{_num(s.wall_p50_s, ' s')} / {_num(s.wall_p95_s, ' s')}"),
         ("elapsed (first run start to last run end)", _num(report.elapsed_s, " s")),
         ("throughput", "—" if report.settled_per_minute is None
@@ -319,7 +321,7 @@ def _figures(report: Report) -> list[tuple[str, str]]:
 
 
 def _group_rows(groups: Sequence[GroupScore]) -> list[list[str]]:
-    return [[g.group, str(g.total), str(g.correct), _pct(g.accuracy), str(g.completed), _pct(g.accuracy_completed),
+    return [[g.group, str(g.total), str(g.correct), percent(g.accuracy), str(g.completed), percent(g.accuracy_completed),
              str(g.outcomes.get("failed", 0))] for g in groups]
 
 
@@ -331,7 +333,7 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     total = report.summary.total
     tables = [
         ("Outcomes", ["outcome", "questions", "share"],
-         [[_label(o), str(n), _pct(n / total if total else None)] for o, n in report.outcomes.items()]),
+         [[_label(o), str(n), percent(n / total if total else None)] for o, n in report.outcomes.items()]),
         ("Failures by cause", ["cause", "questions"],
          [[cause, str(n)] for cause, n in report.failures.items()] or [["none", "0"]]),
         ("Research run statuses", ["status", "questions"],
